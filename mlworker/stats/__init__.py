@@ -1,0 +1,29 @@
+"""Statistics of the CTS study as pure numpy/scipy functions (no Django, no scikit-learn)."""
+
+from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
+from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
+from .delong import delong_auc_covariance, delong_ci, delong_test
+from .group_tests import mann_whitney
+from .metrics import aggregate_by_cluster, binary_metrics, confusion, roc_auc, roc_curve
+from .threshold import youden_threshold
+
+__all__ = [
+    "BOOTSTRAP_METRICS",
+    "Box",
+    "aggregate_by_cluster",
+    "binary_metrics",
+    "bland_altman",
+    "bootstrap_ci",
+    "bootstrap_replicates",
+    "box_iou",
+    "confusion",
+    "delong_auc_covariance",
+    "delong_ci",
+    "delong_test",
+    "icc_2_1",
+    "mann_whitney",
+    "mean_pairwise_iou",
+    "roc_auc",
+    "roc_curve",
+    "youden_threshold",
+]

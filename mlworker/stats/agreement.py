@@ -1,0 +1,151 @@
+"""Agreement between annotators: ICC(2,1), Bland-Altman, bounding-box IoU."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import f as f_dist
+from scipy.stats import t as t_dist
+
+__all__ = ["Box", "icc_2_1", "bland_altman", "box_iou", "mean_pairwise_iou"]
+
+# (x, y, w, h) with (x, y) the top-left corner; a mapping with keys x, y, w, h is also accepted.
+Box = Sequence[float] | Mapping[str, float]
+
+
+def icc_2_1(ratings, *, level: float = 0.95, drop_incomplete: bool = False) -> dict[str, float]:
+    """ICC(2,1): two-way random effects, absolute agreement, single rater, with exact F-based CI.
+
+    Shrout & Fleiss (1979) ICC(2,1) = McGraw & Wong (1996) ICC(A,1), case 2A; CI by McGraw &
+    Wong's formulas (Satterthwaite df). Subjects with a missing rating are refused, or dropped
+    when drop_incomplete=True (n then counts complete subjects only).
+    """
+    x = np.asarray(ratings, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"ratings must be (n_subjects, k_raters), got shape {x.shape}")
+    if np.isinf(x).any():
+        raise ValueError("ratings contain infinite values")
+    incomplete = np.isnan(x).any(axis=1)
+    if incomplete.any():
+        if not drop_incomplete:
+            rows = np.flatnonzero(incomplete)[:5].tolist()
+            raise ValueError(
+                f"{int(incomplete.sum())} subject(s) have missing ratings (rows {rows}...); "
+                "pass drop_incomplete=True to analyse complete subjects only"
+            )
+        x = x[~incomplete]
+    n, k = x.shape
+    if n < 2 or k < 2:
+        raise ValueError(f"need at least 2 subjects and 2 raters, got {n} x {k}")
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+    grand = x.mean()
+    ss_rows = k * ((x.mean(axis=1) - grand) ** 2).sum()
+    ss_cols = n * ((x.mean(axis=0) - grand) ** 2).sum()
+    ss_err = ((x - grand) ** 2).sum() - ss_rows - ss_cols
+    df1, df_cols, df2 = n - 1, k - 1, (n - 1) * (k - 1)
+    msr, msc, mse = ss_rows / df1, ss_cols / df_cols, ss_err / df2
+    if mse <= 0:
+        raise ValueError("residual mean square is 0 (raters agree perfectly up to offsets); ICC undefined")
+
+    icc = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    f_value = msr / mse
+    p_value = float(f_dist.sf(f_value, df1, df2))
+
+    # McGraw & Wong (1996), case 2A: Satterthwaite df v for the mixed denominator.
+    alpha = 1.0 - level
+    a = k * icc / (n * (1.0 - icc))
+    b = 1.0 + k * icc * (n - 1) / (n * (1.0 - icc))
+    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / df_cols + (b * mse) ** 2 / df2)
+    f_low = f_dist.ppf(1.0 - alpha / 2.0, df1, v)
+    f_high = f_dist.ppf(1.0 - alpha / 2.0, v, df1)
+    denom = k * msc + (k * n - k - n) * mse
+    ci_low = n * (msr - f_low * mse) / (f_low * denom + n * msr)
+    ci_high = n * (f_high * msr - mse) / (denom + n * f_high * msr)
+    return {
+        "icc": float(icc),
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
+        "f_value": float(f_value),
+        "df1": int(df1),
+        "df2": int(df2),
+        "p_value": p_value,
+        "n": int(n),
+        "k": int(k),
+        "ms_subjects": float(msr),
+        "ms_raters": float(msc),
+        "ms_error": float(mse),
+    }
+
+
+def bland_altman(a, b) -> dict:
+    """Differences a - b: bias = mean, sd (ddof=1), limits bias +- 1.96 sd, 95% bias CI by Student t."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError("a and b must be 1-D")
+    if x.size != y.size:
+        raise ValueError(f"length mismatch: a has {x.size} items, b has {y.size}")
+    if x.size < 2:
+        raise ValueError(f"need at least 2 paired measurements, got {x.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a or b contains NaN or infinite values")
+    d = x - y
+    n = d.size
+    bias = float(d.mean())
+    sd = float(d.std(ddof=1))
+    half = float(t_dist.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {
+        "bias": bias,
+        "sd": sd,
+        "loa_low": bias - 1.96 * sd,  # 1.96 as in Bland & Altman (1986)
+        "loa_high": bias + 1.96 * sd,
+        "bias_ci_low": bias - half,
+        "bias_ci_high": bias + half,
+        "n": int(n),
+        "means": ((x + y) / 2.0).tolist(),
+        "differences": d.tolist(),
+    }
+
+
+def _box(box: Box, name: str) -> tuple[float, float, float, float]:
+    """Normalise a box to floats (x, y, w, h) and check it."""
+    if isinstance(box, Mapping):
+        try:
+            vals = tuple(float(box[key]) for key in ("x", "y", "w", "h"))
+        except KeyError as exc:
+            raise ValueError(f"{name} mapping needs keys x, y, w, h; missing {exc}") from exc
+    else:
+        if box is None or len(box) != 4:
+            raise ValueError(f"{name} must be (x, y, w, h), got {box!r}")
+        vals = tuple(float(v) for v in box)
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{name} has non-finite coordinates: {vals}")
+    if vals[2] < 0 or vals[3] < 0:
+        raise ValueError(f"{name} has negative width or height: {vals}")
+    return vals
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes; nan when both have zero area."""
+    ax, ay, aw, ah = _box(a, "a")
+    bx, by, bw, bh = _box(b, "b")
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else math.nan
+
+
+def mean_pairwise_iou(boxes_by_rater: Mapping[str, Box]) -> float:
+    """Mean IoU over all unordered pairs of raters' boxes for one image (needs >= 2 raters)."""
+    if len(boxes_by_rater) < 2:
+        raise ValueError(f"need boxes from at least 2 raters, got {len(boxes_by_rater)}")
+    boxes = {r: _box(b, f"box of rater {r!r}") for r, b in boxes_by_rater.items()}
+    ious = [box_iou(boxes[r], boxes[s]) for r, s in itertools.combinations(boxes, 2)]
+    return float(np.mean(ious))

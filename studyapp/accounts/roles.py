@@ -1,0 +1,52 @@
+"""The study's roles as Django groups, and the model permissions each one holds."""
+
+from django.contrib.auth.models import Group, Permission
+
+COORDINATOR = "coordinator"
+ANNOTATOR = "annotator"
+PI = "pi"
+ROLES = (COORDINATOR, ANNOTATOR, PI)
+
+_CRUD = ("add", "change", "delete", "view")
+
+
+def _crud(app: str, *models: str) -> set[str]:
+    return {f"{app}.{action}_{model}" for model in models for action in _CRUD}
+
+
+def _view(app: str, *models: str) -> set[str]:
+    return {f"{app}.view_{model}" for model in models}
+
+
+COHORT_MODELS = ("participant", "hand", "epsexam", "csameasurement")
+
+# Later issues extend these sets (clips, annotations, splits, training) in one place.
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    COORDINATOR: _crud("cohort", *COHORT_MODELS) | {"cohort.view_demographics", "protocol.view_studysettings"},
+    # Annotators see what annotation needs: hands and their measurements, never demographics.
+    ANNOTATOR: _view("cohort", "participant", "hand", "csameasurement") | {"protocol.view_studysettings"},
+    PI: _view("cohort", *COHORT_MODELS) | {"cohort.view_demographics", "protocol.view_studysettings",
+                                           "protocol.change_studysettings"},
+}
+
+
+def sync_roles() -> None:
+    """Create the role groups and set exactly their permissions (idempotent; runs after migrate)."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for perm in sorted(perms):
+            app_label, codename = perm.split(".")
+            try:
+                wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+            except Permission.DoesNotExist:
+                # The app providing it is not migrated yet; a later post_migrate completes the set.
+                continue
+        group.permissions.set(wanted)
+
+
+def user_roles(user) -> list[str]:
+    roles = [name for name in user.groups.values_list("name", flat=True) if name in ROLES]
+    if user.is_superuser:
+        roles.append("admin")
+    return roles

@@ -1,0 +1,24 @@
+"""The REST API: one router for every app's resources, plus the schema and its docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from studyapp.cohort import api as cohort_api
+from studyapp.ops import api as ops_api
+
+router = DefaultRouter()
+cohort_api.register(router)
+
+urlpatterns = [
+    path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),
+    path("cohort/restage/", cohort_api.RestageView.as_view(), name="cohort-restage"),
+    path("health/", ops_api.HealthView.as_view(), name="health"),
+    path("ops/ping-worker/", ops_api.WorkerPingView.as_view(), name="ping-worker"),
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("", include(router.urls)),
+]

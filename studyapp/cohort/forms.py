@@ -1,0 +1,71 @@
+from django import forms
+
+from studyapp.protocol.models import StudySettings
+
+from .models import CsaMeasurement, EpsExam, Hand, Participant
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ParticipantForm(forms.ModelForm):
+    enroll_left = forms.BooleanField(required=False, initial=True, label="Enroll left hand")
+    enroll_right = forms.BooleanField(required=False, initial=True, label="Enroll right hand")
+
+    class Meta:
+        model = Participant
+        fields = ["study_code", "sex", "age", "recruitment", "enrolled_on"]
+        widgets = {"enrolled_on": DateInput()}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None and not (cleaned.get("enroll_left") or cleaned.get("enroll_right")):
+            raise forms.ValidationError("Enroll at least one hand.", code="no_hand")
+        return cleaned
+
+
+class HandForm(forms.ModelForm):
+    class Meta:
+        model = Hand
+        fields = ["side", "exclusion_reason", "exclusion_detail"]
+        widgets = {"exclusion_detail": forms.Textarea(attrs={"rows": 2})}
+
+
+class HandExclusionForm(forms.ModelForm):
+    class Meta:
+        model = Hand
+        fields = ["exclusion_reason", "exclusion_detail"]
+        widgets = {"exclusion_detail": forms.Textarea(attrs={"rows": 2})}
+
+
+class EpsExamForm(forms.ModelForm):
+    class Meta:
+        model = EpsExam
+        fields = ["exam_date", "dml_ms", "sncv_m_s", "motor_response_absent", "sensory_response_absent"]
+        widgets = {"exam_date": DateInput(),
+                   "dml_ms": forms.NumberInput(attrs={"step": "0.01"}),
+                   "sncv_m_s": forms.NumberInput(attrs={"step": "0.1"})}
+
+
+class CsaMeasurementForm(forms.ModelForm):
+    class Meta:
+        model = CsaMeasurement
+        fields = ["csa_mm2", "site", "measured_on"]
+        widgets = {"measured_on": DateInput(), "csa_mm2": forms.NumberInput(attrs={"step": "0.1"})}
+
+
+class StudySettingsForm(forms.ModelForm):
+    class Meta:
+        model = StudySettings
+        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm"]
+
+
+class CsvImportForm(forms.Form):
+    file = forms.FileField(help_text="UTF-8 CSV, one row per hand; the export's columns.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > 5 * 1024 * 1024:
+            raise forms.ValidationError("The file is over 5 MB; split it.", code="too_large")
+        return upload

@@ -1,0 +1,71 @@
+from rest_framework import serializers
+
+from .models import CsaMeasurement, EpsExam, Hand, Participant
+from .selectors import hand_needs_restaging
+
+DEMOGRAPHIC_FIELDS = ("sex", "age")
+
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Participant
+        fields = ["id", "study_code", "sex", "age", "recruitment", "enrolled_on"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not request.user.has_perm("cohort.view_demographics"):
+            for name in DEMOGRAPHIC_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+class HandSerializer(serializers.ModelSerializer):
+    study_code = serializers.CharField(source="participant.study_code", read_only=True)
+    needs_restaging = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Hand
+        fields = ["id", "participant", "study_code", "side", "exclusion_reason", "exclusion_detail",
+                  "stage", "group", "staging_reason", "needs_restaging", "staged_at"]
+        read_only_fields = ["stage", "group", "staging_reason", "staged_at"]
+
+    def get_needs_restaging(self, hand) -> bool:
+        return hand_needs_restaging(hand)
+
+    def validate_participant(self, participant):
+        if self.instance is not None and participant != self.instance.participant:
+            raise serializers.ValidationError("A hand cannot move to another participant.", code="immutable")
+        return participant
+
+
+class EpsExamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EpsExam
+        fields = ["id", "hand", "exam_date", "dml_ms", "sncv_m_s", "motor_response_absent",
+                  "sensory_response_absent", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_hand(self, hand):
+        if self.instance is not None and hand != self.instance.hand:
+            raise serializers.ValidationError("An exam cannot move to another hand.", code="immutable")
+        return hand
+
+
+class CsaMeasurementSerializer(serializers.ModelSerializer):
+    measured_by = serializers.StringRelatedField(read_only=True)
+
+    class Meta:
+        model = CsaMeasurement
+        fields = ["id", "hand", "csa_mm2", "site", "measured_on", "measured_by", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_hand(self, hand):
+        if self.instance is not None and hand != self.instance.hand:
+            raise serializers.ValidationError("A measurement cannot move to another hand.", code="immutable")
+        return hand
+
+
+class RestageSerializer(serializers.Serializer):
+    hands = serializers.PrimaryKeyRelatedField(queryset=Hand.objects.all(), many=True, required=False,
+                                               help_text="Hands to re-stage; all outdated hands when omitted.")

@@ -1,0 +1,175 @@
+"""Writes to the cohort. Every write validates fully, runs in one transaction and re-derives staging.
+
+Audit rows come from django-simple-history on each model; the acting user is taken from the request
+(HistoryRequestMiddleware) or, outside a request, from `history_user`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from studyapp.protocol.models import StudySettings
+
+from . import staging
+from .models import CsaMeasurement, EpsExam, Hand, Participant
+
+PARTICIPANT_FIELDS = ("study_code", "sex", "age", "recruitment", "enrolled_on")
+HAND_FIELDS = ("side", "exclusion_reason", "exclusion_detail")
+EPS_FIELDS = ("exam_date", "dml_ms", "sncv_m_s", "motor_response_absent", "sensory_response_absent")
+CSA_FIELDS = ("csa_mm2", "site", "measured_on", "measured_by")
+
+
+def _save(instance, *, history_user=None):
+    instance.full_clean()
+    if history_user is not None:
+        instance._history_user = history_user
+    instance.save()
+    return instance
+
+
+def _assign(instance, fields: dict, allowed: Iterable[str]):
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on {type(instance).__name__}")
+    for name, value in fields.items():
+        setattr(instance, name, value)
+
+
+def hand_assessment(*, hand: Hand, thresholds: staging.Thresholds) -> staging.Assessment:
+    """Derive a hand's stage and group from its current data (no write)."""
+    exam = hand.eps_exams.order_by("-exam_date", "-id").first()
+    return staging.assess_hand(
+        recruitment=hand.participant.recruitment,
+        exclusion_reason=hand.exclusion_reason,
+        eps=exam.findings if exam else None,
+        thresholds=thresholds,
+    )
+
+
+def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, history_user=None) -> Hand:
+    """Store the derived stage and group with the thresholds used; a no-op write is skipped."""
+    thresholds = thresholds or StudySettings.current().thresholds
+    result = hand_assessment(hand=hand, thresholds=thresholds)
+    derived = {
+        "stage": result.stage,
+        "group": result.group.value,
+        "staging_reason": result.reason,
+        "staged_dml_threshold_ms": thresholds.dml_ms,
+        "staged_sncv_threshold_m_s": thresholds.sncv_m_s,
+    }
+    if all(getattr(hand, name) == value for name, value in derived.items()):
+        return hand
+    for name, value in derived.items():
+        setattr(hand, name, value)
+    hand.staged_at = timezone.now()
+    if history_user is not None:
+        hand._history_user = history_user
+    hand.save()
+    return hand
+
+
+@transaction.atomic
+def participant_create(*, history_user=None, **fields) -> Participant:
+    participant = Participant()
+    _assign(participant, fields, PARTICIPANT_FIELDS)
+    return _save(participant, history_user=history_user)
+
+
+@transaction.atomic
+def participant_update(*, participant: Participant, history_user=None, **fields) -> Participant:
+    _assign(participant, fields, PARTICIPANT_FIELDS)
+    _save(participant, history_user=history_user)
+    # Recruitment decides the group of a hand without EPS and flags conflicting evidence.
+    for hand in participant.hands.all():
+        hand_restage(hand=hand, history_user=history_user)
+    return participant
+
+
+@transaction.atomic
+def participant_delete(*, participant: Participant) -> None:
+    participant.delete()  # PROTECT refuses while hands exist; the history keeps the deleted row
+
+
+@transaction.atomic
+def hand_create(*, participant: Participant, history_user=None, **fields) -> Hand:
+    hand = Hand(participant=participant)
+    _assign(hand, fields, HAND_FIELDS)
+    _save(hand, history_user=history_user)
+    return hand_restage(hand=hand, history_user=history_user)
+
+
+@transaction.atomic
+def hand_update(*, hand: Hand, history_user=None, **fields) -> Hand:
+    _assign(hand, fields, HAND_FIELDS)
+    _save(hand, history_user=history_user)
+    return hand_restage(hand=hand, history_user=history_user)
+
+
+@transaction.atomic
+def hand_delete(*, hand: Hand) -> None:
+    hand.delete()
+
+
+@transaction.atomic
+def eps_exam_create(*, hand: Hand, history_user=None, **fields) -> EpsExam:
+    exam = EpsExam(hand=hand)
+    _assign(exam, fields, EPS_FIELDS)
+    _save(exam, history_user=history_user)
+    hand_restage(hand=hand, history_user=history_user)
+    return exam
+
+
+@transaction.atomic
+def eps_exam_update(*, exam: EpsExam, history_user=None, **fields) -> EpsExam:
+    _assign(exam, fields, EPS_FIELDS)
+    _save(exam, history_user=history_user)
+    hand_restage(hand=exam.hand, history_user=history_user)
+    return exam
+
+
+@transaction.atomic
+def eps_exam_delete(*, exam: EpsExam) -> None:
+    hand = exam.hand
+    exam.delete()
+    hand_restage(hand=hand)
+
+
+@transaction.atomic
+def csa_measurement_create(*, hand: Hand, history_user=None, **fields) -> CsaMeasurement:
+    measurement = CsaMeasurement(hand=hand)
+    _assign(measurement, fields, CSA_FIELDS)
+    return _save(measurement, history_user=history_user)
+
+
+@transaction.atomic
+def csa_measurement_update(*, measurement: CsaMeasurement, history_user=None, **fields) -> CsaMeasurement:
+    _assign(measurement, fields, CSA_FIELDS)
+    return _save(measurement, history_user=history_user)
+
+
+@transaction.atomic
+def csa_measurement_delete(*, measurement: CsaMeasurement) -> None:
+    measurement.delete()
+
+
+@transaction.atomic
+def study_settings_update(*, history_user=None, **fields) -> StudySettings:
+    """Change protocol settings; existing hands keep their stage and are flagged for re-staging."""
+    study_settings = StudySettings.current()
+    _assign(study_settings, fields, ("dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm"))
+    return _save(study_settings, history_user=history_user)
+
+
+@transaction.atomic
+def hands_restage(*, hands: Iterable[Hand], history_user=None) -> int:
+    """Re-stage the given hands with the current thresholds; returns how many changed."""
+    thresholds = StudySettings.current().thresholds
+    changed = 0
+    for hand in hands:
+        staged_at = hand.staged_at
+        hand_restage(hand=hand, thresholds=thresholds, history_user=history_user)
+        changed += hand.staged_at != staged_at  # hand_restage only writes (and stamps) a change
+    return changed

@@ -1,0 +1,264 @@
+"""Server-rendered cohort pages. Each view checks the role permission, validates, calls a service."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from studyapp.protocol.models import StudySettings
+
+from . import audit, csvio, selectors, services, staging
+from .forms import (CsaMeasurementForm, CsvImportForm, EpsExamForm, HandExclusionForm, ParticipantForm,
+                    StudySettingsForm)
+from .models import CsaMeasurement, EpsExam, Hand, Participant
+
+
+def _add_service_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@login_required
+@permission_required("cohort.view_hand", raise_exception=True)
+def hand_list(request):
+    params = request.GET
+    included = {"yes": True, "no": False}.get(params.get("included", ""))
+    stage = params.get("stage")
+    hands = selectors.hand_list(
+        group=params.get("group") or None,
+        stage=int(stage) if stage and stage.isdigit() else None,
+        included=included,
+        search=params.get("q") or None,
+        needs_restaging=True if params.get("restaging") == "yes" else None,
+    )
+    page = Paginator(hands, 50).get_page(params.get("page"))
+    query = params.copy()
+    query.pop("page", None)
+    return render(request, "cohort/hand_list.html", {
+        "page": page, "params": params, "querystring": query.urlencode(),
+        "groups": Hand.GroupChoice.choices, "stages": range(1, 6),
+        "outdated_count": selectors.hand_list(needs_restaging=True).count(),
+        "flow": selectors.cohort_flow(),
+    })
+
+
+@login_required
+@permission_required("cohort.add_participant", raise_exception=True)
+def participant_create(request):
+    form = ParticipantForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        sides = [side for side in ("left", "right") if data.pop(f"enroll_{side}")]
+        try:
+            with transaction.atomic():
+                participant = services.participant_create(**data)
+                hands = [services.hand_create(participant=participant, side=side) for side in sides]
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"Enrolled {participant.study_code} ({', '.join(sides)} hand).")
+            return redirect("cohort:hand-detail", pk=hands[0].pk)
+    return render(request, "cohort/participant_form.html", {"form": form, "title": "Enroll a participant"})
+
+
+@login_required
+@permission_required("cohort.change_participant", raise_exception=True)
+def participant_edit(request, pk):
+    participant = get_object_or_404(Participant, pk=pk)
+    form = ParticipantForm(request.POST or None, instance=participant)
+    for name in ("enroll_left", "enroll_right"):
+        del form.fields[name]
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.participant_update(participant=Participant.objects.get(pk=pk), **form.cleaned_data)
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"Saved {participant.study_code}.")
+            return redirect("cohort:hand-detail", pk=participant.hands.first().pk)
+    return render(request, "cohort/participant_form.html",
+                  {"form": form, "title": f"Edit participant {participant.study_code}"})
+
+
+@login_required
+@require_POST
+@permission_required("cohort.add_hand", raise_exception=True)
+def hand_add(request, participant_pk):
+    participant = get_object_or_404(Participant, pk=participant_pk)
+    side = request.POST.get("side", "")
+    try:
+        hand = services.hand_create(participant=participant, side=side)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("cohort:hand-list")
+    messages.success(request, f"Enrolled the {side} hand of {participant.study_code}.")
+    return redirect("cohort:hand-detail", pk=hand.pk)
+
+
+def _hand_context(request, hand, **forms):
+    exams = list(hand.eps_exams.all())
+    other_side = "right" if hand.side == "left" else "left"
+    context = {
+        "hand": hand,
+        "participant": hand.participant,
+        "show_demographics": request.user.has_perm("cohort.view_demographics"),
+        "exams": exams,
+        "current_exam": exams[0] if exams else None,
+        "csa_measurements": hand.csa_measurements.select_related("measured_by"),
+        "needs_restaging": selectors.hand_needs_restaging(hand),
+        "can_add_other_hand": not hand.participant.hands.filter(side=other_side).exists(),
+        "other_side": other_side,
+        "eps_form": EpsExamForm(initial={"exam_date": timezone.localdate()}),
+        "csa_form": CsaMeasurementForm(),
+        "exclusion_form": HandExclusionForm(instance=hand),
+    }
+    context.update(forms)
+    return context
+
+
+@login_required
+@permission_required("cohort.view_hand", raise_exception=True)
+def hand_detail(request, pk):
+    hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
+    return render(request, "cohort/hand_detail.html", _hand_context(request, hand))
+
+
+def _post_form(request, pk, form_key, make_form, save):
+    """Validate a hand-page form and save it; on errors re-render the page with what was typed."""
+    hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
+    form = make_form(hand)
+    if form.is_valid():
+        try:
+            save(hand, form.cleaned_data)
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            return redirect("cohort:hand-detail", pk=hand.pk)
+    return render(request, "cohort/hand_detail.html", _hand_context(request, hand, **{form_key: form}), status=400)
+
+
+@login_required
+@require_POST
+@permission_required("cohort.add_epsexam", raise_exception=True)
+def eps_exam_add(request, pk):
+    def save(hand, data):
+        services.eps_exam_create(hand=hand, **data)
+        messages.success(request, "EPS exam saved; stage and group re-derived.")
+    return _post_form(request, pk, "eps_form", lambda hand: EpsExamForm(request.POST, instance=EpsExam(hand=hand)),
+                      save)
+
+
+@login_required
+@require_POST
+@permission_required("cohort.add_csameasurement", raise_exception=True)
+def csa_add(request, pk):
+    def save(hand, data):
+        services.csa_measurement_create(hand=hand, measured_by=request.user, **data)
+        messages.success(request, "CSA measurement saved.")
+    return _post_form(request, pk, "csa_form",
+                      lambda hand: CsaMeasurementForm(request.POST, instance=CsaMeasurement(hand=hand)), save)
+
+
+@login_required
+@require_POST
+@permission_required("cohort.change_hand", raise_exception=True)
+def hand_exclusion(request, pk):
+    def save(hand, data):
+        services.hand_update(hand=hand, **data)
+        messages.success(request, "Eligibility saved.")
+    # A separate instance, so a refused edit doesn't show on the page as if saved.
+    return _post_form(request, pk, "exclusion_form",
+                      lambda hand: HandExclusionForm(request.POST, instance=Hand.objects.get(pk=hand.pk)), save)
+
+
+@login_required
+@require_POST
+@permission_required("cohort.view_hand", raise_exception=True)
+def eps_preview(request, pk):
+    """The stage, group and reason the typed EPS values would give (same function as on save)."""
+    hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
+    form = EpsExamForm(request.POST)
+    form.is_valid()  # populates cleaned_data for the fields that parse
+    data = form.cleaned_data
+    findings = staging.EpsFindings(dml_ms=data.get("dml_ms"), sncv_m_s=data.get("sncv_m_s"),
+                                   motor_response_absent=bool(data.get("motor_response_absent")),
+                                   sensory_response_absent=bool(data.get("sensory_response_absent")))
+    errors = [f"{e.field}: {e.message}" for e in staging.eps_errors(findings)]
+    errors += [f"{name}: {' '.join(errs)}" for name, errs in form.errors.items() if name in ("dml_ms", "sncv_m_s")]
+    assessment = None
+    if not errors:
+        assessment = staging.assess_hand(recruitment=hand.participant.recruitment,
+                                         exclusion_reason=hand.exclusion_reason, eps=findings,
+                                         thresholds=StudySettings.current().thresholds)
+    return render(request, "cohort/_stage_preview.html", {"assessment": assessment, "errors": errors})
+
+
+@login_required
+@permission_required("cohort.view_hand", raise_exception=True)
+def hand_history(request, pk):
+    hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
+    entries = audit.hand_audit_trail(hand, include_demographics=request.user.has_perm("cohort.view_demographics"))
+    return render(request, "cohort/hand_history.html", {"hand": hand, "entries": entries})
+
+
+@login_required
+@require_POST
+def hands_restage(request):
+    if not (request.user.has_perm("cohort.change_hand") or request.user.has_perm("protocol.change_studysettings")):
+        raise PermissionDenied
+    changed = services.hands_restage(hands=selectors.hand_list(needs_restaging=True))
+    messages.success(request, f"Re-staged with the current thresholds: {changed} hand(s) changed.")
+    return redirect("cohort:hand-list")
+
+
+@login_required
+@permission_required("cohort.add_participant", raise_exception=True)
+def cohort_import(request):
+    form = CsvImportForm(request.POST or None, request.FILES or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        result = csvio.import_cohort(form.cleaned_data["file"].read(), history_user=request.user)
+        if result.ok:
+            messages.success(request, f"Imported {result.participants} participant(s), {result.hands} hand(s), "
+                                      f"{result.eps_exams} EPS exam(s), {result.csa_measurements} CSA value(s).")
+            return redirect("cohort:hand-list")
+    return render(request, "cohort/import.html", {"form": form, "result": result,
+                                                   "columns": csvio.IMPORT_COLUMNS}, status=400 if result else 200)
+
+
+@login_required
+@permission_required("cohort.view_demographics", raise_exception=True)
+def cohort_export(request):
+    response = HttpResponse(csvio.export_cohort().export("csv"), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="cts-cohort-{timezone.localdate()}.csv"'
+    return response
+
+
+@login_required
+@permission_required("protocol.view_studysettings", raise_exception=True)
+def study_settings(request):
+    can_edit = request.user.has_perm("protocol.change_studysettings")
+    current = StudySettings.current()
+    form = StudySettingsForm(request.POST or None, instance=current)
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied
+        if form.is_valid():
+            services.study_settings_update(**form.cleaned_data)
+            outdated = selectors.hand_list(needs_restaging=True).count()
+            messages.success(request, f"Settings saved. {outdated} hand(s) were staged with other thresholds "
+                                      "and are flagged for re-staging." if outdated else "Settings saved.")
+            return redirect(reverse("cohort:study-settings"))
+    return render(request, "cohort/study_settings.html", {"form": form, "can_edit": can_edit,
+                                                           "history": current.history.all()[:20]})

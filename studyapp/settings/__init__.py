@@ -1,0 +1,1 @@
+"""Settings modules: `base` reads everything from the environment; `test` adds test conveniences."""

@@ -1,0 +1,51 @@
+import datetime as dt
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from studyapp.cohort import services
+from studyapp.cohort.models import Participant
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw-for-tests-1")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+
+
+class ParticipantFactory(factory.django.DjangoModelFactory):
+    """Participants through the service, as the app creates them."""
+
+    class Meta:
+        model = Participant
+
+    study_code = factory.Sequence(lambda n: f"CTS-{n:04d}")
+    sex = "female"
+    age = 52
+    recruitment = "patient"
+    enrolled_on = dt.date(2026, 1, 15)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return services.participant_create(**kwargs)
+
+
+def make_hand(*, side="right", recruitment="patient", eps=None, exclusion_reason="", **participant):
+    """A participant with one hand, and optionally an EPS exam (dict of EPS fields)."""
+    person = ParticipantFactory(recruitment=recruitment, **participant)
+    hand = services.hand_create(participant=person, side=side, exclusion_reason=exclusion_reason,
+                                exclusion_detail="detail" if exclusion_reason == "other" else "")
+    if eps is not None:
+        services.eps_exam_create(hand=hand, exam_date=eps.pop("exam_date", dt.date(2026, 2, 1)), **eps)
+        hand.refresh_from_db()
+    return hand

@@ -1,0 +1,116 @@
+"""Every role against every cohort endpoint, in the API and the web UI alike."""
+
+import datetime as dt
+
+import pytest
+
+from tests.factories import make_hand
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["coordinator", "annotator", "pi", "admin", "norole", "anonymous"]
+EVERYONE = {"coordinator", "annotator", "pi", "admin"}
+COORD = {"coordinator", "admin"}
+CLINICAL = {"coordinator", "pi", "admin"}  # may see EPS and demographics
+
+
+@pytest.fixture
+def hand():
+    return make_hand(eps={"dml_ms": 5.0, "sncv_m_s": 45.0})
+
+
+def participant_payload(role):
+    return {"study_code": f"NEW-{role}", "sex": "male", "age": 40, "recruitment": "patient"}
+
+
+API = [
+    # (method, url, payload, roles allowed)
+    ("get", lambda h: "/api/participants/", None, EVERYONE),
+    ("post", lambda h: "/api/participants/", participant_payload, COORD),
+    ("get", lambda h: f"/api/participants/{h.participant_id}/", None, EVERYONE),
+    ("patch", lambda h: f"/api/participants/{h.participant_id}/", lambda r: {"age": 41}, COORD),
+    ("delete", lambda h: f"/api/participants/{h.participant_id}/", None, COORD),
+    ("get", lambda h: "/api/hands/", None, EVERYONE),
+    ("post", lambda h: "/api/hands/", lambda r: None, COORD),
+    ("get", lambda h: f"/api/hands/{h.pk}/", None, EVERYONE),
+    ("patch", lambda h: f"/api/hands/{h.pk}/", lambda r: {"exclusion_reason": "prior_wrist_surgery"}, COORD),
+    ("delete", lambda h: f"/api/hands/{h.pk}/", None, COORD),
+    ("get", lambda h: "/api/eps-exams/", None, CLINICAL),
+    ("post", lambda h: "/api/eps-exams/", lambda r: None, COORD),
+    ("get", lambda h: "/api/csa-measurements/", None, EVERYONE),
+    ("post", lambda h: "/api/csa-measurements/", lambda r: None, COORD),
+    ("get", lambda h: "/api/cohort/flow/", None, EVERYONE),
+    ("post", lambda h: "/api/cohort/restage/", lambda r: {}, {"coordinator", "pi", "admin"}),
+    ("get", lambda h: "/api/schema/", None, EVERYONE | {"norole"}),
+    ("post", lambda h: "/api/ops/ping-worker/", lambda r: {}, EVERYONE | {"norole"}),
+    ("get", lambda h: "/api/health/", None, set(ROLES)),
+]
+
+
+def _payload(spec, role, hand):
+    if spec is None:
+        return None
+    data = spec(role)
+    if data is None:  # resources that point at the hand
+        data = {"hand": hand.pk, "exam_date": "2026-03-01", "dml_ms": 4.0, "sncv_m_s": 50.0, "csa_mm2": 9.5,
+                "participant": hand.participant_id, "side": "left"}
+    return data
+
+
+@pytest.mark.parametrize("method, url, payload, allowed", API,
+                         ids=[f"{m.upper()} {u(type('H', (), {'pk': 1, 'participant_id': 1}))}" for m, u, _, _ in API])
+@pytest.mark.parametrize("role", ROLES)
+def test_api_permissions(api_for, hand, role, method, url, payload, allowed):
+    response = getattr(api_for(role), method)(url(hand), _payload(payload, role, hand), format="json")
+    if role in allowed:
+        assert response.status_code < 400 or response.status_code == 409, response.content
+    else:
+        assert response.status_code in (401, 403), response.content
+
+
+def test_annotator_never_sees_demographics(api_for, hand):
+    data = api_for("annotator").get(f"/api/participants/{hand.participant_id}/").json()
+    assert "sex" not in data and "age" not in data and data["study_code"]
+    assert {"sex", "age"} <= set(api_for("pi").get(f"/api/participants/{hand.participant_id}/").json())
+
+
+WEB = [
+    ("get", lambda h: "/cohort/", None, EVERYONE),
+    ("get", lambda h: "/cohort/participants/new/", None, COORD),
+    ("post", lambda h: "/cohort/participants/new/",
+     {"study_code": "WEB-1", "sex": "female", "age": 50, "recruitment": "patient", "enrolled_on": "2026-01-02",
+      "enroll_left": "on"}, COORD),
+    ("get", lambda h: f"/cohort/participants/{h.participant_id}/edit/", None, COORD),
+    ("post", lambda h: f"/cohort/participants/{h.participant_id}/hands/", {"side": "left"}, COORD),
+    ("get", lambda h: f"/cohort/hands/{h.pk}/", None, EVERYONE),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/", {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"},
+     COORD),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, EVERYONE),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/csa/", {"csa_mm2": "9.1", "site": "carpal_tunnel_inlet",
+                                                      "measured_on": "2026-03-01"}, COORD),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eligibility/", {"exclusion_reason": ""}, COORD),
+    ("get", lambda h: f"/cohort/hands/{h.pk}/history/", None, EVERYONE),
+    ("post", lambda h: "/cohort/restage/", {}, {"coordinator", "pi", "admin"}),
+    ("get", lambda h: "/cohort/import/", None, COORD),
+    ("get", lambda h: "/cohort/export.csv", None, CLINICAL),
+    ("get", lambda h: "/cohort/settings/", None, EVERYONE),
+    ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
+                                             "frames_per_clip": "100", "crop_size_mm": "15"}, {"pi", "admin"}),
+]
+
+
+@pytest.mark.parametrize("method, url, data, allowed", WEB,
+                         ids=[f"{m.upper()} {u(type('H', (), {'pk': 1, 'participant_id': 1}))}" for m, u, _, _ in WEB])
+@pytest.mark.parametrize("role", ROLES)
+def test_web_permissions(client, users, hand, role, method, url, data, allowed):
+    if role != "anonymous":
+        client.force_login(users[role])
+    response = getattr(client, method)(url(hand), data or {})
+    if role in allowed:
+        assert response.status_code in (200, 302), response.content[:500]
+        if response.status_code == 302:
+            assert "/accounts/login/" not in response["Location"]
+    elif role == "anonymous":
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    else:
+        assert response.status_code == 403

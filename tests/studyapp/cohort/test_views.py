@@ -1,0 +1,103 @@
+import pytest
+
+from studyapp.cohort.models import EpsExam, Hand, Participant
+from tests.factories import make_hand
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_and_redirect(client, users):
+    assert client.get("/").status_code == 302
+    response = client.post("/accounts/login/", {"username": "coord", "password": "pw-for-tests-1"})
+    assert response.status_code == 302
+    assert client.get("/cohort/").status_code == 200
+
+
+def test_enroll_then_enter_eps_and_see_the_stage(client_for):
+    client = client_for("coordinator")
+    response = client.post("/cohort/participants/new/", {
+        "study_code": "W-1", "sex": "female", "age": "58", "recruitment": "patient",
+        "enrolled_on": "2026-01-10", "enroll_left": "on", "enroll_right": "on"})
+    assert response.status_code == 302
+    participant = Participant.objects.get(study_code="W-1")
+    assert sorted(participant.hands.values_list("side", flat=True)) == ["left", "right"]
+    hand = participant.hands.get(side="right")
+    assert response["Location"].endswith(f"/cohort/hands/{participant.hands.get(side='left').pk}/")
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/", {
+        "exam_date": "2026-02-01", "dml_ms": "5.2", "sncv_m_s": "36"}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Stage 3" in page and "CTS" in page
+    hand.refresh_from_db()
+    assert (hand.stage, hand.group) == (3, "cts")
+
+
+def test_live_preview_uses_the_staging_function(client_for):
+    hand = make_hand()
+    client = client_for("coordinator")
+    page = client.post(f"/cohort/hands/{hand.pk}/eps/preview/", {"dml_ms": "4.5", "sncv_m_s": "40"}).content.decode()
+    assert "Stage 2" in page and 'data-group="cts"' in page
+    page = client.post(f"/cohort/hands/{hand.pk}/eps/preview/", {"dml_ms": "4.0", "sncv_m_s": "30"}).content.decode()
+    assert 'data-group="needs_review"' in page and "not a stage of the protocol" in page
+    page = client.post(f"/cohort/hands/{hand.pk}/eps/preview/", {"dml_ms": "44", "sncv_m_s": "30"}).content.decode()
+    assert "Can't stage" in page and "between 0 and 20" in page
+    assert EpsExam.objects.count() == 0  # a preview never saves
+
+
+def test_validation_errors_show_next_to_the_field_and_keep_the_input(client_for):
+    hand = make_hand()
+    client = client_for("coordinator")
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/", {"exam_date": "2026-02-01", "dml_ms": "27.5",
+                                                             "sncv_m_s": "41.5"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="id_dml_ms_errors"' in page and "between 0 and 20" in page
+    assert 'value="27.5"' in page and 'value="41.5"' in page
+    assert EpsExam.objects.count() == 0
+
+
+def test_duplicate_study_code_in_the_form(client_for):
+    make_hand(study_code="DUP-1")
+    response = client_for("coordinator").post("/cohort/participants/new/", {
+        "study_code": "DUP-1", "sex": "male", "age": "44", "recruitment": "patient", "enrolled_on": "2026-01-01",
+        "enroll_left": "on"})
+    assert response.status_code == 200
+    assert 'id="id_study_code_errors"' in response.content.decode()
+    assert Participant.objects.count() == 1
+
+
+def test_other_exclusion_needs_detail_in_the_form(client_for):
+    hand = make_hand()
+    response = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eligibility/",
+                                              {"exclusion_reason": "other", "exclusion_detail": ""})
+    assert response.status_code == 400 and "Describe the reason" in response.content.decode()
+    assert Hand.objects.get(pk=hand.pk).exclusion_reason == ""
+
+
+def test_cohort_list_filters(client_for):
+    make_hand(recruitment="healthy_volunteer", study_code="HV-9")
+    make_hand(eps={"dml_ms": 5.0, "sncv_m_s": 30.0}, study_code="PT-9")
+    client = client_for("pi")
+    assert "PT-9" in client.get("/cohort/", {"group": "cts"}).content.decode()
+    assert "PT-9" not in client.get("/cohort/", {"group": "control"}).content.decode()
+    assert "HV-9" in client.get("/cohort/", {"q": "hv-"}).content.decode()
+    assert "PT-9" in client.get("/cohort/", {"stage": "3"}).content.decode()
+
+
+def test_annotator_hand_page_hides_demographics(client_for):
+    hand = make_hand(age=77)
+    page = client_for("annotator").get(f"/cohort/hands/{hand.pk}/").content.decode()
+    assert "77 y" not in page and "Save exam" not in page
+    assert "77 y" in client_for("pi").get(f"/cohort/hands/{hand.pk}/").content.decode()
+
+
+def test_settings_change_flags_hands_and_restage_button(client_for):
+    hand = make_hand(eps={"dml_ms": 4.3, "sncv_m_s": 44.0})
+    pi = client_for("pi")
+    response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.2", "sncv_threshold_m_s": "40",
+                                             "frames_per_clip": "100", "crop_size_mm": "15"}, follow=True)
+    assert "flagged for re-staging" in response.content.decode()
+    assert "Re-stage 1 hand" in pi.get("/cohort/").content.decode()
+    pi.post("/cohort/restage/")
+    hand.refresh_from_db()
+    assert hand.stage == 2
