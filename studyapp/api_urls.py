@@ -5,15 +5,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from studyapp.annotations import api as annotations_api
+from studyapp.clips import api as clips_api
 from studyapp.cohort import api as cohort_api
 from studyapp.ops import api as ops_api
 
 router = DefaultRouter()
 cohort_api.register(router)
+clips_api.register(router)
+annotations_api.register(router)
 
 urlpatterns = [
     path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),
     path("cohort/restage/", cohort_api.RestageView.as_view(), name="cohort-restage"),
+    path("agreement/", annotations_api.AgreementView.as_view(), name="agreement"),
     path("health/", ops_api.HealthView.as_view(), name="health"),
     path("ops/ping-worker/", ops_api.WorkerPingView.as_view(), name="ping-worker"),
     path("auth/token/", obtain_auth_token, name="api-token"),

@@ -8,6 +8,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("cohort/", include("studyapp.cohort.urls")),
+    path("clips/", include("studyapp.clips.urls")),
+    path("demo/", include("studyapp.demo.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
 

@@ -49,3 +49,36 @@ def make_hand(*, side="right", recruitment="patient", eps=None, exclusion_reason
         services.eps_exam_create(hand=hand, exam_date=eps.pop("exam_date", dt.date(2026, 2, 1)), **eps)
         hand.refresh_from_db()
     return hand
+
+
+SMALL_PHANTOM = dict(width=160, height=120, n_frames=12, pixel_spacing_mm=0.25)
+
+
+def phantom_file(directory, name="clip.mp4", *, group="control", seed=1, **config):
+    """Write a small phantom clip (.mp4, .avi or .dcm) and return (path, PhantomClip)."""
+    from mlworker.phantom import PhantomConfig, generate_clip, write_dicom, write_video
+
+    clip = generate_clip(group, seed, PhantomConfig(**{**SMALL_PHANTOM, **config}))
+    path = directory / name
+    (write_dicom if path.suffix == ".dcm" else write_video)(clip, path)
+    return path, clip
+
+
+def upload_file(path, name=None):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name or path.name, path.read_bytes())
+
+
+def make_clip(directory, *, hand=None, name="clip.mp4", extract=True, spacing=0.25, **kwargs):
+    """A hand's uploaded phantom clip, with frames extracted synchronously; returns (Clip, PhantomClip)."""
+    from studyapp.clips import services as clip_services
+
+    hand = hand or make_hand()
+    path, phantom = phantom_file(directory, name, **kwargs)
+    clip = clip_services.clip_upload(hand=hand, upload=upload_file(path), queue_extraction=False,
+                                     pixel_spacing_mm=None if name.endswith(".dcm") else spacing)
+    if extract:
+        clip_services.clip_extract_frames(clip_id=clip.pk)
+        clip.refresh_from_db()
+    return clip, phantom

@@ -20,13 +20,18 @@ def _view(app: str, *models: str) -> set[str]:
 
 COHORT_MODELS = ("participant", "hand", "epsexam", "csameasurement")
 
-# Later issues extend these sets (clips, annotations, splits, training) in one place.
+ANNOTATION_MODELS = ("roiannotation", "nerveoutline")
+CLIP_UPLOAD = {"clips.add_clip", "clips.change_clip", "clips.view_clip", "clips.view_frame"}
+
+# Later issues extend these sets (splits, training) in one place.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    COORDINATOR: _crud("cohort", *COHORT_MODELS) | {"cohort.view_demographics", "protocol.view_studysettings"},
+    COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | _view("annotations", *ANNOTATION_MODELS)
+                  | {"cohort.view_demographics", "protocol.view_studysettings"}),
     # Annotators see what annotation needs: hands and their measurements, never demographics.
-    ANNOTATOR: _view("cohort", "participant", "hand", "csameasurement") | {"protocol.view_studysettings"},
-    PI: _view("cohort", *COHORT_MODELS) | {"cohort.view_demographics", "protocol.view_studysettings",
-                                           "protocol.change_studysettings"},
+    ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
+                | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"}),
+    PI: (_view("cohort", *COHORT_MODELS) | _view("clips", "clip", "frame") | _view("annotations", *ANNOTATION_MODELS)
+         | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings"}),
 }
 
 

@@ -144,8 +144,13 @@ class CsaMeasurement(models.Model):
         CARPAL_TUNNEL_OUTLET = "carpal_tunnel_outlet", "Carpal tunnel outlet"
         FOREARM = "forearm", "Distal forearm"
 
+    class Method(models.TextChoices):
+        MANUAL = "manual", "Manual (scanner)"
+        OUTLINE = "outline", "Traced outline on a frame"
+
     hand = models.ForeignKey(Hand, on_delete=models.PROTECT, related_name="csa_measurements")
     csa_mm2 = models.FloatField("CSA (mm²)")
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.MANUAL)
     site = models.CharField(max_length=24, choices=Site.choices, default=Site.CARPAL_TUNNEL_INLET)
     measured_on = models.DateField(default=timezone.localdate)
     measured_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,

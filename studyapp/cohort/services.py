@@ -19,7 +19,7 @@ from .models import CsaMeasurement, EpsExam, Hand, Participant
 PARTICIPANT_FIELDS = ("study_code", "sex", "age", "recruitment", "enrolled_on")
 HAND_FIELDS = ("side", "exclusion_reason", "exclusion_detail")
 EPS_FIELDS = ("exam_date", "dml_ms", "sncv_m_s", "motor_response_absent", "sensory_response_absent")
-CSA_FIELDS = ("csa_mm2", "site", "measured_on", "measured_by")
+CSA_FIELDS = ("csa_mm2", "site", "measured_on", "measured_by", "method")
 
 
 def _save(instance, *, history_user=None):

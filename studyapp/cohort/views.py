@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from studyapp.ops.models import BackgroundJob
 from studyapp.protocol.models import StudySettings
 
 from . import audit, csvio, selectors, services, staging
@@ -50,6 +51,7 @@ def hand_list(request):
         "groups": Hand.GroupChoice.choices, "stages": range(1, 6),
         "outdated_count": selectors.hand_list(needs_restaging=True).count(),
         "flow": selectors.cohort_flow(),
+        "demo_job": BackgroundJob.objects.filter(kind="seed_demo").first(),
     })
 
 

@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "studyapp.protocol",
     "studyapp.cohort",
     "studyapp.ops",
+    "studyapp.clips",
+    "studyapp.annotations",
+    "studyapp.demo",
 ]
 
 MIDDLEWARE = [
@@ -89,7 +92,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A worker process shares the file: wait for its locks instead of failing, and let tests
     # use a file (not memory) so a worker started by a test sees the same data.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    # WAL lets the web process read while the worker writes; NORMAL sync is safe with WAL.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-cts-study.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -118,6 +123,13 @@ STORAGES = {
                     else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Uploaded clips: refused above these limits before anything is stored.
+CTS_MAX_UPLOAD_MB = int(os.environ.get("CTS_MAX_UPLOAD_MB", "500"))
+CTS_CLIP_MAX_DIMENSION = int(os.environ.get("CTS_CLIP_MAX_DIMENSION", "4096"))
+CTS_CLIP_MAX_FRAMES = int(os.environ.get("CTS_CLIP_MAX_FRAMES", "20000"))
+FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
@@ -145,7 +157,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues a worker of this installation consumes; a deployment can run GPU workers on "training" alone.
-CTS_WORKER_QUEUES = env_list("CTS_WORKER_QUEUES", "default")
+CTS_WORKER_QUEUES = env_list("CTS_WORKER_QUEUES", "default,training")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,107 @@
+"""Pick evenly spaced frames from a clip and encode them as lossless PNG."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mlworker.media.readers import ClipReader
+
+__all__ = ["PNG_PARAMS", "ExtractedFrame", "evenly_spaced_indices", "extract_frames"]
+
+# PNG is lossless whatever the settings, so they only trade time for size. Measured on 800 x 600 grey
+# frames (bench/bench_extraction.py and a sector-shaped variant): the SUB filter with zlib's run-length
+# strategy encodes ~2.7x faster than OpenCV's default filtering at level 1 and gives smaller files, since
+# speckle defeats long-distance matching while black background and text compress as runs.
+PNG_COMPRESSION_LEVEL = 1
+PNG_PARAMS = (
+    cv2.IMWRITE_PNG_COMPRESSION,
+    PNG_COMPRESSION_LEVEL,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_SUB,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+)
+MAX_PENDING_ENCODES = 4
+
+
+@dataclass(frozen=True)
+class ExtractedFrame:
+    """One extracted frame: its index in the clip, its time, its size and its PNG bytes."""
+
+    index: int
+    timestamp_s: float | None
+    width: int
+    height: int
+    channels: int
+    png: bytes
+
+
+def evenly_spaced_indices(total: int, n: int) -> list[int]:
+    """n frame indices evenly spaced over [0, total-1], both ends included; every frame when total <= n."""
+    if n < 1:
+        raise ValueError(f"the number of frames to extract must be at least 1, got {n}")
+    if total < 0:
+        raise ValueError(f"the clip's frame count cannot be negative, got {total}")
+    if total <= n:
+        return list(range(total))
+    if n == 1:
+        return [0]
+    span = total - 1
+    # Integer round-half-up of i * span / (n - 1): exact and identical on every platform, unlike floats.
+    return [(2 * i * span + (n - 1)) // (2 * (n - 1)) for i in range(n)]
+
+
+def _encode(frame: np.ndarray, index: int, fps: float | None) -> ExtractedFrame:
+    """PNG-encode one frame (runs on the encoder thread; cv2.imencode releases the GIL)."""
+    ok, encoded = cv2.imencode(".png", frame, list(PNG_PARAMS))
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for frame {index}")
+    height, width = frame.shape[:2]
+    return ExtractedFrame(
+        index=index,
+        timestamp_s=index / fps if fps else None,
+        width=width,
+        height=height,
+        channels=1 if frame.ndim == 2 else frame.shape[2],
+        png=encoded.tobytes(),
+    )
+
+
+def extract_frames(
+    reader: ClipReader,
+    n_frames: int,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[ExtractedFrame]:
+    """Yield n_frames evenly spaced frames as PNG (single-channel for grey clips), calling progress(done, total)."""
+    info = reader.info
+    indices = evenly_spaced_indices(info.frame_count, n_frames)
+    total = len(indices)
+    done = 0
+    # One encoder thread overlaps PNG encoding with decoding of the next frames; the queue is bounded
+    # so memory stays a few frames deep, and results leave in frame order, so output is deterministic.
+    pending: deque[Future[ExtractedFrame]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
+        for frame, index in reader.read(indices):
+            pending.append(encoder.submit(_encode, frame, index, info.fps))
+            while pending and (pending[0].done() or len(pending) > MAX_PENDING_ENCODES):
+                done += 1
+                extracted = pending.popleft().result()
+                if progress is not None:
+                    progress(done, total)
+                yield extracted
+        while pending:
+            done += 1
+            extracted = pending.popleft().result()
+            if progress is not None:
+                progress(done, total)
+            yield extracted
+    if done != total:
+        # Readers raise on a short stream; this guards a reader that silently stops early.
+        raise RuntimeError(f"the reader returned {done} of {total} requested frames")

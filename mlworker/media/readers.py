@@ -1,0 +1,840 @@
+"""Clip readers for uploaded wrist-ultrasound clips: one class per format, all yielding (frame, index)."""
+
+from __future__ import annotations
+
+import abc
+import math
+import os
+import struct
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, get_decoder, iter_pixels
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+__all__ = [
+    "CLIP_ERROR_CODES",
+    "ClipError",
+    "ClipInfo",
+    "ClipReader",
+    "DicomReader",
+    "VideoReader",
+    "open_clip",
+    "require_spacing",
+    "safe_filename",
+]
+
+CLIP_ERROR_CODES = frozenset(
+    {
+        "bad_filename",
+        "unsupported_type",
+        "not_a_clip",
+        "truncated",
+        "no_frames",
+        "unsupported_codec",
+        "too_large_dimensions",
+        "too_small_dimensions",
+        "too_many_frames",
+        "bad_dicom",
+        "missing_spacing",
+    }
+)
+
+MIN_DIMENSION_PX = 16
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov"})
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
+# Largest spread between B, G and R still called grey: lossy codecs and YBR 4:2:2 round chroma by a
+# level or two, while any real colour (Doppler, coloured overlay text) differs by far more.
+GREY_TOLERANCE = 4
+# QuickTime files written without an 'ftyp' box start directly with one of these top-level atoms.
+_BARE_QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+_MAX_TOP_LEVEL_BOXES = 10_000
+# Magic numbers of files clinicians upload by mistake, so the refusal can say what the file is.
+_KNOWN_OTHER_FORMATS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG", "a PNG still image"),
+    (0, b"\xff\xd8\xff", "a JPEG still image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"PK\x03\x04", "a ZIP archive (extract it and upload the clip inside)"),
+    (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM video"),
+    (0, b"\x00\x00\x01\xba", "an MPEG program stream"),
+    (0, b"\x47", "an MPEG transport stream"),
+)
+
+_UNITS_CM = 3  # PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15)
+_SPATIAL_FORMAT_2D = 1
+_DATA_TYPE_TISSUE = 1
+
+
+class ClipError(ValueError):
+    """An uploaded clip that cannot be used, with a machine-readable code and a message for the uploader."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ClipError({self.code!r}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a clip is: format, size, frame rate, grey or colour, and physical calibration when known."""
+
+    format: Literal["video", "dicom"]
+    container: str
+    frame_count: int
+    fps: float | None
+    width: int
+    height: int
+    is_grey: bool
+    pixel_spacing_mm: tuple[float, float] | None  # (row, col) mm per pixel
+    manufacturer: str | None = None
+    model_name: str | None = None
+    transducer: str | None = None
+    frequency_mhz: float | None = None
+
+
+def require_spacing(info: ClipInfo) -> tuple[float, float]:
+    """Return the clip's (row, col) pixel spacing in mm or raise ClipError('missing_spacing')."""
+    if info.pixel_spacing_mm is None:
+        raise ClipError(
+            "missing_spacing",
+            "This clip does not say how large a pixel is, so the 15 mm crop cannot be sized. "
+            "Calibrate it by clicking two depth-scale marks a known distance apart, "
+            "or upload the DICOM export from the scanner instead.",
+        )
+    return info.pixel_spacing_mm
+
+
+class ClipReader(abc.ABC):
+    """A clip opened for reading: `info` describes it, `read` yields (frame, index) in ascending order."""
+
+    info: ClipInfo
+
+    @abc.abstractmethod
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield (frame, index) for the given frame indices in ascending order; grey frames are 2-D, colour BGR."""
+
+    def close(self) -> None:
+        """Release any decoder held open."""
+
+    def __enter__(self) -> ClipReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _wanted(self, indices: Sequence[int]) -> list[int]:
+        """Sorted, de-duplicated indices, refusing any outside the clip."""
+        wanted = sorted({int(i) for i in indices})
+        if wanted and (wanted[0] < 0 or wanted[-1] >= self.info.frame_count):
+            raise IndexError(
+                f"frame indices must lie in [0, {self.info.frame_count - 1}], got {wanted[0]}..{wanted[-1]}"
+            )
+        return wanted
+
+
+def _is_grey_bgr(frame: np.ndarray) -> bool:
+    """True when the three channels of a BGR (or RGB) frame are equal up to GREY_TOLERANCE."""
+    if frame.ndim == 2:
+        return True
+    c0, c1, c2 = cv2.split(frame)
+    spread = max(int(cv2.absdiff(c0, c1).max()), int(cv2.absdiff(c1, c2).max()))
+    return spread <= GREY_TOLERANCE
+
+
+def _check_dimensions(width: int, height: int, max_width: int, max_height: int) -> None:
+    """Refuse frames too small to hold a 15 mm crop or too large to be a scanner image."""
+    if width > max_width or height > max_height:
+        raise ClipError(
+            "too_large_dimensions",
+            f"The frames are {width} × {height} pixels, larger than the {max_width} × {max_height} "
+            "limit for ultrasound clips. Export the clip from the scanner at its native size.",
+        )
+    if width < MIN_DIMENSION_PX or height < MIN_DIMENSION_PX:
+        raise ClipError(
+            "too_small_dimensions",
+            f"The frames are only {width} × {height} pixels, too small to be an ultrasound image. "
+            "Export the full-size clip from the scanner.",
+        )
+
+
+def _check_frame_count(frame_count: int, max_frames: int) -> None:
+    """Refuse clips with more frames than the study accepts."""
+    if frame_count > max_frames:
+        raise ClipError(
+            "too_many_frames",
+            f"The clip has {frame_count} frames, more than the {max_frames} allowed. "
+            "Trim it to the short-axis sweep and upload it again.",
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Video (MP4, AVI, MOV) through OpenCV's FFmpeg backend
+# --------------------------------------------------------------------------------------------------
+
+
+def _sniff_video_container(head: bytes) -> str | None:
+    """Return 'mp4', 'mov' or 'avi' from the first bytes of a file, or None."""
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if len(head) >= 8 and head[4:8] in _BARE_QUICKTIME_ATOMS:
+        return "mov"
+    return None
+
+
+def _iso_box_problem(path: Path) -> str | None:
+    """Walk the top-level MP4/MOV boxes: 'truncated', 'no_frames' (no track) or None when sound."""
+    size = path.stat().st_size
+    has_moov = has_mdat = has_track = False
+    with path.open("rb") as fh:
+        pos = 0
+        for _ in range(_MAX_TOP_LEVEL_BOXES):
+            if pos >= size:
+                break
+            fh.seek(pos)
+            header = fh.read(16)
+            if len(header) < 8:
+                return "truncated"
+            box_size, box_type = struct.unpack(">I4s", header[:8])
+            header_len = 8
+            if box_size == 1:  # 64-bit size follows the type
+                if len(header) < 16:
+                    return "truncated"
+                box_size = struct.unpack(">Q", header[8:16])[0]
+                header_len = 16
+            elif box_size == 0:  # box runs to the end of the file
+                box_size = size - pos
+            if box_size < header_len:
+                return "truncated"
+            if pos + box_size > size:
+                # An upload cut short leaves the last box (usually 'mdat' or 'moov') incomplete.
+                return "truncated"
+            if box_type == b"mdat":
+                has_mdat = True
+            elif box_type == b"moov":
+                has_moov = True
+                has_track = has_track or _moov_has_track(fh, pos + header_len, pos + box_size)
+            pos += box_size
+    if has_mdat and not has_moov:
+        # Writers put 'moov' after 'mdat' unless told otherwise, so a cut file has media but no index.
+        return "truncated"
+    if has_moov and not has_track:
+        return "no_frames"
+    return None
+
+
+def _moov_has_track(fh: Any, start: int, end: int) -> bool:
+    """True when a 'moov' box holds at least one 'trak' child."""
+    pos = start
+    while pos + 8 <= end:
+        fh.seek(pos)
+        child_size, child_type = struct.unpack(">I4s", fh.read(8))
+        if child_type == b"trak":
+            return True
+        if child_size == 1:
+            child_size = struct.unpack(">Q", fh.read(8))[0]
+        if child_size < 8:
+            return False
+        pos += child_size
+    return False
+
+
+def _riff_problem(path: Path) -> str | None:
+    """'truncated' when an AVI's RIFF chunks (or the chunks inside them) promise more bytes than the file holds."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        pos = 0
+        for _ in range(_MAX_TOP_LEVEL_BOXES):
+            if pos >= size:
+                return None
+            fh.seek(pos)
+            header = fh.read(12)
+            if len(header) < 8:
+                return "truncated"
+            chunk_id, chunk_size = struct.unpack("<4sI", header[:8])
+            end = pos + 8 + chunk_size
+            if end > size:
+                return "truncated"
+            if chunk_id == b"RIFF":  # 'AVI ' first, then 'AVIX' extensions in files over 1 GB
+                child = pos + 12
+                while child + 8 <= end:
+                    fh.seek(child)
+                    child_id, child_size = struct.unpack("<4sI", fh.read(8))
+                    if child + 8 + child_size > end:
+                        # The header LIST, the 'movi' frame list or the index ends past the data present.
+                        return "truncated"
+                    child += 8 + child_size + (child_size & 1)
+            pos = end + (chunk_size & 1)
+    return None
+
+
+def _truncated_error() -> ClipError:
+    return ClipError(
+        "truncated",
+        "The file is incomplete: it ends before its last frame, probably because the copy or upload "
+        "was interrupted. Copy the clip from the scanner again and re-upload it.",
+    )
+
+
+def _unsupported_codec_error(detail: str = "") -> ClipError:
+    return ClipError(
+        "unsupported_codec",
+        "The video could not be decoded"
+        + (f" ({detail})" if detail else "")
+        + ". Re-export it from the scanner as an H.264 MP4 (or send the DICOM export) and upload it again.",
+    )
+
+
+def _new_capture(path: str) -> cv2.VideoCapture:
+    """Open a capture on the FFmpeg backend only."""
+    # CAP_ANY could route the name to the image-sequence backend (e.g. a '%d' in a temp name); the
+    # caller passes an absolute path so FFmpeg never reads a prefix like 'concat:' as a protocol.
+    return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+
+
+def _fourcc_text(value: float) -> str:
+    code = int(value)
+    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+    return text if text.isprintable() and text.strip() else ""
+
+
+class VideoReader(ClipReader):
+    """MP4, AVI or MOV clip decoded with OpenCV; validated on open (codec, size, frame count, truncation)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        container: str | None = None,
+        max_width: int = 4096,
+        max_height: int = 4096,
+        max_frames: int = 10_000,
+    ) -> None:
+        self._path = os.path.abspath(os.fspath(path))
+        self._cap: cv2.VideoCapture | None = None
+        file_path = Path(self._path)
+        if container is None:
+            with file_path.open("rb") as fh:
+                container = _sniff_video_container(fh.read(16))
+            if container is None:
+                raise ClipError(
+                    "not_a_clip",
+                    "The file is not an MP4, AVI or MOV video. Upload the clip as exported by the scanner.",
+                )
+        problem = _riff_problem(file_path) if container == "avi" else _iso_box_problem(file_path)
+        if problem == "truncated":
+            raise _truncated_error()
+
+        cap = _new_capture(self._path)
+        try:
+            if not cap.isOpened():
+                if problem == "no_frames":
+                    raise _no_frames_error()
+                raise _unsupported_codec_error()
+            width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            header_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            fps_raw = float(cap.get(cv2.CAP_PROP_FPS))
+            codec = _fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+            if width <= 0 or height <= 0:
+                raise _unsupported_codec_error(f"codec {codec!r}" if codec else "")
+            _check_dimensions(width, height, max_width, max_height)
+            # An unknown count (0) on a stream that still yields frames is counted below, bounded by max_frames.
+            if header_count > 0:
+                _check_frame_count(header_count, max_frames)
+
+            ok, first = cap.read()
+            if not ok or first is None:
+                if header_count <= 0 or problem == "no_frames":
+                    raise _no_frames_error()
+                raise _unsupported_codec_error(f"codec {codec!r}" if codec else "")
+
+            if header_count > 0:
+                frame_count = header_count
+                last = self._read_at(cap, frame_count - 1)
+                if last is None:
+                    # Seeking can fail on files with a damaged index, so count decodable frames before
+                    # calling the file truncated.
+                    frame_count = self._count_frames(max_frames + 1)
+                    if frame_count < header_count:
+                        raise _truncated_error()
+                    _check_frame_count(frame_count, max_frames)
+                    last = self._read_at(cap, frame_count - 1)
+            else:
+                frame_count = self._count_frames(max_frames + 1)
+                _check_frame_count(frame_count, max_frames)
+                last = self._read_at(cap, frame_count - 1)
+            samples = [first] + [f for f in (last, self._read_at(cap, frame_count // 2)) if f is not None]
+        finally:
+            cap.release()
+
+        self.info = ClipInfo(
+            format="video",
+            container=container,
+            frame_count=frame_count,
+            fps=fps_raw if math.isfinite(fps_raw) and fps_raw > 0 else None,
+            width=width,
+            height=height,
+            # Sampling start, middle and end keeps opening cheap; a clip that turns colour elsewhere
+            # (e.g. Doppler switched on mid-sweep) is still read as grey, which the B-mode crop tolerates.
+            is_grey=all(_is_grey_bgr(f) for f in samples),
+            pixel_spacing_mm=None,  # plain video carries no calibration; see spacing_from_two_points
+        )
+
+    @staticmethod
+    def _read_at(cap: cv2.VideoCapture, index: int) -> np.ndarray | None:
+        """Seek to one frame and decode it; None when that fails."""
+        if not cap.set(cv2.CAP_PROP_POS_FRAMES, index):
+            return None
+        ok, frame = cap.read()
+        return frame if ok else None
+
+    def _count_frames(self, limit: int) -> int:
+        """Count decodable frames by grabbing (no colour conversion), stopping at `limit`."""
+        cap = _new_capture(self._path)
+        try:
+            count = 0
+            while count < limit and cap.grab():
+                count += 1
+            return count
+        finally:
+            cap.release()
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
+        """Decode sequentially, converting only requested frames; ClipError('truncated') if the stream ends early."""
+        wanted = self._wanted(indices)
+        if not wanted:
+            return
+        # Sequential grab() decodes every frame up to the last wanted one but skips the YUV->BGR
+        # conversion for the rest; seeking would re-decode from the previous keyframe for each target,
+        # which bench/bench_extraction.py measured slower at the spacings extraction uses.
+        cap = _new_capture(self._path)
+        self._cap = cap
+        try:
+            position = 0
+            for index in wanted:
+                while position < index:
+                    if not cap.grab():
+                        raise _truncated_error()
+                    position += 1
+                ok = cap.grab()
+                ok, frame = cap.retrieve() if ok else (False, None)
+                if not ok or frame is None:
+                    raise _truncated_error()
+                position += 1
+                yield self._convert(frame), index
+        finally:
+            cap.release()
+            if self._cap is cap:
+                self._cap = None
+
+    def _convert(self, frame: np.ndarray) -> np.ndarray:
+        if self.info.is_grey:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return frame
+
+    def close(self) -> None:
+        """Release the decoder of an unfinished read."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _no_frames_error() -> ClipError:
+    return ClipError(
+        "no_frames",
+        "The file contains no image frames. Check that you exported the cine clip (not a report or an "
+        "empty recording) and upload it again.",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# DICOM (multi-frame ultrasound) through pydicom
+# --------------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A DICOM string value (possibly multi-valued) as one trimmed string, or None when empty."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        parts = [str(v).strip() for v in value if str(v).strip()]
+        return ", ".join(parts) or None
+    text = str(value).strip()
+    return text or None
+
+
+def _cm_to_mm(value: float) -> float:
+    """Convert centimetres to millimetres on the decimal value written in the file, avoiding binary drift."""
+    return float(Decimal(repr(float(value))) * 10)
+
+
+def _region_spacing(region: Dataset) -> tuple[float, float] | None:
+    """(row, col) mm/px from one ultrasound region when it is calibrated in cm."""
+    if region.get("PhysicalUnitsXDirection") != _UNITS_CM or region.get("PhysicalUnitsYDirection") != _UNITS_CM:
+        return None
+    dx, dy = region.get("PhysicalDeltaX"), region.get("PhysicalDeltaY")
+    if dx is None or dy is None:
+        return None
+    dx, dy = abs(float(dx)), abs(float(dy))  # sign only gives the axis direction
+    if not (math.isfinite(dx) and math.isfinite(dy) and dx > 0 and dy > 0):
+        return None
+    return (_cm_to_mm(dy), _cm_to_mm(dx))
+
+
+def _region_rank(region: Dataset) -> tuple[int, int, int]:
+    """Sort key preferring 2-D tissue regions, then the largest one (the B-mode image the nerve sits in)."""
+    try:
+        area = (int(region.RegionLocationMaxX1) - int(region.RegionLocationMinX0)) * (
+            int(region.RegionLocationMaxY1) - int(region.RegionLocationMinY0)
+        )
+    except (AttributeError, TypeError, ValueError):
+        area = 0
+    return (
+        int(region.get("RegionSpatialFormat") == _SPATIAL_FORMAT_2D),
+        int(region.get("RegionDataType") == _DATA_TYPE_TISSUE),
+        area,
+    )
+
+
+def _dicom_spacing_and_frequency(ds: Dataset) -> tuple[tuple[float, float] | None, float | None]:
+    """Pixel spacing (row, col) in mm and transducer frequency in MHz from a DICOM header."""
+    regions = [r for r in ds.get("SequenceOfUltrasoundRegions", []) or []]
+    calibrated = sorted((r for r in regions if _region_spacing(r) is not None), key=_region_rank, reverse=True)
+    spacing = _region_spacing(calibrated[0]) if calibrated else None
+    if spacing is None and "PixelSpacing" in ds:
+        try:
+            row, col = (float(v) for v in ds.PixelSpacing)
+            if math.isfinite(row) and math.isfinite(col) and row > 0 and col > 0:
+                spacing = (row, col)
+        except (TypeError, ValueError):
+            spacing = None
+    frequency_khz = None
+    for item in [*calibrated, *regions, ds]:
+        try:
+            frequency_khz = float(item.get("TransducerFrequency") or 0) or None  # UL, in kHz
+        except (TypeError, ValueError):
+            frequency_khz = None  # a malformed value only loses the metadata, not the clip
+        if frequency_khz:
+            break
+    return spacing, (frequency_khz / 1000.0 if frequency_khz else None)
+
+
+def _dicom_fps(ds: Dataset) -> float | None:
+    """Frame rate from Frame Time (ms), Frame Time Vector, Cine Rate or Recommended Display Frame Rate."""
+    try:
+        frame_time = float(ds.get("FrameTime") or 0)
+        if frame_time > 0:
+            return 1000.0 / frame_time
+        vector = [float(v) for v in (ds.get("FrameTimeVector") or [])][1:]  # first entry is 0 by definition
+        if vector and sum(vector) > 0:
+            return 1000.0 * len(vector) / sum(vector)
+        for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+            rate = float(ds.get(keyword) or 0)
+            if rate > 0:
+                return rate
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _bad_dicom_error(detail: str) -> ClipError:
+    return ClipError(
+        "bad_dicom",
+        f"The DICOM file could not be read ({detail}). Export the clip from the scanner or PACS again "
+        "and upload the new file.",
+    )
+
+
+class DicomReader(ClipReader):
+    """Multi-frame ultrasound DICOM: grey or colour frames, calibration from the ultrasound regions."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        max_width: int = 4096,
+        max_height: int = 4096,
+        max_frames: int = 10_000,
+    ) -> None:
+        self._path = os.path.abspath(os.fspath(path))
+        try:
+            # Deferring large elements keeps the pixel data on disk; frames are read one by one later.
+            ds = pydicom.dcmread(self._path, force=force, defer_size="256 KB")
+        except InvalidDicomError as exc:
+            raise _bad_dicom_error("not a DICOM file") from exc
+        except Exception as exc:  # pydicom raises many types on damaged headers
+            raise _bad_dicom_error("the header is damaged") from exc
+        if force and not any(k in ds for k in ("SOPClassUID", "Rows", "PixelData", "Modality")):
+            # pydicom's force mode "parses" any bytes; without a single core attribute it was not DICOM.
+            raise _bad_dicom_error("not a DICOM file")
+        if "PixelData" not in ds:
+            raise ClipError(
+                "no_frames",
+                "This DICOM file contains no image (no pixel data); it may be a report or a structured "
+                "document. Export the ultrasound cine loop instead.",
+            )
+        try:
+            rows, columns = int(ds.Rows), int(ds.Columns)
+            samples = int(ds.get("SamplesPerPixel", 1))
+            bits_allocated = int(ds.BitsAllocated)
+            bits_stored = int(ds.get("BitsStored", bits_allocated))
+            photometric = str(ds.PhotometricInterpretation).strip().upper()
+            number_of_frames = ds.get("NumberOfFrames")
+            frame_count = 1 if number_of_frames in (None, "") else int(number_of_frames)  # absent: single frame
+        except Exception as exc:  # missing attributes, or values pydicom cannot convert (many error types)
+            raise _bad_dicom_error("image attributes such as Rows, Columns or Bits Allocated are missing") from exc
+        if frame_count <= 0:
+            raise _no_frames_error()
+        _check_dimensions(columns, rows, max_width, max_height)
+        _check_frame_count(frame_count, max_frames)
+        if samples not in (1, 3) or bits_allocated not in (8, 16):
+            raise _unsupported_codec_error(f"{samples} samples of {bits_allocated} bits per pixel")
+
+        self._ds = ds
+        self._photometric = photometric
+        self._samples = samples
+        self._bits_stored = min(bits_stored, bits_allocated)
+        self._source: str | Dataset = self._path
+        transfer_syntax = self._transfer_syntax(ds)
+        if transfer_syntax.is_compressed:
+            try:
+                available = get_decoder(transfer_syntax).is_available
+            except NotImplementedError:
+                available = False
+            if not available:
+                raise _unsupported_codec_error(f"compression {transfer_syntax.name!r} is not supported here")
+        elif not transfer_syntax.is_deflated:  # deflated files have no file offsets to compare with
+            # YBR_FULL_422 stores two bytes per pixel (Y for each, Cb/Cr shared by pairs) instead of three.
+            per_pixel = 2 if photometric == "YBR_FULL_422" else samples
+            self._check_native_length(ds, rows * columns * per_pixel * frame_count * bits_allocated // 8)
+
+        first = self._decode_one(0, code="bad_dicom")
+        # A damaged or cut-off end of the pixel data only shows when the last frame is decoded.
+        last = self._decode_one(frame_count - 1, code="truncated") if frame_count > 1 else first
+        grey = photometric in ("MONOCHROME1", "MONOCHROME2")
+        if not grey:
+            middle = self._decode_one(frame_count // 2, code="truncated")
+            grey = all(_is_grey_bgr(f) for f in (first, middle, last))
+
+        spacing, frequency_mhz = _dicom_spacing_and_frequency(ds)
+        self.info = ClipInfo(
+            format="dicom",
+            container="dicom",
+            frame_count=frame_count,
+            fps=_dicom_fps(ds),
+            width=columns,
+            height=rows,
+            is_grey=grey,
+            pixel_spacing_mm=spacing,
+            manufacturer=_text(ds.get("Manufacturer")),
+            model_name=_text(ds.get("ManufacturerModelName")),
+            transducer=_text(ds.get("TransducerData")),
+            frequency_mhz=frequency_mhz,
+        )
+
+    def _transfer_syntax(self, ds: Dataset) -> UID:
+        """The file's transfer syntax; files without a meta header get one from how pydicom parsed them."""
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and "TransferSyntaxUID" in meta:
+            return UID(meta.TransferSyntaxUID)
+        # Headerless (raw) datasets cannot be decoded from the path, so decode from a fully loaded copy.
+        loaded = pydicom.dcmread(self._path, force=True)
+        implicit = loaded.original_encoding[0] if loaded.original_encoding else True
+        loaded.file_meta = FileMetaDataset()
+        loaded.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+        self._source = loaded
+        return UID(loaded.file_meta.TransferSyntaxUID)
+
+    def _check_native_length(self, ds: Dataset, expected: int) -> None:
+        """Refuse uncompressed pixel data shorter than Rows × Columns × frames needs."""
+        element = ds.get_item("PixelData", keep_deferred=True)
+        if isinstance(element, RawDataElement) and element.value is None:
+            on_disk = os.path.getsize(self._path) - element.value_tell
+            available = min(element.length, on_disk)
+        else:
+            value = element.value if element is not None else b""
+            available = len(value or b"")
+        if available < expected:
+            raise _truncated_error()
+
+    def _decode_one(self, index: int, *, code: str) -> np.ndarray:
+        """Decode one frame at open time, mapping decoder failures to a ClipError."""
+        try:
+            return next(self._frames([index]))
+        except ClipError:
+            raise
+        except Exception as exc:  # decoders raise ValueError, RuntimeError, EOFError...
+            if code == "truncated":
+                raise _truncated_error() from exc
+            raise _bad_dicom_error("the first frame cannot be decoded") from exc
+
+    def _frames(self, indices: list[int]) -> Iterator[np.ndarray]:
+        """Decoded frames as uint8 RGB (colour) or 2-D grey, before the grey/BGR decision."""
+        # as_rgb turns YBR_FULL / YBR_FULL_422 / YBR_ICT / YBR_RCT into RGB, whatever the compression.
+        for arr in iter_pixels(self._source, indices=indices, as_rgb=True):
+            yield self._to_uint8(arr)
+
+    def _to_uint8(self, arr: np.ndarray) -> np.ndarray:
+        """Map a decoded frame to uint8: palette to RGB, deeper pixels scaled, MONOCHROME1 inverted."""
+        if self._photometric == "PALETTE COLOR":
+            arr = apply_color_lut(arr, self._ds)
+            if arr.dtype != np.uint8:
+                arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)  # LUT entries are 16-bit
+            return np.ascontiguousarray(arr)
+        if arr.dtype != np.uint8:
+            arr = self._scale_to_uint8(arr)
+        if self._photometric == "MONOCHROME1":
+            arr = 255 - arr  # MONOCHROME1 shows low values white; the models expect MONOCHROME2
+        return np.ascontiguousarray(arr)
+
+    def _scale_to_uint8(self, arr: np.ndarray) -> np.ndarray:
+        """Scale >8-bit pixels by the file's window, else its stored bit range (fixed per clip: no flicker)."""
+        values = arr.astype(np.float64)
+        centre, width = self._ds.get("WindowCenter"), self._ds.get("WindowWidth")
+        if self._samples == 1 and centre is not None and width is not None:
+            centre = float(centre[0] if isinstance(centre, MultiValue) else centre)
+            width = float(width[0] if isinstance(width, MultiValue) else width)
+            low, high = centre - width / 2.0, centre + width / 2.0
+        elif arr.dtype.kind == "i":
+            low, high = -(2.0 ** (self._bits_stored - 1)), 2.0 ** (self._bits_stored - 1) - 1
+        else:
+            low, high = 0.0, 2.0**self._bits_stored - 1
+        if high <= low:
+            high = low + 1.0
+        scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0
+        return np.rint(scaled).astype(np.uint8)
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
+        """Decode the requested frames only, as 2-D grey or BGR uint8."""
+        wanted = self._wanted(indices)
+        if not wanted:
+            return
+        decoded = self._frames(wanted)
+        for index in wanted:
+            try:
+                frame = next(decoded)
+            except StopIteration:
+                raise _truncated_error() from None
+            except ClipError:
+                raise
+            except Exception as exc:  # decoders raise ValueError, RuntimeError, EOFError...
+                raise _truncated_error() from exc
+            if frame.ndim == 3:
+                frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY if self.info.is_grey else cv2.COLOR_RGB2BGR)
+            yield frame, index
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------------
+
+
+def _looks_like_headerless_dicom(head: bytes) -> bool:
+    """True for DICOM written without the 128-byte preamble: it opens with a group 0002 or 0008 tag."""
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00")
+
+
+def _not_a_clip_error(head: bytes) -> ClipError:
+    for offset, magic, what in _KNOWN_OTHER_FORMATS:
+        if head[offset : offset + len(magic)] == magic:
+            return ClipError(
+                "not_a_clip",
+                f"This file is {what}, not an ultrasound clip. Upload the clip as an MP4, AVI or MOV "
+                "video or as a DICOM file.",
+            )
+    return ClipError(
+        "not_a_clip",
+        "This file is not an ultrasound clip we can read. Upload the clip as an MP4, AVI or MOV video "
+        "or as a DICOM file, as exported by the scanner.",
+    )
+
+
+def open_clip(
+    path: str | os.PathLike[str],
+    *,
+    max_width: int = 4096,
+    max_height: int = 4096,
+    max_frames: int = 10_000,
+) -> ClipReader:
+    """Open a video or DICOM clip chosen by its content (not its name) and validate it; raise ClipError otherwise."""
+    file_path = Path(path)
+    with file_path.open("rb") as fh:
+        head = fh.read(132)
+    if not head:
+        raise ClipError("not_a_clip", "The file is empty. Upload the clip again; the copy may have failed.")
+    limits = {"max_width": max_width, "max_height": max_height, "max_frames": max_frames}
+    if head[128:132] == b"DICM":
+        return DicomReader(file_path, force=False, **limits)
+    container = _sniff_video_container(head)
+    if container is not None:
+        return VideoReader(file_path, container=container, **limits)
+    if _looks_like_headerless_dicom(head) or file_path.suffix.lower() in DICOM_EXTENSIONS:
+        return DicomReader(file_path, force=True, **limits)
+    raise _not_a_clip_error(head)
+
+
+def safe_filename(name: str) -> str:
+    """Return the uploaded file's name normalised (NFC, trimmed, lower-case extension) or raise ClipError."""
+    if not isinstance(name, str):
+        raise TypeError("name must be a string")
+    normalised = unicodedata.normalize("NFC", name).strip()
+    if not normalised:
+        raise ClipError(
+            "bad_filename", "The file has no name. Rename it (for example clip01.mp4) and upload it again."
+        )
+    # Control and format characters include NUL and right-to-left overrides that disguise extensions.
+    if any(unicodedata.category(ch).startswith("C") for ch in normalised):
+        raise ClipError(
+            "bad_filename",
+            "The file name contains invisible or control characters. Rename it using letters, digits, "
+            "spaces, dashes or underscores and upload it again.",
+        )
+    if "/" in normalised or "\\" in normalised or ":" in normalised or ".." in normalised:
+        raise ClipError(
+            "bad_filename",
+            "The file name contains '/', '\\', ':' or '..', which are not allowed. Rename the file "
+            "(for example clip01.mp4) and upload it again.",
+        )
+    if len(normalised.encode("utf-8")) > 255:
+        raise ClipError("bad_filename", "The file name is too long. Shorten it and upload the file again.")
+    stem, dot, extension = normalised.rpartition(".")
+    if not dot:
+        return normalised  # no extension: DICOM files exported from PACS are often named this way
+    if not stem.strip():
+        raise ClipError(
+            "bad_filename", "The file name has an extension but no name. Rename it (for example clip01.mp4)."
+        )
+    suffix = "." + extension.lower()
+    if extension.isascii() and extension.isdigit():
+        # UID-named DICOM files (1.2.840.113619...) end in digits, which are not an extension.
+        return normalised
+    if suffix not in VIDEO_EXTENSIONS | DICOM_EXTENSIONS:
+        raise ClipError(
+            "unsupported_type",
+            f"Files of type '{suffix}' are not accepted. Upload the clip as MP4, AVI, MOV or DICOM (.dcm).",
+        )
+    return f"{stem}{suffix}"

@@ -1,0 +1,159 @@
+"""Write phantom clips as the files a site would upload (MP4/AVI video, ultrasound DICOM) plus their truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+from mlworker.phantom.clip import PhantomClip
+
+US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
+_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
+def write_video(clip: PhantomClip, path: str | Path) -> Path:
+    """Write the clip as .mp4 (mp4v) or .avi (MJPG) with grey replicated to BGR; verify the frame count."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _FOURCC:
+        raise ValueError(f"unsupported video suffix {path.suffix!r}; name the file *.mp4 or *.avi")
+    n, h, w = clip.frames.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), float(clip.fps), (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot open a {_FOURCC[suffix]} writer for {path}; "
+                           "check that this OpenCV build has video I/O (FFmpeg) support")
+    try:
+        for frame in clip.frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    finally:
+        writer.release()
+    read_back = _count_frames(path)
+    if read_back != n:
+        raise RuntimeError(f"{path} reads back {read_back} frames instead of {n}; "
+                           "the OpenCV/FFmpeg build may be broken, try the other container")
+    return path
+
+
+def _count_frames(path: Path) -> int:
+    """Frames OpenCV actually decodes from a video (the header count can be approximate)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = 0
+        while cap.grab():
+            count += 1
+        return count
+    finally:
+        cap.release()
+
+
+def write_dicom(clip: PhantomClip, path: str | Path, *, manufacturer: str = "CTS-Study phantom",
+                model_name: str = "Phantom US", transducer: str = "L18-4", frequency_mhz: float = 18.0,
+                patient_id: str = "PHANTOM") -> Path:
+    """Write an Ultrasound Multi-frame Image (Part 10) with region calibration in cm; pseudonymous patient."""
+    path = Path(path)
+    n, h, w = clip.frames.shape
+    row_mm, col_mm = clip.pixel_spacing_mm
+    # Deterministic UIDs: the same pixels and pseudonym always give the same instance.
+    digest = hashlib.sha256(clip.frames.tobytes() + patient_id.encode()).hexdigest()
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP_CLASS
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[digest, "instance"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = US_MULTIFRAME_SOP_CLASS
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[digest, "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[digest, "series"])
+    # Patient: pseudonym only, no name or birth date (type 2 attributes present but empty).
+    ds.PatientName = patient_id
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "synthetic phantom, no patient data"
+    ds.StudyDate = ""
+    ds.StudyTime = ""
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = ""
+    ds.AccessionNumber = ""
+    ds.Modality = "US"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Manufacturer = manufacturer
+    ds.ManufacturerModelName = model_name
+    ds.TransducerData = transducer
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.BodyPartExamined = "HAND"
+    ds.LossyImageCompression = "00"
+
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = h, w
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = n
+    ds.FrameTime = round(1000.0 / clip.fps, 6)  # ms
+    ds.CineRate = int(round(clip.fps))
+    ds.RecommendedDisplayFrameRate = int(round(clip.fps))
+    ds.FrameIncrementPointer = (0x0018, 0x1063)  # Frame Time
+
+    region = Dataset()
+    region.RegionSpatialFormat = 1  # 2D tissue image
+    region.RegionDataType = 1  # tissue
+    region.RegionFlags = 0
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = w - 1, h - 1
+    region.PhysicalUnitsXDirection = 3  # cm
+    region.PhysicalUnitsYDirection = 3
+    region.PhysicalDeltaX = float(col_mm) / 10.0
+    region.PhysicalDeltaY = float(row_mm) / 10.0
+    region.ReferencePixelX0, region.ReferencePixelY0 = 0, 0
+    region.ReferencePixelPhysicalValueX, region.ReferencePixelPhysicalValueY = 0.0, 0.0
+    region.TransducerFrequency = int(round(frequency_mhz * 1000))  # kHz
+    ds.SequenceOfUltrasoundRegions = DicomSequence([region])
+
+    ds.PixelData = np.ascontiguousarray(clip.frames, dtype=np.uint8).tobytes()
+    ds["PixelData"].VR = "OB"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def ground_truth(clip: PhantomClip) -> dict[str, Any]:
+    """JSON-serialisable truth of a clip: per-frame outline, centre and CSA, spacing and nerve params."""
+    params = dataclasses.asdict(clip.params)
+    params["shape_harmonics"] = [list(h) for h in clip.params.shape_harmonics]
+    n, h, w = clip.frames.shape
+    return {
+        "format": "cts-study-phantom-truth/1",
+        "seed": clip.seed,
+        "group": clip.params.group,
+        "n_frames": int(n),
+        "width": int(w),
+        "height": int(h),
+        "fps": float(clip.fps),
+        "pixel_spacing_mm": [float(v) for v in clip.pixel_spacing_mm],
+        "params": params,
+        "frames": [
+            {
+                "index": i,
+                "center_px": [float(v) for v in clip.centers[i]],
+                "csa_mm2": float(clip.csa_mm2[i]),
+                "outline_px": clip.outlines[i].astype(float).tolist(),
+            }
+            for i in range(n)
+        ],
+    }

@@ -1,0 +1,70 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from studyapp.clips.models import Frame
+from studyapp.cohort.models import CsaMeasurement
+
+
+class RoiAnnotation(models.Model):
+    """One annotator's square region of interest around the median nerve on one frame."""
+
+    class Status(models.TextChoices):
+        KEYFRAME = "keyframe", "Keyframe (placed by hand)"
+        PROPOSED = "proposed", "Proposed"
+        CONFIRMED = "confirmed", "Confirmed"
+
+    class Method(models.TextChoices):
+        MANUAL = "manual", "Placed by the annotator"
+        INTERPOLATED = "interpolated", "Interpolated between keyframes"
+        TRACKED = "tracked", "Template matching"
+        GROUND_TRUTH = "ground_truth", "Phantom ground truth"
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="rois")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rois")
+    x = models.IntegerField()
+    y = models.IntegerField()
+    w = models.PositiveIntegerField()
+    h = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices)
+    method = models.CharField(max_length=12, choices=Method.choices, default=Method.MANUAL)
+    score = models.FloatField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every save; a stale save is refused.")
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["frame__clip", "frame__index", "annotator"]
+        constraints = [
+            models.UniqueConstraint(fields=["frame", "annotator"], name="roi_one_per_frame_and_annotator"),
+            models.CheckConstraint(condition=models.Q(x__gte=0, y__gte=0, w__gt=0, h__gt=0), name="roi_box_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ROI {self.box} on {self.frame} by {self.annotator}"
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.status in (self.Status.CONFIRMED, self.Status.KEYFRAME)
+
+
+class NerveOutline(models.Model):
+    """A traced polygon around the nerve; its area is stored as a CSA measurement of the hand."""
+
+    frame = models.ForeignKey(Frame, on_delete=models.CASCADE, related_name="outlines")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="outlines")
+    points = models.JSONField(help_text="[[x, y], ...] in pixels of the frame")
+    area_mm2 = models.FloatField()
+    csa_measurement = models.OneToOneField(CsaMeasurement, on_delete=models.PROTECT, related_name="outline")
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["frame__clip", "frame__index", "annotator"]
+
+    def __str__(self) -> str:
+        return f"Outline {self.area_mm2:.1f} mm² on {self.frame} by {self.annotator}"

@@ -1,0 +1,180 @@
+"""Writes for ROI annotation and nerve outlines: geometry comes from mlworker.media, stale saves are refused."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from mlworker.media import crop_box, polygon_area_mm2
+from mlworker.media.propagation import propagate
+from studyapp.clips.models import Clip, Frame
+from studyapp.cohort import services as cohort_services
+from studyapp.cohort.models import CsaMeasurement
+from studyapp.protocol.models import StudySettings
+
+from .models import NerveOutline, RoiAnnotation
+
+ANCHORS = (RoiAnnotation.Status.KEYFRAME, RoiAnnotation.Status.CONFIRMED)
+
+
+class StaleVersion(Exception):
+    """The annotation changed since the client loaded it."""
+
+    def __init__(self, current: RoiAnnotation | None):
+        self.current = current
+        who = current.history.first().history_user if current is not None and current.history.exists() else None
+        super().__init__(
+            "This ROI was changed by "
+            f"{who or 'someone else'} since you loaded it (now version {current.version if current else 0}). "
+            "Reload the frame to see the current ROI, then make your change again.")
+
+
+def _spacing(clip: Clip) -> tuple[float, float]:
+    if clip.spacing_mm is None:
+        raise ValidationError({"clip": ValidationError(
+            "This clip has no pixel spacing yet, so the 15 mm ROI can't be sized. Calibrate it first: click two "
+            "depth-scale marks a known distance apart, or enter the spacing.", code="missing_spacing")})
+    return clip.spacing_mm
+
+
+def roi_box(*, frame: Frame, center_x: float, center_y: float) -> tuple[int, int, int, int]:
+    """The study's square ROI (crop size in mm) around a point, clamped inside the frame."""
+    try:
+        return crop_box((center_x, center_y), size_mm=StudySettings.current().crop_size_mm,
+                        spacing_mm=_spacing(frame.clip), frame_size=(frame.width, frame.height))
+    except ValueError as error:
+        raise ValidationError({"center_x": ValidationError(str(error), code="crop_outside")}) from None
+
+
+@transaction.atomic
+def roi_save(*, frame: Frame, annotator, center_x: float, center_y: float, status: str = RoiAnnotation.Status.KEYFRAME,
+             expected_version: int | None = None, method: str = RoiAnnotation.Method.MANUAL) -> RoiAnnotation:
+    """Place or move an annotator's ROI on a frame; `expected_version` must match the stored one."""
+    if status not in RoiAnnotation.Status.values:
+        raise ValidationError({"status": ValidationError(f"Unknown status '{status}'.", code="invalid")})
+    if not (0 <= center_x < frame.width and 0 <= center_y < frame.height):
+        raise ValidationError({"center_x": ValidationError("The ROI centre must be inside the frame.",
+                                                           code="outside_frame")})
+    x, y, w, h = roi_box(frame=frame, center_x=center_x, center_y=center_y)
+    current = RoiAnnotation.objects.select_for_update().filter(frame=frame, annotator=annotator).first()
+    if current is None:
+        if expected_version not in (None, 0):
+            raise StaleVersion(None)
+        return RoiAnnotation.objects.create(frame=frame, annotator=annotator, x=x, y=y, w=w, h=h, status=status,
+                                            method=method)
+    if expected_version != current.version:
+        raise StaleVersion(current)
+    current.x, current.y, current.w, current.h = x, y, w, h
+    current.status, current.method, current.score = status, method, None
+    current.version += 1
+    current.save()
+    return current
+
+
+@transaction.atomic
+def roi_set_status(*, roi: RoiAnnotation, status: str, expected_version: int) -> RoiAnnotation:
+    current = RoiAnnotation.objects.select_for_update().get(pk=roi.pk)
+    if expected_version != current.version:
+        raise StaleVersion(current)
+    current.status = status
+    current.version += 1
+    current.save()
+    return current
+
+
+@transaction.atomic
+def roi_delete(*, roi: RoiAnnotation, expected_version: int) -> None:
+    current = RoiAnnotation.objects.select_for_update().get(pk=roi.pk)
+    if expected_version != current.version:
+        raise StaleVersion(current)
+    current.delete()
+
+
+def load_grey(frame: Frame) -> np.ndarray:
+    with frame.image.open("rb") as handle:
+        data = np.frombuffer(handle.read(), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValidationError(f"Frame {frame.index} of clip {frame.clip_id} could not be read.")
+    return image
+
+
+@transaction.atomic
+def roi_propagate(*, clip: Clip, annotator) -> int:
+    """Propose ROIs on every frame without a keyframe or confirmed ROI of this annotator.
+
+    Between keyframes the box is interpolated (and refined by template matching); before the first and
+    after the last keyframe it is tracked by template matching. Returns the number of proposals written.
+    """
+    frames = {f.index: f for f in clip.frames.all()}
+    rois = {r.frame.index: r for r in RoiAnnotation.objects.select_for_update().filter(
+        frame__clip=clip, annotator=annotator).select_related("frame")}
+    anchors = {index: roi.box for index, roi in rois.items() if roi.status in ANCHORS}
+    if not anchors:
+        raise ValidationError({"clip": ValidationError("Place the ROI on at least one frame first (a keyframe).",
+                                                       code="no_keyframe")})
+    images = {index: load_grey(frame) for index, frame in frames.items()}
+    proposals = propagate(images, anchors)
+    written = 0
+    for index, proposal in proposals.items():
+        roi = rois.get(index)
+        if index in anchors:
+            continue
+        x, y, w, h = proposal.box
+        method = {"interpolated": RoiAnnotation.Method.INTERPOLATED,
+                  "tracked": RoiAnnotation.Method.TRACKED}.get(proposal.method, RoiAnnotation.Method.TRACKED)
+        if roi is None:
+            RoiAnnotation.objects.create(frame=frames[index], annotator=annotator, x=x, y=y, w=w, h=h,
+                                         status=RoiAnnotation.Status.PROPOSED, method=method, score=proposal.score)
+        else:
+            roi.x, roi.y, roi.w, roi.h = x, y, w, h
+            roi.method, roi.score, roi.status = method, proposal.score, RoiAnnotation.Status.PROPOSED
+            roi.version += 1
+            roi.save()
+        written += 1
+    return written
+
+
+@transaction.atomic
+def roi_confirm_all(*, clip: Clip, annotator) -> int:
+    """Confirm every proposed ROI of this annotator on the clip (each save is audited)."""
+    confirmed = 0
+    for roi in RoiAnnotation.objects.select_for_update().filter(frame__clip=clip, annotator=annotator,
+                                                                status=RoiAnnotation.Status.PROPOSED):
+        roi.status = RoiAnnotation.Status.CONFIRMED
+        roi.version += 1
+        roi.save()
+        confirmed += 1
+    return confirmed
+
+
+@transaction.atomic
+def outline_create(*, frame: Frame, annotator, points: list[list[float]]) -> NerveOutline:
+    """Store a traced nerve outline and its area as a CSA measurement of the hand."""
+    spacing = _spacing(frame.clip)
+    try:
+        coords = [(float(x), float(y)) for x, y in points]
+    except (TypeError, ValueError):
+        raise ValidationError({"points": ValidationError("Give the outline as [[x, y], ...] pixel points.",
+                                                         code="invalid")}) from None
+    if any(not (0 <= x <= frame.width and 0 <= y <= frame.height) for x, y in coords):
+        raise ValidationError({"points": ValidationError("Every outline point must lie inside the frame.",
+                                                         code="outside_frame")})
+    try:
+        area = polygon_area_mm2(coords, spacing)
+    except ValueError as error:
+        raise ValidationError({"points": ValidationError(str(error), code="bad_polygon")}) from None
+    measurement = cohort_services.csa_measurement_create(
+        hand=frame.clip.hand, csa_mm2=round(area, 2), site=CsaMeasurement.Site.CARPAL_TUNNEL_INLET,
+        measured_by=annotator, method=CsaMeasurement.Method.OUTLINE)
+    return NerveOutline.objects.create(frame=frame, annotator=annotator, points=[list(p) for p in coords],
+                                       area_mm2=area, csa_measurement=measurement)
+
+
+@transaction.atomic
+def outline_delete(*, outline: NerveOutline) -> None:
+    measurement = outline.csa_measurement
+    outline.delete()
+    cohort_services.csa_measurement_delete(measurement=measurement)

@@ -1,0 +1,29 @@
+"""Forms of the clip pages. They only parse what was typed; the services validate the clip itself."""
+
+from django import forms
+
+
+class DecimalInput(forms.NumberInput):
+    def __init__(self, attrs=None):
+        super().__init__({"step": "any", "inputmode": "decimal", **(attrs or {})})
+
+
+class ClipUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Clip file",
+        help_text="Short-axis clip at the carpal tunnel inlet: ultrasound DICOM (.dcm, or no extension as "
+                  "exported from PACS) or video (.mp4, .avi, .mov).")
+    pixel_spacing_mm = forms.FloatField(
+        label="Pixel spacing (mm/px)", required=False, widget=DecimalInput(attrs={"placeholder": "e.g. 0.125"}),
+        help_text="Only for video without calibration; a DICOM's own spacing always wins. "
+                  "You can also calibrate later by clicking two depth-scale marks.")
+    scanner_model = forms.CharField(label="Scanner model", max_length=120, required=False)
+    probe = forms.CharField(max_length=120, required=False)
+    frequency_mhz = forms.FloatField(label="Frequency (MHz)", required=False, widget=DecimalInput())
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SpacingForm(forms.Form):
+    pixel_spacing_mm = forms.FloatField(label="Pixel spacing (mm/px)",
+                                        widget=DecimalInput(attrs={"placeholder": "e.g. 0.125"}),
+                                        help_text="Millimetres per pixel, the same along both axes.")

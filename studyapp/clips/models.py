@@ -1,0 +1,95 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from studyapp.cohort.models import Hand
+
+
+class Clip(models.Model):
+    """One short-axis ultrasound clip of a hand at the carpal tunnel inlet, as uploaded."""
+
+    class Format(models.TextChoices):
+        VIDEO = "video", "Video"
+        DICOM = "dicom", "DICOM"
+
+    class SpacingSource(models.TextChoices):
+        NONE = "", "Not set"
+        DICOM = "dicom", "DICOM ultrasound region"
+        ENTERED = "entered", "Entered at upload"
+        CALIBRATED = "calibrated", "Measured between two points"
+
+    class Extraction(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    hand = models.ForeignKey(Hand, on_delete=models.PROTECT, related_name="clips")
+    file = models.FileField(upload_to="clips/", max_length=300)
+    original_filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.BigIntegerField()
+    format = models.CharField(max_length=8, choices=Format.choices)
+    container = models.CharField(max_length=16)
+    frame_count = models.PositiveIntegerField()
+    fps = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    is_grey = models.BooleanField(default=True)
+    pixel_spacing_row_mm = models.FloatField(null=True, blank=True)
+    pixel_spacing_col_mm = models.FloatField(null=True, blank=True)
+    spacing_source = models.CharField(max_length=12, choices=SpacingSource.choices, blank=True, default="")
+    scanner_model = models.CharField(max_length=120, blank=True, default="")
+    probe = models.CharField(max_length=120, blank=True, default="")
+    frequency_mhz = models.FloatField(null=True, blank=True)
+    notes = models.TextField(blank=True, default="")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                    related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    # Written by the extraction task; the UI polls these.
+    extraction_status = models.CharField(max_length=8, choices=Extraction.choices, default=Extraction.QUEUED)
+    extraction_done = models.PositiveIntegerField(default=0)
+    extraction_total = models.PositiveIntegerField(default=0)
+    extraction_error = models.TextField(blank=True, default="")
+    extraction_task_id = models.CharField(max_length=64, blank=True, default="")
+    extraction_started_at = models.DateTimeField(null=True, blank=True)
+    extraction_finished_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(excluded_fields=["extraction_done", "extraction_started_at", "extraction_task_id"])
+
+    class Meta:
+        ordering = ["hand", "uploaded_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(pixel_spacing_row_mm__isnull=True, pixel_spacing_col_mm__isnull=True)
+                           | models.Q(pixel_spacing_row_mm__gt=0, pixel_spacing_col_mm__gt=0)),
+                name="clip_spacing_both_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Clip {self.pk} of {self.hand}"
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        if self.pixel_spacing_row_mm is None:
+            return None
+        return (self.pixel_spacing_row_mm, self.pixel_spacing_col_mm)
+
+
+class Frame(models.Model):
+    """One extracted frame, stored losslessly as PNG."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="frames")
+    index = models.PositiveIntegerField(help_text="Frame number in the source clip, from 0.")
+    timestamp_s = models.FloatField(null=True, blank=True)
+    image = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    channels = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["clip", "index"]
+        constraints = [models.UniqueConstraint(fields=["clip", "index"], name="frame_unique_index_per_clip")]
+
+    def __str__(self) -> str:
+        return f"Frame {self.index} of clip {self.clip_id}"

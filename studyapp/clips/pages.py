@@ -1,0 +1,239 @@
+"""Server-rendered clip pages: upload, clip status and calibration, the annotation canvas, agreement.
+
+Each view checks the role permission, validates the form, calls one service and redirects; a refused
+form is shown again with the service's message next to its field and everything typed kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from studyapp.annotations import selectors as annotation_selectors
+from studyapp.annotations.models import NerveOutline, RoiAnnotation
+from studyapp.cohort.models import Hand
+from studyapp.protocol.models import StudySettings
+
+from . import services
+from .forms import ClipUploadForm, SpacingForm
+from .models import Clip
+
+# (keys, what they do): shown on the annotation page and in its help dialog; annotate.js implements them.
+SHORTCUTS = [
+    ("→ or D", "Next frame"),
+    ("← or A", "Previous frame"),
+    ("Home / End", "First / last frame"),
+    ("N", "Next frame that is not confirmed yet"),
+    ("Click", "Place the ROI centre on the nerve (saved as a keyframe)"),
+    ("Drag the box", "Move the ROI (saved as a keyframe)"),
+    ("Enter or C", "Confirm this frame's ROI"),
+    ("P", "Propagate: propose the ROI on every frame from your keyframes"),
+    ("Shift+C", "Confirm all proposed ROIs"),
+    ("Delete or X", "Delete this frame's ROI"),
+    ("O", "Outline mode on/off: click points around the nerve, Enter or double-click closes, "
+          "Backspace removes the last point, Esc cancels"),
+    ("?", "Show / hide this help"),
+]
+
+
+def _add_service_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def _clip(pk) -> Clip:
+    return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by"), pk=pk)
+
+
+@login_required
+@permission_required("clips.add_clip", raise_exception=True)
+def clip_upload(request, hand_pk):
+    hand = get_object_or_404(Hand.objects.select_related("participant"), pk=hand_pk)
+    context = {"hand": hand, "frames_per_clip": StudySettings.current().frames_per_clip}
+    if request.method != "POST":
+        return render(request, "clips/upload.html", {**context, "form": ClipUploadForm()})
+    form = ClipUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            clip = services.clip_upload(hand=hand, upload=data.pop("file"), uploaded_by=request.user, **data)
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"Uploaded {clip.original_filename}: {clip.frame_count} frames; "
+                                      f"extracting {clip.extraction_total} of them.")
+            return redirect("clips:detail", pk=clip.pk)
+    return render(request, "clips/upload.html", {**context, "form": form}, status=400)
+
+
+def _detail_context(request, clip: Clip, **extra) -> dict:
+    rois = (RoiAnnotation.objects.filter(frame__clip=clip).values("annotator__username", "status")
+            .annotate(n=Count("id")))
+    per_annotator: dict[str, Counter] = {}
+    for row in rois:
+        per_annotator.setdefault(row["annotator__username"], Counter())[row["status"]] += row["n"]
+    outlines = Counter(NerveOutline.objects.filter(frame__clip=clip).values_list("annotator__username", flat=True))
+    annotators = [{"name": name, "keyframe": per_annotator.get(name, {}).get("keyframe", 0),
+                   "confirmed": per_annotator.get(name, {}).get("confirmed", 0),
+                   "proposed": per_annotator.get(name, {}).get("proposed", 0), "outlines": outlines.get(name, 0)}
+                  for name in sorted(set(per_annotator) | set(outlines))]
+    can_calibrate = request.user.has_perm("clips.change_clip") and clip.spacing_mm is None
+    context = {
+        "clip": clip, "hand": clip.hand, "participant": clip.hand.participant,
+        "frames_stored": clip.frames.count(), "annotators": annotators, "can_calibrate": can_calibrate,
+        "spacing_form": SpacingForm() if can_calibrate else None,
+        "crop_size_mm": StudySettings.current().crop_size_mm,
+    }
+    context.update(extra)
+    return context
+
+
+@login_required
+@permission_required("clips.view_clip", raise_exception=True)
+def clip_detail(request, pk):
+    clip = _clip(pk)
+    return render(request, "clips/detail.html", _detail_context(request, clip))
+
+
+@login_required
+@permission_required("clips.view_clip", raise_exception=True)
+def clip_progress(request, pk):
+    """The extraction status partial; it polls itself (htmx) while queued or running."""
+    clip = _clip(pk)
+    return render(request, "clips/_progress.html", {"clip": clip, "compact": request.GET.get("compact") == "1"})
+
+
+@login_required
+@require_POST
+@permission_required("clips.change_clip", raise_exception=True)
+def clip_spacing(request, pk):
+    clip = _clip(pk)
+    form = SpacingForm(request.POST)
+    if form.is_valid():
+        try:
+            services.clip_set_spacing(clip=clip, spacing_mm=form.cleaned_data["pixel_spacing_mm"])
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"Pixel spacing set to {form.cleaned_data['pixel_spacing_mm']:g} mm/px.")
+            return redirect("clips:detail", pk=clip.pk)
+    clip = _clip(pk)  # as stored: a refused value must not show as if saved
+    return render(request, "clips/detail.html",
+                  _detail_context(request, clip, spacing_form=form, can_calibrate=True), status=400)
+
+
+@login_required
+@require_POST
+@permission_required("clips.change_clip", raise_exception=True)
+def clip_retry(request, pk):
+    clip = _clip(pk)
+    try:
+        services.clip_retry_extraction(clip=clip)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Frame extraction queued again.")
+    return redirect("clips:detail", pk=clip.pk)
+
+
+def _annotate_config(request, clip: Clip, frames) -> dict:
+    return {
+        "clipId": clip.pk,
+        "label": f"{clip.hand.participant.study_code} {clip.hand.side}",
+        "frames": [{"id": f.pk, "index": f.index, "timestamp_s": f.timestamp_s, "width": f.width,
+                    "height": f.height, "image_url": reverse("clips:frame-image", args=[f.pk])} for f in frames],
+        "cropSizeMm": StudySettings.current().crop_size_mm,
+        "spacing": list(clip.spacing_mm) if clip.spacing_mm else None,
+        "spacingSource": clip.get_spacing_source_display(),
+        "canCalibrate": request.user.has_perm("clips.change_clip") and clip.spacing_source != Clip.SpacingSource.DICOM,
+        "user": request.user.get_username(),
+        "csrf": get_token(request),
+        "api": {
+            "annotations": reverse("roiannotation-list"),
+            "outlines": reverse("nerveoutline-list"),
+            "propagate": reverse("clip-propagate", args=[clip.pk]),
+            "confirmAll": reverse("clip-confirm-all", args=[clip.pk]),
+            "calibrate": reverse("clip-calibrate", args=[clip.pk]),
+        },
+    }
+
+
+@login_required
+@permission_required("annotations.add_roiannotation", raise_exception=True)
+def clip_annotate(request, pk):
+    clip = _clip(pk)
+    frames = list(clip.frames.all()) if clip.extraction_status == Clip.Extraction.DONE else []
+    return render(request, "clips/annotate.html", {
+        "clip": clip, "hand": clip.hand, "participant": clip.hand.participant, "frames": frames,
+        "config": _annotate_config(request, clip, frames) if frames else None, "shortcuts": SHORTCUTS,
+        "crop_size_mm": StudySettings.current().crop_size_mm,
+    })
+
+
+def _icc_label(value: float | None) -> str:
+    """Koo & Li (2016) bands for an ICC point estimate."""
+    if value is None:
+        return ""
+    if value < 0.5:
+        return "poor"
+    if value < 0.75:
+        return "moderate"
+    if value < 0.9:
+        return "good"
+    return "excellent"
+
+
+def _bland_altman_plot(ba: dict, width: int = 520, height: int = 260, pad: int = 44) -> dict | None:
+    """Coordinates for a small inline-SVG Bland–Altman plot (difference against mean)."""
+    means, diffs = ba.get("means") or [], ba.get("differences") or []
+    if not means:
+        return None
+    x_lo, x_hi = min(means), max(means)
+    y_values = diffs + [ba["loa_low"], ba["loa_high"], 0.0]
+    y_lo, y_hi = min(y_values), max(y_values)
+    x_span, y_span = (x_hi - x_lo) or 1.0, (y_hi - y_lo) or 1.0
+    x_lo, x_hi = x_lo - 0.08 * x_span, x_hi + 0.08 * x_span
+    y_lo, y_hi = y_lo - 0.12 * y_span, y_hi + 0.12 * y_span
+
+    def px(x):
+        return round(pad + (x - x_lo) / (x_hi - x_lo) * (width - 2 * pad), 1)
+
+    def py(y):
+        return round(height - pad + (y_lo - y) / (y_hi - y_lo) * (height - 2 * pad), 1)
+
+    lines = [{"y": py(ba[key]), "label": f"{label} {ba[key]:+.2f}", "kind": kind}
+             for key, label, kind in (("loa_high", "+1.96 SD", "loa"), ("bias", "bias", "bias"),
+                                      ("loa_low", "−1.96 SD", "loa"))]
+    return {"width": width, "height": height, "left": pad, "right": width - pad, "top": pad / 2,
+            "bottom": height - pad, "zero": py(0.0), "lines": lines,
+            "points": [{"x": px(m), "y": py(d)} for m, d in zip(means, diffs)],
+            "x_min": f"{x_lo:.1f}", "x_max": f"{x_hi:.1f}", "x_axis_y": height - pad + 16,
+            "y_label_x": 12, "mid_y": height / 2}
+
+
+@login_required
+@permission_required("annotations.view_roiannotation", raise_exception=True)
+def agreement(request):
+    roi = annotation_selectors.roi_agreement()
+    csa = annotation_selectors.csa_agreement()
+    clips = Clip.objects.select_related("hand__participant").in_bulk([row["clip"] for row in roi["per_clip"]])
+    per_clip = [{**row, "clip_obj": clips.get(row["clip"])} for row in roi["per_clip"]]
+    icc = csa.get("icc")
+    ba = csa.get("bland_altman")
+    return render(request, "clips/agreement.html", {
+        "roi": roi, "per_clip": per_clip, "csa": csa, "icc": icc, "ba": ba,
+        "icc_label": _icc_label(icc["icc"]) if icc else "",
+        "plot": _bland_altman_plot(ba) if ba else None,
+        "crop_size_mm": StudySettings.current().crop_size_mm,
+    })

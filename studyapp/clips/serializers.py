@@ -1,0 +1,54 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from .models import Clip, Frame
+
+
+class ClipSerializer(serializers.ModelSerializer):
+    study_code = serializers.CharField(source="hand.participant.study_code", read_only=True)
+    side = serializers.CharField(source="hand.side", read_only=True)
+
+    class Meta:
+        model = Clip
+        fields = ["id", "hand", "study_code", "side", "original_filename", "sha256", "size_bytes", "format",
+                  "container", "frame_count", "fps", "width", "height", "is_grey", "pixel_spacing_row_mm",
+                  "pixel_spacing_col_mm", "spacing_source", "scanner_model", "probe", "frequency_mhz", "notes",
+                  "uploaded_by", "uploaded_at", "extraction_status", "extraction_done", "extraction_total",
+                  "extraction_error"]
+        read_only_fields = [f for f in fields if f not in ("scanner_model", "probe", "frequency_mhz", "notes")]
+
+
+class ClipUploadSerializer(serializers.Serializer):
+    hand = serializers.PrimaryKeyRelatedField(queryset=Clip._meta.get_field("hand").related_model.objects.all())
+    file = serializers.FileField(allow_empty_file=True)
+    pixel_spacing_mm = serializers.FloatField(required=False, allow_null=True,
+                                              help_text="mm per pixel, for plain video without calibration")
+    scanner_model = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
+    probe = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
+    frequency_mhz = serializers.FloatField(required=False, allow_null=True)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CalibrationSerializer(serializers.Serializer):
+    pixel_spacing_mm = serializers.FloatField(required=False, help_text="Enter the spacing directly, or:")
+    p1 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, required=False)
+    p2 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, required=False)
+    distance_mm = serializers.FloatField(required=False)
+
+    def validate(self, data):
+        if "pixel_spacing_mm" in data:
+            return data
+        if not all(key in data for key in ("p1", "p2", "distance_mm")):
+            raise serializers.ValidationError("Give pixel_spacing_mm, or p1, p2 and distance_mm.", code="required")
+        return data
+
+
+class FrameSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Frame
+        fields = ["id", "clip", "index", "timestamp_s", "width", "height", "channels", "image_url"]
+
+    def get_image_url(self, frame) -> str:
+        return reverse("clips:frame-image", args=[frame.pk])

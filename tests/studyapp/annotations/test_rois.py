@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from studyapp.annotations import services
+from studyapp.annotations.models import NerveOutline, RoiAnnotation
+from studyapp.cohort.models import CsaMeasurement
+from tests.factories import UserFactory, make_clip
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clip(tmp_path):
+    clip, phantom = make_clip(tmp_path, n_frames=30)
+    clip.phantom = phantom
+    return clip
+
+
+def frame(clip, position):
+    return clip.frames.all()[position]
+
+
+def test_roi_is_a_fixed_physical_square_clamped_inside_the_frame(api_for, clip):
+    api = api_for("annotator")
+    response = api.post("/api/annotations/", {"frame": frame(clip, 0).pk, "center_x": 80, "center_y": 60},
+                        format="json")
+    assert response.status_code == 201, response.content
+    roi = response.json()
+    assert (roi["w"], roi["h"]) == (60, 60)  # 15 mm at 0.25 mm/px
+    assert (roi["x"], roi["y"], roi["status"], roi["version"]) == (50, 30, "keyframe", 1)
+    edge = api.post("/api/annotations/", {"frame": frame(clip, 1).pk, "center_x": 2, "center_y": 118},
+                    format="json").json()
+    assert (edge["x"], edge["y"]) == (0, 60)  # shifted inside, not shrunk
+
+
+def test_stale_save_is_refused_never_overwrites(api_for, users, clip):
+    api = api_for("annotator")
+    f = frame(clip, 0)
+    created = api.post("/api/annotations/", {"frame": f.pk, "center_x": 80, "center_y": 60}, format="json").json()
+    moved = api.post("/api/annotations/", {"frame": f.pk, "center_x": 70, "center_y": 60,
+                                           "version": created["version"]}, format="json")
+    assert moved.status_code == 200 and moved.json()["version"] == 2
+    stale = api.post("/api/annotations/", {"frame": f.pk, "center_x": 90, "center_y": 60,
+                                           "version": created["version"]}, format="json")
+    assert stale.status_code == 409
+    assert stale.json()["code"] == "stale_version" and "Reload" in stale.json()["detail"]
+    assert stale.json()["current"]["x"] == 40
+    roi = RoiAnnotation.objects.get()
+    assert (roi.x, roi.version) == (40, 2)
+    # creating over an existing ROI without a version is stale too
+    assert api.post("/api/annotations/", {"frame": f.pk, "center_x": 90, "center_y": 60},
+                    format="json").status_code == 409
+
+
+def test_others_annotations_are_read_only(api_for, users, clip):
+    roi = services.roi_save(frame=frame(clip, 0), annotator=users["annotator"], center_x=80, center_y=60)
+    other = UserFactory(username="annot2", role="annotator")
+    from rest_framework.test import APIClient
+    api = APIClient()
+    api.force_authenticate(other)
+    assert api.get(f"/api/annotations/{roi.pk}/").status_code == 200
+    assert api.delete(f"/api/annotations/{roi.pk}/?version=1").status_code == 403
+    assert api.post(f"/api/annotations/{roi.pk}/status/", {"status": "confirmed", "version": 1},
+                    format="json").status_code == 403
+
+
+def test_roi_needs_spacing(tmp_path, api_for):
+    clip, _ = make_clip(tmp_path, spacing=None)
+    response = api_for("annotator").post("/api/annotations/", {"frame": clip.frames.first().pk, "center_x": 80,
+                                                               "center_y": 60}, format="json")
+    assert response.status_code == 400 and "Calibrate" in str(response.json())
+
+
+def test_propagation_between_keyframes_tracks_the_nerve(api_for, users, clip):
+    api = api_for("annotator")
+    frames = list(clip.frames.all())
+    for f in (frames[0], frames[-1]):
+        cx, cy = clip.phantom.centers[f.index]
+        api.post("/api/annotations/", {"frame": f.pk, "center_x": cx, "center_y": cy}, format="json")
+    response = api.post(f"/api/clips/{clip.pk}/propagate/")
+    assert response.status_code == 200 and response.json() == {"proposed": len(frames) - 2}
+    rois = {r.frame.index: r for r in RoiAnnotation.objects.select_related("frame")}
+    errors_mm = []
+    for index, roi in rois.items():
+        cx, cy = roi.x + roi.w / 2, roi.y + roi.h / 2
+        errors_mm.append(np.hypot(cx - clip.phantom.centers[index][0], cy - clip.phantom.centers[index][1]) * 0.25)
+    # Bound: the ROI centre stays within 1.5 mm of the true nerve centre (the ROI is 15 mm wide).
+    assert max(errors_mm) < 1.5, errors_mm
+    assert {r.status for i, r in rois.items() if 0 < i < frames[-1].index} == {"proposed"}
+    confirm = api.post(f"/api/clips/{clip.pk}/confirm-all/")
+    assert confirm.json() == {"confirmed": len(frames) - 2}
+    assert set(RoiAnnotation.objects.values_list("status", flat=True)) == {"keyframe", "confirmed"}
+
+
+def test_tracking_forward_from_one_keyframe(api_for, clip):
+    api = api_for("annotator")
+    first = clip.frames.first()
+    cx, cy = clip.phantom.centers[first.index]
+    api.post("/api/annotations/", {"frame": first.pk, "center_x": cx, "center_y": cy}, format="json")
+    api.post(f"/api/clips/{clip.pk}/propagate/")
+    rois = RoiAnnotation.objects.select_related("frame")
+    assert {r.method for r in rois} == {"manual", "tracked"}
+    worst = max(np.hypot(r.x + r.w / 2 - clip.phantom.centers[r.frame.index][0],
+                         r.y + r.h / 2 - clip.phantom.centers[r.frame.index][1]) * 0.25 for r in rois)
+    assert worst < 2.0
+
+
+def test_propagate_without_keyframe_is_a_clear_error(api_for, clip):
+    response = api_for("annotator").post(f"/api/clips/{clip.pk}/propagate/")
+    assert response.status_code == 400 and "at least one frame" in str(response.json())
+
+
+def test_outline_area_becomes_a_csa_measurement(api_for, clip):
+    api = api_for("annotator")
+    f = frame(clip, 0)
+    # a 40 x 20 px rectangle at 0.25 mm/px is 10 x 5 mm = 50 mm²
+    response = api.post("/api/outlines/", {"frame": f.pk, "points": [[40, 40], [80, 40], [80, 60], [40, 60]]},
+                        format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["area_mm2"] == pytest.approx(50.0)
+    measurement = CsaMeasurement.objects.get(method="outline")
+    assert (measurement.csa_mm2, measurement.hand_id, measurement.measured_by.username) == (50.0, clip.hand_id, "annot")
+    assert NerveOutline.objects.get().csa_measurement == measurement
+    crossing = api.post("/api/outlines/", {"frame": f.pk, "points": [[40, 40], [80, 60], [80, 40], [40, 60]]},
+                        format="json")
+    assert crossing.status_code == 400 and "points" in crossing.json()
+    assert api.delete(f"/api/outlines/{response.json()['id']}/").status_code == 204
+    assert not CsaMeasurement.objects.filter(method="outline").exists()
+
+
+def test_roi_changes_are_audited(users, clip):
+    roi = services.roi_save(frame=frame(clip, 0), annotator=users["annotator"], center_x=80, center_y=60)
+    services.roi_set_status(roi=roi, status="confirmed", expected_version=1)
+    assert [h.status for h in roi.history.all()] == ["confirmed", "keyframe"]
