@@ -8,12 +8,14 @@ from rest_framework.routers import DefaultRouter
 from studyapp.annotations import api as annotations_api
 from studyapp.clips import api as clips_api
 from studyapp.cohort import api as cohort_api
+from studyapp.experiments import api as experiments_api
 from studyapp.ops import api as ops_api
 
 router = DefaultRouter()
 cohort_api.register(router)
 clips_api.register(router)
 annotations_api.register(router)
+experiments_api.register(router)
 
 urlpatterns = [
     path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),

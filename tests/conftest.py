@@ -80,6 +80,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
          "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.media_root = media
+    proc.database_url = url
     proc.log = log
     yield proc
     os.killpg(proc.pid, signal.SIGTERM)

@@ -2,6 +2,7 @@
 
 from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
 from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
+from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from .delong import delong_auc_covariance, delong_ci, delong_test
 from .group_tests import mann_whitney
 from .metrics import aggregate_by_cluster, binary_metrics, confusion, roc_auc, roc_curve
@@ -15,6 +16,10 @@ __all__ = [
     "bland_altman",
     "bootstrap_ci",
     "bootstrap_replicates",
+    "compare_models",
+    "csa_baseline",
+    "csa_between_groups",
+    "evaluate_predictions",
     "box_iou",
     "confusion",
     "delong_auc_covariance",

@@ -30,8 +30,12 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     # Annotators see what annotation needs: hands and their measurements, never demographics.
     ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
                 | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"}),
+    # Only the PI locks splits and launches training; results stay with the PI (others remain blinded).
     PI: (_view("cohort", *COHORT_MODELS) | _view("clips", "clip", "frame") | _view("annotations", *ANNOTATION_MODELS)
-         | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings"}),
+         | _view("experiments", "split", "experiment", "trainingrun")
+         | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",
+            "experiments.add_split", "experiments.delete_split", "experiments.lock_split",
+            "experiments.add_experiment", "experiments.launch_experiment"}),
 }
 
 

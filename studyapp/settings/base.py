@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "studyapp.clips",
     "studyapp.annotations",
     "studyapp.demo",
+    "studyapp.experiments",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +159,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues a worker of this installation consumes; a deployment can run GPU workers on "training" alone.
 CTS_WORKER_QUEUES = env_list("CTS_WORKER_QUEUES", "default,training")
+CTS_TRAINING_QUEUE = os.environ.get("CTS_TRAINING_QUEUE", "training")
+# Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
+CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,152 @@
+"""Median-nerve crops: decode once into a compact uint8 tensor, then batch, augment and normalise on the device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .augment import BatchAugment
+
+__all__ = ["CropSample", "CropTensors", "crop_image", "load_crops", "batches"]
+
+
+@dataclass(frozen=True)
+class CropSample:
+    """One labelled crop: the frame's PNG, the median-nerve box (x, y, w, h in px), its hand and frame ids."""
+
+    image_path: str
+    box: tuple[int, int, int, int]
+    label: int  # 0 control, 1 CTS
+    hand_id: int
+    frame_id: int
+
+
+@dataclass
+class CropTensors:
+    """Decoded crops on the CPU: images uint8 (N, 1, S, S) and int64 labels, hand ids and frame ids (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    hand_ids: torch.Tensor
+    frame_ids: torch.Tensor
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 1:
+            raise ValueError(f"images must be uint8 (N, 1, S, S), got {self.images.dtype} {tuple(self.images.shape)}.")
+        for field in ("labels", "hand_ids", "frame_ids"):
+            t = getattr(self, field)
+            if t.shape != (n,):
+                raise ValueError(f"{field} must have shape ({n},), got {tuple(t.shape)}.")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def size(self) -> int:
+        """Side of the square crops in pixels."""
+        return self.images.shape[-1]
+
+    def select(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> CropTensors:
+        """The crops at `indices` (e.g. one cross-validation fold), as a new CropTensors."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return CropTensors(self.images[idx], self.labels[idx], self.hand_ids[idx], self.frame_ids[idx])
+
+
+def crop_image(image: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Cut `box` (x, y, w, h) out of a 2-D uint8 image, zero-padding outside it, and resize to size x size."""
+    x, y, w, h = (int(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"Crop box {box} has no area; boxes are (x, y, width, height) in pixels.")
+    out = np.zeros((h, w), dtype=image.dtype)
+    img_h, img_w = image.shape[:2]
+    # Intersection of the box with the image; the rest of `out` stays zero (black, like the scan background).
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, img_w), min(y + h, img_h)
+    if x1 > x0 and y1 > y0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = image[y0:y1, x0:x1]
+    if (w, h) == (size, size):
+        return out
+    # INTER_AREA averages when shrinking (no aliasing); it degenerates to nearest when enlarging, so use linear.
+    interp = cv2.INTER_AREA if w >= size and h >= size else cv2.INTER_LINEAR
+    return cv2.resize(out, (size, size), interpolation=interp)
+
+
+def _load_one(sample: CropSample, size: int) -> np.ndarray:
+    image = cv2.imread(sample.image_path, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(
+            f"Cannot read image {sample.image_path!r} (frame {sample.frame_id}); check that the file exists "
+            "and is a PNG/JPEG OpenCV can decode."
+        )
+    return crop_image(image, sample.box, size)
+
+
+def load_crops(samples: Sequence[CropSample], *, size: int, workers: int | None = None) -> CropTensors:
+    """Decode, crop and resize every sample (grey) into a CPU CropTensors of size x size uint8 images."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}.")
+    # Checked before decoding so a bad label fails in milliseconds, not after reading every PNG.
+    for s in samples:
+        if s.label not in (0, 1):
+            raise ValueError(f"Label of frame {s.frame_id} is {s.label}; use 0 (control) or 1 (CTS).")
+    n = len(samples)
+    images = torch.empty((n, 1, size, size), dtype=torch.uint8)
+    if n:
+        # OpenCV releases the GIL while decoding and resizing, so threads scale without extra processes.
+        workers = workers or min(8, os.cpu_count() or 1, n)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, crop in enumerate(pool.map(lambda s: _load_one(s, size), samples)):
+                images[i, 0] = torch.from_numpy(crop)
+    return CropTensors(
+        images=images,
+        labels=torch.tensor([s.label for s in samples], dtype=torch.long),
+        hand_ids=torch.tensor([s.hand_id for s in samples], dtype=torch.long),
+        frame_ids=torch.tensor([s.frame_id for s in samples], dtype=torch.long),
+    )
+
+
+def batches(
+    crops: CropTensors,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: BatchAugment | None = None,
+    channels_last: bool = False,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (x float32 (B, 3, S, S) normalised on `device`, y int64, CPU indices into `crops`)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    device = torch.device(device)
+    n = len(crops)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    cuda = device.type == "cuda"
+    # Shaped for broadcasting a 1-channel batch to 3 channels: grey replicated as the ImageNet stem expects.
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        images, labels = crops.images[idx], crops.labels[idx]
+        if cuda:
+            # Pinned pages let the copy run asynchronously while the GPU still works on the previous batch.
+            images, labels = images.pin_memory(), labels.pin_memory()
+        # uint8 travels (4x fewer bytes than float); conversion, warp and normalisation run on the device.
+        x = images.to(device, non_blocking=cuda).float().div_(255.0)
+        y = labels.to(device, non_blocking=cuda)
+        if augment is not None:
+            x = augment(x)
+        x = (x - mean_t) * inv_std
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, y, idx

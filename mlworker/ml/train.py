@@ -1,0 +1,490 @@
+"""Training loop with per-epoch atomic checkpoints, exact CPU resume, early stopping and cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .augment import BatchAugment
+from .constants import INPUT_SIZE, MODEL_NAMES
+from .data import CropTensors, batches
+from .models import build_model, model_normalization
+
+__all__ = [
+    "OPTIMIZERS",
+    "CHECKPOINT_FORMAT",
+    "TrainConfig",
+    "FitResult",
+    "select_device",
+    "train_one_epoch",
+    "evaluate",
+    "predict_proba",
+    "roc_auc",
+    "fit",
+    "load_trained",
+    "prepare_model",
+]
+
+_logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd", "adamw")
+# Bumped when the checkpoint layout changes, so old files are recognised instead of mis-read.
+CHECKPOINT_FORMAT = 1
+# Settings that may differ between an interrupted run and its resumption (extending a run is legitimate).
+_RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience"})
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run; stored in every checkpoint."""
+
+    model_name: str
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    early_stopping_patience: int | None = 5
+    seed: int = 0
+    input_size: int = INPUT_SIZE
+    pretrained: bool = True
+    weights_file: str | None = None
+    augment: bool = True
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model_name not in MODEL_NAMES:
+            raise ValueError(f"model_name {self.model_name!r} is unknown; choose one of {', '.join(MODEL_NAMES)}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is unknown; choose one of {', '.join(OPTIMIZERS)}.")
+        if self.epochs < 1 or self.batch_size < 1 or self.input_size < 1:
+            raise ValueError("epochs, batch_size and input_size must be >= 1.")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(
+                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}."
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError("early_stopping_patience must be >= 1, or None to train all epochs.")
+        if self.weights_file is not None and not self.pretrained:
+            raise ValueError("weights_file is only used with pretrained=True; drop it or set pretrained=True.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict of the settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error so typos do not silently fall back to defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown TrainConfig field(s) {unknown}; valid fields are {sorted(known)}.")
+        return cls(**data)
+
+
+@dataclass
+class FitResult:
+    """Outcome of `fit`; `history` holds one record per finished epoch, including epochs from before a resume."""
+
+    best_checkpoint: Path | None  # None only if no epoch produced a finite validation loss
+    last_checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+    cancelled: bool = False
+    resumed_from_epoch: int = 0  # last epoch found in last.pt at start; 0 for a fresh run
+    device: str = "cpu"
+
+
+def select_device(pref: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; an explicit 'cuda' fails loudly if there is no GPU."""
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(pref)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"Device {pref!r} requested but CUDA is not available here; use device='auto' or 'cpu'.")
+    return device
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    # bf16 keeps fp32's exponent range, so no GradScaler is needed; the CPU stays fp32 for exact reproducibility.
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move `model` to `device`, channels_last on CUDA (what fit and load_trained run with)."""
+    model = model.to(device)
+    if device.type == "cuda":
+        # Convolutions on tensor cores run fastest in NHWC.
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve via average ranks (Mann-Whitney U); nan when only one class is present."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # 1-based rank of each distinct score, ties sharing the mean of the ranks they span.
+    avg_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    rank_sum_pos = avg_rank[inverse][labels].sum()
+    return float((rank_sum_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def train_one_epoch(
+    model: nn.Module,
+    crops: CropTensors,
+    *,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    augment: BatchAugment | None,
+) -> dict[str, float]:
+    """One pass over `crops` in shuffled mini-batches; returns mean loss, accuracy and sample count."""
+    model.train()
+    if augment is not None:
+        augment.train()
+    mean, std = model_normalization(model)
+    cuda = device.type == "cuda"
+    # A trailing batch of one sample would make BatchNorm fail in training mode.
+    drop_last = len(crops) > 1 and len(crops) % config.batch_size == 1
+    # Accumulated on the device: a .item() per batch would stall the GPU queue on every step.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    for x, y, _ in batches(
+        crops, batch_size=config.batch_size, shuffle=True, generator=generator, device=device,
+        mean=mean, std=std, augment=augment, channels_last=cuda, drop_last=drop_last,
+    ):
+        with _autocast(device):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * y.numel()
+        correct += (logits.detach().argmax(1) == y).sum()
+        n += y.numel()
+    if n == 0:
+        raise ValueError("The training set yielded no batch; it needs at least 2 crops.")
+    return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n, "n": n}
+
+
+def _logits(
+    model: nn.Module, crops: CropTensors, *, device: torch.device, batch_size: int,
+    mean: tuple[float, ...] | None, std: tuple[float, ...] | None,
+) -> torch.Tensor:
+    """Float32 logits (N, classes) on the CPU, in the order of `crops`."""
+    if mean is None or std is None:
+        mean, std = model_normalization(model)
+    model.eval()
+    cuda = device.type == "cuda"
+    outputs: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for x, _, _ in batches(
+            crops, batch_size=batch_size, shuffle=False, generator=None, device=device,
+            mean=mean, std=std, augment=None, channels_last=cuda,
+        ):
+            with _autocast(device):
+                outputs.append(model(x).float())
+    if not outputs:
+        return torch.empty((0, 2))
+    return torch.cat(outputs).cpu()
+
+
+def evaluate(
+    model: nn.Module,
+    crops: CropTensors,
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> dict[str, Any]:
+    """Loss, accuracy, rank AUC and P(CTS) per sample (`probs`, in crop order) without augmentation."""
+    logits = _logits(model, crops, device=device, batch_size=batch_size, mean=mean, std=std)
+    labels = crops.labels
+    n = len(crops)
+    if n == 0:
+        return {"loss": math.nan, "accuracy": math.nan, "auc": math.nan, "probs": np.empty(0), "n": 0}
+    probs = torch.softmax(logits, dim=1)[:, 1].double().numpy()
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (logits.argmax(1) == labels).double().mean().item(),
+        "auc": roc_auc(labels.numpy(), probs),
+        "probs": probs,
+        "n": n,
+    }
+
+
+def predict_proba(model: nn.Module, crops: CropTensors, *, device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """P(CTS) for each crop, in crop order."""
+    logits = _logits(model, crops, device=device, batch_size=batch_size, mean=None, std=None)
+    return torch.softmax(logits, dim=1)[:, 1].double().numpy()
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+@contextlib.contextmanager
+def _determinism(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels on the CPU, autotuned cuDNN on CUDA; restores the process-wide flags afterwards."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        # Fixed input size: the autotuner pays off; GPU runs are not bitwise reproducible anyway.
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
+
+
+def _versions() -> dict[str, str]:
+    try:
+        from importlib.metadata import version
+
+        code = version("cts-study")
+    except Exception:  # running from a source tree that is not installed
+        code = "unknown"
+    return {
+        "checkpoint_format": str(CHECKPOINT_FORMAT),
+        "cts_study": code,
+        "python": platform.python_version(),
+        # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "timm": str(timm.__version__),
+        "numpy": str(np.__version__),
+    }
+
+
+def _rng_states(shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> dict[str, Any]:
+    # Stored as tensors and plain tuples so checkpoints load with torch.load(weights_only=True).
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "shuffle": shuffle_gen.get_state(),
+        "augment": augment_gen.get_state(),
+        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": random.getstate(),
+    }
+
+
+def _restore_rng_states(states: dict[str, Any], shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> None:
+    torch.set_rng_state(states["torch_cpu"])
+    if states.get("torch_cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch_cuda"])
+    shuffle_gen.set_state(states["shuffle"])
+    augment_gen.set_state(states["augment"])
+    np_state = states["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["gauss"]))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """Write to a temp file in the same directory, fsync, then rename: a crash never leaves a torn checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        torch.save(payload, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    fmt = int(ckpt.get("versions", {}).get("checkpoint_format", -1))
+    if fmt != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} has checkpoint format {fmt}, this code reads format {CHECKPOINT_FORMAT}; "
+            "train again or load it with the code version that wrote it."
+        )
+    return ckpt
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    diffs = [f"{k}: {saved.get(k)!r} in checkpoint vs {current[k]!r} now"
+             for k in current if k not in _RESUME_MAY_CHANGE and saved.get(k) != current[k]]
+    if diffs:
+        raise ValueError(
+            f"{path} belongs to a different run ({'; '.join(diffs)}). Use a new checkpoint_dir, "
+            "or delete that last.pt to start this run from scratch."
+        )
+
+
+def fit(
+    config: TrainConfig,
+    train: CropTensors,
+    val: CropTensors,
+    *,
+    checkpoint_dir: Path,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+) -> FitResult:
+    """Train `config.model_name` on `train`, select on `val` loss; resumes from checkpoint_dir/last.pt if present.
+
+    `on_epoch(record)` runs after each epoch's checkpoint is written; returning False cancels the run.
+    """
+    if len(train) < 2:
+        raise ValueError(f"fit needs at least 2 training crops, got {len(train)}.")
+    if len(val) == 0:
+        raise ValueError("fit needs a non-empty validation set: it drives model selection and early stopping.")
+    for name, crops in (("train", train), ("val", val)):
+        if crops.size != config.input_size:
+            raise ValueError(
+                f"{name} crops are {crops.size} px but config.input_size is {config.input_size}; "
+                f"load them with load_crops(..., size={config.input_size})."
+            )
+    device = select_device(config.device)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+
+    with _determinism(device):
+        _seed_everything(config.seed)
+        model = prepare_model(
+            build_model(config.model_name, num_classes=2, pretrained=config.pretrained,
+                        weights_file=config.weights_file),
+            device,
+        )
+        optimizer = _make_optimizer(model, config)
+        # Separate streams: changing the augmentation settings must not change the batch order.
+        shuffle_gen = torch.Generator().manual_seed(config.seed)
+        augment_gen = torch.Generator().manual_seed(config.seed + 1)
+        augment = BatchAugment(generator=augment_gen) if config.augment else None
+
+        result = FitResult(best_checkpoint=None, last_checkpoint=last_path, device=str(device))
+        epochs_without_improvement = 0
+        start_epoch = 0
+        if last_path.exists():
+            ckpt = _load_checkpoint(last_path)
+            _check_resumable(ckpt["config"], config, last_path)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            _restore_rng_states(ckpt["rng"], shuffle_gen, augment_gen)
+            start_epoch = int(ckpt["epoch"])
+            result.history = list(ckpt["history"])
+            result.best_epoch = ckpt["best_epoch"]
+            result.best_val_loss = float(ckpt["best_val_loss"])
+            result.best_checkpoint = best_path if best_path.exists() and result.best_epoch is not None else None
+            result.stopped_early = bool(ckpt["stopped_early"])
+            result.resumed_from_epoch = start_epoch
+            epochs_without_improvement = int(ckpt["epochs_without_improvement"])
+            _logger.info("Resuming %s from %s after epoch %d", config.model_name, last_path, start_epoch)
+            if result.stopped_early:
+                return result
+
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            started = time.perf_counter()
+            train_metrics = train_one_epoch(
+                model, train, optimizer=optimizer, config=config, device=device,
+                generator=shuffle_gen, augment=augment,
+            )
+            val_metrics = evaluate(model, val, device=device, batch_size=config.batch_size)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_metrics["loss"],
+                "train_accuracy": train_metrics["accuracy"],
+                "val_loss": val_metrics["loss"],
+                "val_accuracy": val_metrics["accuracy"],
+                "val_auc": val_metrics["auc"],
+                "seconds": time.perf_counter() - started,
+            }
+            result.history.append(record)
+            improved = math.isfinite(record["val_loss"]) and record["val_loss"] < result.best_val_loss
+            if improved:
+                result.best_val_loss, result.best_epoch = record["val_loss"], epoch
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+            patience = config.early_stopping_patience
+            result.stopped_early = patience is not None and epochs_without_improvement >= patience
+
+            payload = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "best_epoch": result.best_epoch,
+                "best_val_loss": result.best_val_loss,
+                "epochs_without_improvement": epochs_without_improvement,
+                "stopped_early": result.stopped_early,
+                "history": result.history,
+                "config": config.to_dict(),
+                "rng": _rng_states(shuffle_gen, augment_gen),
+                "versions": _versions(),
+            }
+            if improved:
+                # best.pt first: if the process dies between the writes, last.pt still points before this epoch.
+                best = {k: payload[k] for k in ("model", "epoch", "best_epoch", "best_val_loss", "history",
+                                                 "config", "versions")}
+                _save_atomic(best, best_path)
+                result.best_checkpoint = best_path
+            _save_atomic(payload, last_path)
+            _logger.info("%s epoch %d: %s", config.model_name, epoch, record)
+
+            if on_epoch is not None and on_epoch(dict(record)) is False:
+                result.cancelled = True
+                break
+            if result.stopped_early:
+                break
+    return result
+
+
+def load_trained(checkpoint_path: Path, *, device: torch.device | str) -> tuple[nn.Module, TrainConfig]:
+    """Model (eval mode, on `device`) and TrainConfig from a best.pt/last.pt written by `fit`."""
+    ckpt = _load_checkpoint(Path(checkpoint_path))
+    config = TrainConfig.from_dict(ckpt["config"])
+    device = torch.device(device)
+    # Random init is fine here: every weight is overwritten by the checkpoint, and no download is needed.
+    model = build_model(config.model_name, num_classes=2, pretrained=False)
+    model.load_state_dict(ckpt["model"])
+    return prepare_model(model, device).eval(), config

@@ -1,0 +1,95 @@
+from rest_framework import serializers
+
+from mlworker.ml import MODEL_NAMES
+from studyapp.clips.models import Clip
+
+from .models import Experiment, Split, TrainingRun
+from .services import split_counts, split_verify
+
+
+class SplitSerializer(serializers.ModelSerializer):
+    counts = serializers.SerializerMethodField()
+    manifest_entries = serializers.SerializerMethodField()
+    members = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Split
+        fields = ["id", "name", "version", "supersedes", "seed", "test_per_group", "test_fraction",
+                  "train_per_group", "status", "counts", "members", "left_out", "manifest_hash", "manifest_entries",
+                  "created_at", "locked_at"]
+        read_only_fields = fields
+
+    def get_counts(self, split) -> dict:
+        return split_counts(split)
+
+    def get_manifest_entries(self, split) -> int:
+        return len(split.manifest or [])
+
+    def get_members(self, split) -> list[dict]:
+        return [{"hand": m.hand_id, "participant": m.hand.participant_id, "subset": m.subset, "label": m.label}
+                for m in split.members.select_related("hand")]
+
+
+class SplitCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    seed = serializers.IntegerField(min_value=0, default=0)
+    test_per_group = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=10)
+    test_fraction = serializers.FloatField(min_value=0.01, max_value=0.99, required=False, allow_null=True)
+    train_per_group = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=40)
+    supersedes = serializers.PrimaryKeyRelatedField(queryset=Split.objects.all(), required=False, allow_null=True)
+
+
+class SplitCheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    problems = serializers.ListField(child=serializers.CharField())
+
+
+def split_check(split) -> dict:
+    problems = split_verify(split)
+    return {"ok": not problems, "problems": problems}
+
+
+class RunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "experiment", "model_name", "config", "random_init", "status", "epochs_done", "history",
+                  "cancel_requested", "error", "resumed_from_epoch", "queued_at", "started_at", "finished_at",
+                  "weights_sha256", "manifest_hash", "code_version", "library_versions", "device", "best_epoch",
+                  "evaluation"]
+        read_only_fields = fields
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    runs = RunSerializer(many=True, read_only=True)
+    split_version = serializers.CharField(source="split.__str__", read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = ["id", "name", "split", "split_version", "manifest_hash", "config", "runs", "comparison",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class HyperparametersSerializer(serializers.Serializer):
+    epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
+    batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+    lr = serializers.FloatField(min_value=1e-7, max_value=1.0, required=False)
+    optimizer = serializers.ChoiceField(choices=["adam", "adamw", "sgd"], required=False)
+    weight_decay = serializers.FloatField(min_value=0, max_value=1, required=False)
+    early_stopping_patience = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    seed = serializers.IntegerField(min_value=0, required=False)
+    input_size = serializers.IntegerField(min_value=16, max_value=512, required=False)
+    augment = serializers.BooleanField(required=False)
+
+
+class ExperimentLaunchSerializer(serializers.Serializer):
+    split = serializers.PrimaryKeyRelatedField(queryset=Split.objects.all())
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    models = serializers.ListField(child=serializers.ChoiceField(choices=list(MODEL_NAMES)), required=False,
+                                   min_length=1)
+    random_init = serializers.BooleanField(default=False, help_text="Train without ImageNet weights (recorded).")
+    hyperparameters = HyperparametersSerializer(required=False)
+
+
+class PredictSerializer(serializers.Serializer):
+    clip = serializers.PrimaryKeyRelatedField(queryset=Clip.objects.all())

@@ -1,0 +1,413 @@
+"""Splits (create, lock, verify), experiment launch and cancel, and the training run the worker executes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable, fit, load_crops, load_trained
+from mlworker.ml import predict_proba, select_device
+from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
+from studyapp.cohort.models import CsaMeasurement, Hand
+
+from . import datasets
+from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
+from .splitting import Candidate, plan_split, validation_hands
+
+DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
+                 "seed": 0, "input_size": 224, "augment": True}
+VALIDATION_FRACTION = 0.2
+
+
+def _invalid(field: str, message: str, code: str) -> ValidationError:
+    return ValidationError({field: ValidationError(message, code=code)})
+
+
+# --- splits -------------------------------------------------------------------------------------------
+
+def split_candidates() -> tuple[list[Candidate], list[dict]]:
+    """Eligible hands (included control/CTS, fully annotated) and the others with the reason."""
+    eligible, left_out = [], []
+    for hand in Hand.objects.select_related("participant").order_by("pk"):
+        try:
+            datasets.hand_label(hand)
+            datasets.hand_entries(hand)
+        except datasets.NotReady as reason:
+            left_out.append({"hand": hand.pk, "study_code": hand.participant.study_code, "side": hand.side,
+                             "reason": str(reason)})
+            continue
+        eligible.append(Candidate(hand.pk, hand.participant_id, hand.group))
+    return eligible, left_out
+
+
+@transaction.atomic
+def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, test_fraction: float | None = None,
+                 train_per_group: int | None = 40, created_by=None, supersedes: Split | None = None) -> Split:
+    if test_fraction is not None:
+        test_per_group = None
+    candidates, left_out = split_candidates()
+    if not candidates:
+        raise _invalid("name", "No hand is eligible yet: a split needs included control and CTS hands whose clip "
+                               "frames all have a confirmed ROI.", "no_eligible_hands")
+    try:
+        plan = plan_split(candidates, seed=seed, test_per_group=test_per_group, test_fraction=test_fraction,
+                          train_per_group=train_per_group)
+    except ValueError as error:
+        raise _invalid("test_per_group", str(error), "bad_split") from None
+    groups = {c.hand_id: c.group for c in candidates}
+    counts = plan.counts(groups)
+    if not all(counts[s][g] for s in ("train", "test") for g in ("control", "cts")):
+        raise _invalid("test_per_group", f"Train and test each need both groups; this gives {counts}.", "empty_side")
+    version = (Split.objects.filter(name=name).order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    split = Split.objects.create(name=name, version=version, seed=seed, test_per_group=test_per_group,
+                                 test_fraction=test_fraction, train_per_group=train_per_group, created_by=created_by,
+                                 supersedes=supersedes, left_out=left_out + [
+                                     {"hand": h, "reason": "beyond the requested train/test counts"}
+                                     for h in plan.unused])
+    hands = Hand.objects.in_bulk(plan.train + plan.test)
+    SplitMember.objects.bulk_create(
+        [SplitMember(split=split, hand=hands[h], subset="train", label=datasets.LABELS[groups[h]]) for h in plan.train]
+        + [SplitMember(split=split, hand=hands[h], subset="test", label=datasets.LABELS[groups[h]]) for h in plan.test])
+    return split
+
+
+def split_counts(split: Split) -> dict:
+    counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
+    for subset, label in split.members.values_list("subset", "label"):
+        counts[subset]["cts" if label else "control"] += 1
+    return counts
+
+
+def _current_manifest(split: Split) -> list[dict]:
+    members = [(m.hand, m.subset) for m in split.members.select_related("hand")]
+    return datasets.manifest_for(members)
+
+
+@transaction.atomic
+def split_lock(*, split: Split, locked_by=None) -> Split:
+    """Freeze membership and the dataset: the manifest of (hand, frame, crop box, label) and its hash."""
+    split = Split.objects.select_for_update().get(pk=split.pk)
+    if split.is_locked:
+        raise SplitLocked(split.pk)
+    try:
+        entries = _current_manifest(split)
+    except datasets.NotReady as reason:
+        raise _invalid("status", f"A member hand is no longer ready ({reason}); make a new split.", "not_ready") from None
+    for member in split.members.select_related("hand"):
+        if datasets.LABELS[member.hand.group] != member.label:
+            raise _invalid("status", f"{member.hand}'s group changed since the split was made; make a new split.",
+                           "label_changed")
+    split.manifest, split.manifest_hash = entries, datasets.manifest_hash(entries)
+    split.status, split.locked_by, split.locked_at = Split.Status.LOCKED, locked_by, timezone.now()
+    split.save()
+    return split
+
+
+def split_verify(split: Split) -> list[str]:
+    """Differences between the locked manifest and the data now; empty when training may use the split."""
+    if not split.is_locked:
+        return ["The split is not locked."]
+    try:
+        current = _current_manifest(split)
+    except datasets.NotReady as reason:
+        return [f"A member hand is no longer ready: {reason}."]
+    if datasets.manifest_hash(current) == split.manifest_hash:
+        return []
+    before = {(e["hand"], e["frame"]): e for e in split.manifest}
+    after = {(e["hand"], e["frame"]): e for e in current}
+    changed_hands = sorted({key[0] for key in set(before) ^ set(after)}
+                           | {key[0] for key in set(before) & set(after) if before[key] != after[key]})
+    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed_hands).select_related("participant")}
+    return [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked." for h in changed_hands]
+
+
+# --- experiments ----------------------------------------------------------------------------------------
+
+def _weights_file(model_name: str) -> str | None:
+    folder = settings.CTS_WEIGHTS_DIR
+    if folder:
+        for suffix in (".pth", ".pt", ".safetensors", ".bin"):
+            candidate = Path(folder) / f"{model_name}{suffix}"
+            if candidate.exists():
+                return str(candidate)
+    return None
+
+
+@transaction.atomic
+def experiment_launch(*, split: Split, name: str = "", models: list[str] | None = None, random_init: bool = False,
+                      hyperparameters: dict | None = None, created_by=None) -> Experiment:
+    """Create one training run per model on a locked, unchanged split and queue them for the workers."""
+    problems = split_verify(split)
+    if problems:
+        raise _invalid("split", "Training is blocked on this split: " + " ".join(problems[:5])
+                       + " Make a new split version.", "manifest_mismatch")
+    models = models or list(MODEL_NAMES)
+    unknown = sorted(set(models) - set(MODEL_NAMES))
+    if unknown:
+        raise _invalid("models", f"Unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}.", "unknown_model")
+    shared = {**DEFAULT_TRAIN, **(hyperparameters or {})}
+    experiment = Experiment.objects.create(name=name or f"{split} {timezone.localdate()}", split=split,
+                                           manifest_hash=split.manifest_hash, config=shared, created_by=created_by)
+    for model_name in models:
+        try:
+            config = TrainConfig(model_name=model_name, pretrained=not random_init,
+                                 weights_file=None if random_init else _weights_file(model_name), **shared)
+        except (TypeError, ValueError) as error:
+            raise _invalid("hyperparameters", str(error), "bad_hyperparameters") from None
+        run = TrainingRun.objects.create(experiment=experiment, model_name=model_name, config=config.to_dict(),
+                                         random_init=random_init, manifest_hash=split.manifest_hash)
+        transaction.on_commit(lambda run_id=run.pk: queue_run(run_id))
+    return experiment
+
+
+def queue_run(run_id: int) -> None:
+    from .tasks import train_model
+
+    train_model.apply_async((run_id,), queue=settings.CTS_TRAINING_QUEUE)
+
+
+@transaction.atomic
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Cancel a queued run now; a running one stops after its current epoch."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.is_finished:
+        raise _invalid("status", f"The run is already {run.get_status_display().lower()}.", "finished")
+    run.cancel_requested = True
+    if run.status == TrainingRun.Status.QUEUED:
+        run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
+    run.save()
+    return run
+
+
+def runs_requeue_orphans(*, worker: str) -> list[int]:
+    """Runs a worker of this name held when it died: queue them again; they resume from their checkpoint."""
+    orphans = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker)
+                   .values_list("pk", flat=True))
+    for run_id in orphans:
+        if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, worker=worker).update(
+                status=TrainingRun.Status.QUEUED, task_id=""):
+            queue_run(run_id)
+    return orphans
+
+
+# --- the training run (executed by the worker) --------------------------------------------------------
+
+def _local_path(name: str, cache: Path) -> str:
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:  # remote storage: copy once into the run's cache
+        target = cache / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with default_storage.open(name, "rb") as source, target.open("wb") as out:
+                shutil.copyfileobj(source, out)
+        return str(target)
+
+
+def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
+    return [CropSample(image_path=_local_path(e["image"], cache), box=tuple(e["box"]), label=e["label"],
+                       hand_id=e["hand"], frame_id=e["frame"]) for e in entries]
+
+
+def code_version() -> str:
+    if os.environ.get("CTS_CODE_VERSION"):
+        return os.environ["CTS_CODE_VERSION"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_checkpoint_dir(run: TrainingRun) -> Path:
+    return Path(settings.CTS_CHECKPOINT_DIR) / f"run_{run.pk}"
+
+
+def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
+    """Take a queued run, or the same task redelivered after its worker died; None if someone else has it."""
+    from django.db.models import Q
+
+    claimed = TrainingRun.objects.filter(
+        Q(status=TrainingRun.Status.QUEUED) | Q(status=TrainingRun.Status.RUNNING, task_id=task_id),
+        pk=run_id, cancel_requested=False,
+    ).update(status=TrainingRun.Status.RUNNING, task_id=task_id, worker=worker, error="",
+             started_at=timezone.now())
+    return TrainingRun.objects.select_related("experiment__split").get(pk=run_id) if claimed else None
+
+
+def _finish(run_id: int, status: str, **fields) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+
+
+def run_train(*, run_id: int, task_id: str, worker: str) -> str:
+    """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
+    run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
+    if run is None:
+        return "not claimed"
+    split = run.experiment.split
+    try:
+        problems = split_verify(split)
+        if problems:
+            raise RuntimeError("The split's data changed since it was locked: " + " ".join(problems[:5]))
+        config = TrainConfig.from_dict(run.config)
+        entries = split.manifest
+        train_entries = [e for e in entries if e["subset"] == "train"]
+        train_hands = {e["hand"]: Candidate(e["hand"], e["participant"], "cts" if e["label"] else "control")
+                       for e in train_entries}
+        val_hands = set(validation_hands(list(train_hands.values()), fraction=VALIDATION_FRACTION, seed=config.seed))
+        checkpoint_dir = run_checkpoint_dir(run)
+        cache = checkpoint_dir / "frames"
+        fit_set = [e for e in train_entries if e["hand"] not in val_hands]
+        val_set = [e for e in train_entries if e["hand"] in val_hands]
+        test_set = [e for e in entries if e["subset"] == "test"]
+        size = config.input_size
+        train_crops = load_crops(_samples(fit_set, cache), size=size)
+        val_crops = load_crops(_samples(val_set, cache), size=size)
+
+        def on_epoch(record: dict) -> bool:
+            row = TrainingRun.objects.get(pk=run_id)
+            history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
+            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"])
+            return not row.cancel_requested
+
+        result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
+        TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
+                                                     device=result.device, best_epoch=result.best_epoch)
+        if result.cancelled:
+            _finish(run_id, TrainingRun.Status.CANCELLED)
+            return "cancelled"
+        model, _ = load_trained(result.best_checkpoint, device=select_device(config.device))
+        test_crops = load_crops(_samples(test_set, cache), size=size)
+        probabilities = predict_proba(model, test_crops, device=select_device(config.device))
+        labels = [e["label"] for e in test_set]
+        hand_ids = [e["hand"] for e in test_set]
+        evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
+        digest, stored = _register_weights(run, result.best_checkpoint)
+        import torch
+
+        versions = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False).get("versions", {})
+        _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
+                library_versions=versions, evaluation=evaluation,
+                predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
+                             "probabilities": [float(p) for p in probabilities]})
+    except WeightsUnavailable as error:
+        _finish(run_id, TrainingRun.Status.FAILED, error=f"{error} (or launch again with random initialisation)")
+        return "failed"
+    except Exception as error:
+        _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    experiment_compare_if_complete(experiment_id=run.experiment_id)
+    return "done"
+
+
+def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    name = f"models/run_{run.pk}_{run.model_name}_{digest[:12]}.pt"
+    if not default_storage.exists(name):
+        with checkpoint.open("rb") as handle:
+            name = default_storage.save(name, File(handle))
+    return digest, name
+
+
+def _latest_manual_csa(hand_ids) -> dict[int, float]:
+    values = {}
+    for hand_id, csa in (CsaMeasurement.objects.filter(hand_id__in=hand_ids, method="manual",
+                                                       site="carpal_tunnel_inlet")
+                         .order_by("hand_id", "measured_on", "id").values_list("hand_id", "csa_mm2")):
+        values[hand_id] = csa  # ordered, so the latest wins
+    return values
+
+
+def experiment_compare_if_complete(*, experiment_id: int) -> dict | None:
+    """Once every run is finished: DeLong between models, the manual-CSA baseline, Mann–Whitney for CSA."""
+    experiment = Experiment.objects.select_related("split").get(pk=experiment_id)
+    runs = list(experiment.runs.all())
+    if not all(run.is_finished for run in runs):
+        return None
+    done = [run for run in runs if run.status == TrainingRun.Status.DONE]
+    comparison: dict = {"models": [run.model_name for run in done]}
+    if done:
+        reference = done[0].predictions
+        scores = {}
+        for run in done:
+            order = {frame: i for i, frame in enumerate(run.predictions["frame_ids"])}
+            scores[run.model_name] = [run.predictions["probabilities"][order[f]] for f in reference["frame_ids"]]
+        if len(done) > 1:
+            comparison["delong"] = compare_models(reference["labels"], scores, reference["hand_ids"])
+        comparison["csa_baseline"] = _csa_baseline(experiment.split, done)
+    comparison["csa_between_groups"] = _csa_groups()
+    Experiment.objects.filter(pk=experiment_id).update(comparison=comparison)
+    return comparison
+
+
+def _csa_baseline(split: Split, done: list[TrainingRun]) -> dict:
+    members = list(split.members.values_list("hand_id", "subset", "label"))
+    csa = _latest_manual_csa([m[0] for m in members])
+    train = [(csa[h], label) for h, subset, label in members if subset == "train" and h in csa]
+    test = [(h, csa[h], label) for h, subset, label in members if subset == "test" and h in csa]
+    if len({label for _, label in train}) < 2 or len({label for _, _, label in test}) < 2:
+        return {"note": "Needs manual CSA of both groups in training and in testing."}
+    hand_scores = {}
+    for run in done:
+        hands = run.evaluation["hand"]
+        lookup = dict(zip(hands["hand_ids"], hands["probabilities"]))
+        hand_scores[run.model_name] = [lookup[h] for h, _, _ in test]
+    return csa_baseline([c for c, _ in train], [l for _, l in train], [c for _, c, _ in test],
+                        [l for _, _, l in test], test_hand_ids=[h for h, _, _ in test], model_hand_scores=hand_scores)
+
+
+def _csa_groups() -> dict:
+    hands = Hand.objects.filter(exclusion_reason="", group__in=["control", "cts"]).values_list("pk", "group")
+    csa = _latest_manual_csa([h for h, _ in hands])
+    control = [csa[h] for h, g in hands if g == "control" and h in csa]
+    cts = [csa[h] for h, g in hands if g == "cts" and h in csa]
+    if not control or not cts:
+        return {"note": "Needs manual CSA in both groups."}
+    return {"groups": ["control", "cts"], **csa_between_groups(control, cts)}
+
+
+# --- prediction with a registered model -----------------------------------------------------------------
+
+_MODEL_CACHE: dict[str, object] = {}
+
+
+def predict_clip(*, run: TrainingRun, clip) -> dict:
+    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model."""
+    if run.status != TrainingRun.Status.DONE or not run.weights:
+        raise _invalid("model", "This run has no registered model (it is not done).", "not_registered")
+    annotator = datasets.primary_annotator(clip)
+    from studyapp.annotations.models import RoiAnnotation
+    from studyapp.annotations.services import ANCHORS
+
+    rois = list(RoiAnnotation.objects.filter(frame__clip=clip, annotator_id=annotator, status__in=ANCHORS)
+                .select_related("frame").order_by("frame__index")) if annotator else []
+    if not rois:
+        raise _invalid("clip", "The clip has no confirmed ROI to crop; annotate it first.", "no_roi")
+    device = select_device("auto")
+    key = f"{run.weights_sha256}:{device}"
+    with tempfile.TemporaryDirectory() as tmp:
+        if key not in _MODEL_CACHE:
+            weights = Path(_local_path(run.weights.name, Path(tmp)))
+            _MODEL_CACHE.clear()  # one model at a time in a web process
+            _MODEL_CACHE[key] = load_trained(weights, device=device)
+        model, config = _MODEL_CACHE[key]
+        samples = [CropSample(image_path=_local_path(r.frame.image.name, Path(tmp)), box=r.box, label=0,
+                              hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
+        probabilities = predict_proba(model, load_crops(samples, size=config.input_size), device=device)
+    return {"model": run.model_name, "run": run.pk, "weights_sha256": run.weights_sha256, "clip": clip.pk,
+            "hand": clip.hand_id,
+            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p)}
+                       for r, p in zip(rois, probabilities)],
+            "hand_probability": float(np.mean(probabilities))}

@@ -1,0 +1,93 @@
+"""Hand-level train/test splits, stratified by group and grouped by participant (no Django imports).
+
+Both hands of a participant always land on the same side, so no participant's frames are ever seen in
+training and in testing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+GROUPS = ("control", "cts")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    hand_id: int
+    participant_id: int
+    group: str  # 'control' | 'cts'
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+    unused: tuple[int, ...]  # eligible, but beyond the requested counts
+
+    def counts(self, groups: dict[int, str]) -> dict[str, dict[str, int]]:
+        return {subset: {g: sum(groups[h] == g for h in hands) for g in GROUPS}
+                for subset, hands in (("train", self.train), ("test", self.test), ("unused", self.unused))}
+
+
+def _units(candidates: list[Candidate], rng: np.random.Generator) -> list[list[Candidate]]:
+    by_participant: dict[int, list[Candidate]] = defaultdict(list)
+    for candidate in sorted(candidates, key=lambda c: c.hand_id):
+        by_participant[candidate.participant_id].append(candidate)
+    units = [by_participant[p] for p in sorted(by_participant)]
+    return [units[i] for i in rng.permutation(len(units))]
+
+
+def _fill(units, targets: dict[str, int]) -> tuple[list[list[Candidate]], list[list[Candidate]]]:
+    """Take whole participants in order while no group would pass its target; return (taken, rest)."""
+    taken, rest, counts = [], [], dict.fromkeys(GROUPS, 0)
+    for unit in units:
+        add = dict.fromkeys(GROUPS, 0)
+        for candidate in unit:
+            add[candidate.group] += 1
+        if all(counts[g] + add[g] <= targets[g] for g in GROUPS) and any(counts[g] < targets[g] for g in GROUPS
+                                                                          if add[g]):
+            taken.append(unit)
+            for g in GROUPS:
+                counts[g] += add[g]
+        else:
+            rest.append(unit)
+    return taken, rest
+
+
+def plan_split(candidates: list[Candidate], *, seed: int, test_per_group: int | None = None,
+               test_fraction: float | None = None, train_per_group: int | None = None) -> SplitPlan:
+    """Assign eligible hands to test and train, stratified by group, whole participants at a time.
+
+    The test set is filled first to `test_per_group` hands per group (or `test_fraction` of each group);
+    training takes the remaining hands, up to `train_per_group` per group when given.
+    """
+    if (test_per_group is None) == (test_fraction is None):
+        raise ValueError("Give either test_per_group or test_fraction.")
+    if test_fraction is not None and not 0 < test_fraction < 1:
+        raise ValueError("test_fraction must be between 0 and 1.")
+    if any(c.group not in GROUPS for c in candidates):
+        raise ValueError("Only control and CTS hands can be split.")
+    per_group = {g: sum(c.group == g for c in candidates) for g in GROUPS}
+    if test_fraction is not None:
+        test_targets = {g: int(round(per_group[g] * test_fraction)) for g in GROUPS}
+    else:
+        test_targets = dict.fromkeys(GROUPS, test_per_group)
+    rng = np.random.default_rng(seed)
+    test_units, rest = _fill(_units(candidates, rng), test_targets)
+    train_targets = {g: per_group[g] if train_per_group is None else train_per_group for g in GROUPS}
+    train_units, unused_units = _fill(rest, train_targets)
+    flat = lambda units: tuple(sorted(c.hand_id for unit in units for c in unit))  # noqa: E731
+    return SplitPlan(train=flat(train_units), test=flat(test_units), unused=flat(unused_units))
+
+
+def validation_hands(candidates: list[Candidate], *, fraction: float, seed: int) -> tuple[int, ...]:
+    """Training hands held out for model selection: a stratified, participant-grouped share of training."""
+    if not 0 < fraction < 1:
+        raise ValueError("The validation fraction must be between 0 and 1.")
+    per_group = {g: sum(c.group == g for c in candidates) for g in GROUPS}
+    targets = {g: max(1, int(round(per_group[g] * fraction))) if per_group[g] > 1 else 0 for g in GROUPS}
+    taken, _ = _fill(_units(candidates, np.random.default_rng(seed)), targets)
+    return tuple(sorted(c.hand_id for unit in taken for c in unit))

@@ -1,0 +1,183 @@
+"""Training loop: exact CPU reproducibility, resume after a crash, cancellation, early stopping, reloading."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlworker.ml import (
+    BatchAugment,
+    CropTensors,
+    TrainConfig,
+    build_model,
+    evaluate,
+    fit,
+    load_trained,
+    predict_proba,
+    roc_auc,
+    select_device,
+    train_one_epoch,
+)
+
+MakeCrops = Callable[..., CropTensors]
+
+
+def _config(**overrides: object) -> TrainConfig:
+    base = dict(model_name="squeezenet1_1", epochs=2, batch_size=8, lr=1e-3, pretrained=False, input_size=32,
+                device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _without_time(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def _model_state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_round_trips_and_rejects_bad_values() -> None:
+    config = _config(optimizer="sgd", weight_decay=1e-4, early_stopping_patience=None)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="Unknown TrainConfig field"):
+        TrainConfig.from_dict({**config.to_dict(), "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="choose one of adam, sgd, adamw"):
+        _config(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="model_name"):
+        _config(model_name="resnet18")
+
+
+def test_select_device() -> None:
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="device='auto' or 'cpu'"):
+            select_device("cuda")
+
+
+def test_roc_auc_by_ranks() -> None:
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)  # ties count half
+    assert math.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 2, 50), rng.integers(0, 5, 50) / 4  # many ties
+    assert roc_auc(labels, scores) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores))
+
+
+def test_train_one_epoch_and_evaluate_metrics(make_crops: MakeCrops) -> None:
+    torch.manual_seed(0)
+    model = build_model("mobilenetv2_100", pretrained=False)  # has BatchNorm: a batch of one would fail
+    crops = make_crops(17)
+    config = _config(model_name="mobilenetv2_100")
+    metrics = train_one_epoch(
+        model, crops, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), config=config,
+        device=torch.device("cpu"), generator=torch.Generator().manual_seed(0),
+        augment=BatchAugment(generator=torch.Generator().manual_seed(1)),
+    )
+    assert metrics["n"] == 16  # the trailing single-sample batch is dropped
+    assert math.isfinite(metrics["loss"]) and 0 <= metrics["accuracy"] <= 1
+
+    result = evaluate(model, crops, device=torch.device("cpu"), batch_size=5)
+    assert result["n"] == 17 and result["probs"].shape == (17,)
+    assert ((result["probs"] >= 0) & (result["probs"] <= 1)).all()
+    assert result["auc"] == pytest.approx(roc_auc(crops.labels.numpy(), result["probs"]))
+    predicted = (result["probs"] > 0.5).astype(int)
+    assert result["accuracy"] == pytest.approx((predicted == crops.labels.numpy()).mean())
+    # Another batch size may pick other CPU kernels: equal up to float32 rounding.
+    np.testing.assert_allclose(predict_proba(model, crops, device=torch.device("cpu"), batch_size=4),
+                               result["probs"], rtol=1e-4)
+
+
+def test_fit_is_exactly_reproducible_on_cpu(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    first = fit(_config(), train, val, checkpoint_dir=tmp_path / "a")
+    second = fit(_config(), train, val, checkpoint_dir=tmp_path / "b")
+    assert len(first.history) == 2 and first.device == "cpu"
+    assert _without_time(first.history) == _without_time(second.history)
+    assert _same_state(_model_state(first.last_checkpoint), _model_state(second.last_checkpoint))
+    other_seed = fit(_config(seed=1), train, val, checkpoint_dir=tmp_path / "c")
+    assert _without_time(other_seed.history) != _without_time(first.history)
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    config = _config(model_name="mobilenetv2_100", epochs=3)  # BatchNorm buffers and Adam state must resume too
+    straight = fit(config, train, val, checkpoint_dir=tmp_path / "straight")
+
+    def crash_after_epoch_1(record: dict[str, float]) -> bool:
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt("worker killed")
+        return True
+
+    crashed_dir = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, train, val, checkpoint_dir=crashed_dir, on_epoch=crash_after_epoch_1)
+    assert torch.load(crashed_dir / "last.pt", weights_only=True)["epoch"] == 1
+
+    seen: list[int] = []
+    resumed = fit(config, train, val, checkpoint_dir=crashed_dir, on_epoch=lambda r: seen.append(r["epoch"]))
+    assert resumed.resumed_from_epoch == 1 and seen == [2, 3]
+    assert _without_time(resumed.history) == _without_time(straight.history)
+    assert resumed.best_epoch == straight.best_epoch
+    assert _same_state(_model_state(resumed.last_checkpoint), _model_state(straight.last_checkpoint))
+
+
+def test_cancel_stops_after_the_current_epoch(make_crops: MakeCrops, tmp_path: Path) -> None:
+    result = fit(_config(epochs=5), make_crops(16), make_crops(8, seed=1), checkpoint_dir=tmp_path,
+                 on_epoch=lambda record: record["epoch"] < 2)
+    assert result.cancelled and not result.stopped_early
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert torch.load(result.last_checkpoint, weights_only=True)["epoch"] == 2
+
+
+def test_early_stopping_on_validation_loss(make_crops: MakeCrops, tmp_path: Path) -> None:
+    # Validation labels are the opposite of training labels, so learning makes validation loss worse.
+    train, val = make_crops(16), make_crops(8, seed=1, invert_labels=True)
+    config = _config(epochs=8, lr=3e-3, early_stopping_patience=2)
+    result = fit(config, train, val, checkpoint_dir=tmp_path)
+    losses = [r["val_loss"] for r in result.history]
+    assert result.stopped_early and len(losses) < 8
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+    assert len(losses) - result.best_epoch == 2
+    assert result.best_val_loss == min(losses)
+    # A stopped run is finished: calling fit again returns it without training.
+    again = fit(config, train, val, checkpoint_dir=tmp_path)
+    assert again.stopped_early and _without_time(again.history) == _without_time(result.history)
+
+
+def test_best_checkpoint_reloads_for_prediction(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    result = fit(_config(epochs=3), train, val, checkpoint_dir=tmp_path)
+    assert result.best_checkpoint == tmp_path / "best.pt"
+    model, config = load_trained(result.best_checkpoint, device="cpu")
+    assert config == _config(epochs=3) and not model.training
+    metrics = evaluate(model, val, device=torch.device("cpu"), batch_size=config.batch_size)
+    assert metrics["loss"] == result.history[result.best_epoch - 1]["val_loss"]
+    saved = torch.load(result.last_checkpoint, weights_only=True)
+    assert set(saved["rng"]) >= {"torch_cpu", "shuffle", "augment", "numpy"}
+    assert saved["versions"]["torch"] == torch.__version__
+
+
+def test_resume_refuses_a_different_run(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    fit(_config(epochs=1), train, val, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="lr: 0.001 in checkpoint vs 0.01 now.*new checkpoint_dir"):
+        fit(_config(epochs=2, lr=1e-2), train, val, checkpoint_dir=tmp_path)
+    extended = fit(_config(epochs=2), train, val, checkpoint_dir=tmp_path)  # more epochs: continues
+    assert extended.resumed_from_epoch == 1 and len(extended.history) == 2
+
+
+def test_fit_rejects_mismatched_crop_size(make_crops: MakeCrops, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="load_crops\\(..., size=32\\)"):
+        fit(_config(), make_crops(16, size=24), make_crops(8, size=24), checkpoint_dir=tmp_path)

@@ -1,0 +1,145 @@
+"""Training runs executed in-process (the worker's code path without the broker)."""
+
+import numpy as np
+import pytest
+import torch
+
+from studyapp.experiments import services
+from studyapp.experiments.models import TrainingRun
+from tests.studyapp.experiments.conftest import TRAIN_FAST
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def locked_split(small_study):
+    return services.split_lock(split=services.split_create(name="s", seed=1, test_per_group=3))
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "queue_run", lambda run_id: None)
+
+
+def launch(split, models, **kwargs):
+    return services.experiment_launch(split=split, models=models, hyperparameters=TRAIN_FAST, **kwargs)
+
+
+def test_a_run_trains_evaluates_and_registers_the_model(locked_split, no_queue, tmp_path, settings):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    experiment = launch(locked_split, ["squeezenet1_1"], random_init=True)
+    run = experiment.runs.get()
+    assert services.run_train(run_id=run.pk, task_id="t1", worker="w1") == "done"
+    run.refresh_from_db()
+    assert run.status == "done" and run.epochs_done == 2 and [h["epoch"] for h in run.history] == [1, 2]
+    assert len(run.weights_sha256) == 64 and run.weights.name.startswith("models/")
+    assert run.manifest_hash == locked_split.manifest_hash and run.random_init
+    assert {"torch", "timm"} <= set(run.library_versions) and run.device == "cpu" and run.code_version
+    frame, hand = run.evaluation["frame"], run.evaluation["hand"]
+    assert frame["n"] == 6 * 6 and hand["n"] == 6
+    assert set(frame["metrics"]) >= {"accuracy", "precision", "recall", "specificity", "f1", "auc"}
+    assert set(frame["ci"]) == {"resampling_frames", "resampling_hands_cluster"}
+    assert frame["ci"]["resampling_frames"]["auc"]["low"] <= frame["metrics"]["auc"] <= \
+        frame["ci"]["resampling_frames"]["auc"]["high"]
+    assert hand["roc"]["fpr"][0] == 0 and len(hand["confusion_matrix"]) == 2
+    experiment.refresh_from_db()
+    comparison = experiment.comparison
+    assert comparison["models"] == ["squeezenet1_1"]
+    assert comparison["csa_baseline"]["youden_on_training"]["threshold"] > 0
+    assert comparison["csa_baseline"]["delong_vs_models"][0]["model"] == "squeezenet1_1"
+    assert comparison["csa_between_groups"]["p_value"] < 0.05  # phantom CTS nerves are larger
+    # the prediction endpoint reproduces the stored test probabilities for a test hand's clip
+    from rest_framework.test import APIClient
+
+    from studyapp.clips.models import Clip
+    from tests.factories import UserFactory
+    hand_id = hand["hand_ids"][0]
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="pi2", role="pi"))
+    response = api.post(f"/api/models/{run.pk}/predict/", {"clip": Clip.objects.get(hand_id=hand_id).pk},
+                        format="json")
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert result["hand_probability"] == pytest.approx(hand["probabilities"][0], abs=1e-5)
+
+
+def test_same_locked_split_reproduces_the_same_numbers(locked_split, no_queue, tmp_path, settings):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    results = []
+    for attempt in range(2):
+        run = launch(locked_split, ["mobilenetv2_100"], random_init=True, name=f"repeat {attempt}").runs.get()
+        services.run_train(run_id=run.pk, task_id=f"t{attempt}", worker="w")
+        run.refresh_from_db()
+        history = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in run.history]  # wall time varies
+        results.append((history, run.evaluation, run.predictions))
+    assert results[0] == results[1]
+
+
+def test_without_weights_the_run_fails_naming_what_is_missing(locked_split, no_queue, tmp_path, settings,
+                                                              monkeypatch):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = launch(locked_split, ["squeezenet1_1"]).runs.get()
+    assert not run.random_init and run.config["pretrained"]
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and "squeezenet1_1" in run.error and "random initialisation" in run.error
+
+
+def test_a_weights_file_named_in_settings_is_loaded(locked_split, no_queue, tmp_path, settings):
+    from mlworker.ml import build_model
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    settings.CTS_WEIGHTS_DIR = str(tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    torch.manual_seed(5)
+    imagenet_like = build_model("squeezenet1_1", num_classes=1000, pretrained=False)
+    torch.save(imagenet_like.state_dict(), tmp_path / "weights" / "squeezenet1_1.pth")
+    run = launch(locked_split, ["squeezenet1_1"]).runs.get()
+    assert run.config["weights_file"].endswith("squeezenet1_1.pth") and not run.random_init
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
+
+
+def test_cancel(locked_split, no_queue, tmp_path, settings):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
+    services.run_cancel(run=run)
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "not claimed"
+
+
+def test_leakage_guard_permuted_labels_give_chance_auc(locked_split, tmp_path):
+    """Train on hand labels shuffled at random: without leakage, test AUC can only be near chance."""
+    from mlworker.ml import TrainConfig, fit, load_crops, load_trained, predict_proba
+    from mlworker.stats import aggregate_by_cluster, roc_auc
+    from studyapp.experiments.services import _samples
+
+    entries = locked_split.manifest
+    participants = {}
+    for e in entries:
+        participants.setdefault(e["participant"], set()).add(e["subset"])
+    assert all(len(sides) == 1 for sides in participants.values())  # no participant on both sides
+    aucs = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        hands = sorted({e["hand"] for e in entries})
+        permuted = dict(zip(hands, rng.permutation([e_label for e_label in
+                                                    [next(e["label"] for e in entries if e["hand"] == h)
+                                                     for h in hands]])))
+        relabelled = [{**e, "label": int(permuted[e["hand"]])} for e in entries]
+        train = load_crops(_samples([e for e in relabelled if e["subset"] == "train"], tmp_path), size=32)
+        test_entries = [e for e in relabelled if e["subset"] == "test"]
+        test = load_crops(_samples(test_entries, tmp_path), size=32)
+        if len(set(test.labels.tolist())) < 2:
+            continue
+        config = TrainConfig(model_name="squeezenet1_1", pretrained=False, epochs=3, batch_size=16, input_size=32,
+                             lr=1e-3, seed=seed, early_stopping_patience=None)
+        result = fit(config, train, test, checkpoint_dir=tmp_path / f"leak{seed}")
+        model, _ = load_trained(result.last_checkpoint, device="cpu")
+        scores = predict_proba(model, test, device=torch.device("cpu"))
+        _, hand_labels, hand_scores = aggregate_by_cluster(test.labels.numpy(), scores, test.hand_ids.numpy())
+        aucs.append(roc_auc(hand_labels, hand_scores))
+    assert aucs and abs(float(np.mean(aucs)) - 0.5) < 0.3, aucs
