@@ -10,6 +10,7 @@ urlpatterns = [
     path("cohort/", include("studyapp.cohort.urls")),
     path("clips/", include("studyapp.clips.urls")),
     path("demo/", include("studyapp.demo.urls")),
+    path("experiments/", include("studyapp.experiments.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
 

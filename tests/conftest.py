@@ -71,7 +71,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         url = _database_url()
     media = tmp_path_factory.mktemp("worker-media")
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "studyapp.settings.test",
-           "MEDIA_ROOT": str(media), "PYTHONUNBUFFERED": "1"}
+           "MEDIA_ROOT": str(media), "PYTHONUNBUFFERED": "1",
+           "CTS_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("worker-checkpoints"))}
     app.control.purge()  # leftovers of an earlier, interrupted run must not run against this database
     log = open(tmp_path_factory.mktemp("worker-log") / "worker.log", "w+")
     proc = subprocess.Popen(

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from studyapp.annotations import selectors as annotation_selectors
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
 from studyapp.cohort.models import Hand
+from studyapp.common.forms import add_service_errors
 from studyapp.protocol.models import StudySettings
 
 from . import services
@@ -44,14 +45,6 @@ SHORTCUTS = [
 ]
 
 
-def _add_service_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
-
 def _clip(pk) -> Clip:
     return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by"), pk=pk)
 
@@ -69,7 +62,7 @@ def clip_upload(request, hand_pk):
         try:
             clip = services.clip_upload(hand=hand, upload=data.pop("file"), uploaded_by=request.user, **data)
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Uploaded {clip.original_filename}: {clip.frame_count} frames; "
                                       f"extracting {clip.extraction_total} of them.")
@@ -124,7 +117,7 @@ def clip_spacing(request, pk):
         try:
             services.clip_set_spacing(clip=clip, spacing_mm=form.cleaned_data["pixel_spacing_mm"])
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Pixel spacing set to {form.cleaned_data['pixel_spacing_mm']:g} mm/px.")
             return redirect("clips:detail", pk=clip.pk)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from studyapp.common.forms import add_service_errors
 from studyapp.ops.models import BackgroundJob
 from studyapp.protocol.models import StudySettings
 
@@ -20,14 +21,6 @@ from . import audit, csvio, selectors, services, staging
 from .forms import (CsaMeasurementForm, CsvImportForm, EpsExamForm, HandExclusionForm, ParticipantForm,
                     StudySettingsForm)
 from .models import CsaMeasurement, EpsExam, Hand, Participant
-
-
-def _add_service_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 @login_required
@@ -67,7 +60,7 @@ def participant_create(request):
                 participant = services.participant_create(**data)
                 hands = [services.hand_create(participant=participant, side=side) for side in sides]
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Enrolled {participant.study_code} ({', '.join(sides)} hand).")
             return redirect("cohort:hand-detail", pk=hands[0].pk)
@@ -85,7 +78,7 @@ def participant_edit(request, pk):
         try:
             services.participant_update(participant=Participant.objects.get(pk=pk), **form.cleaned_data)
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Saved {participant.study_code}.")
             return redirect("cohort:hand-detail", pk=participant.hands.first().pk)
@@ -144,7 +137,7 @@ def _post_form(request, pk, form_key, make_form, save):
         try:
             save(hand, form.cleaned_data)
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error)
         else:
             return redirect("cohort:hand-detail", pk=hand.pk)
     return render(request, "cohort/hand_detail.html", _hand_context(request, hand, **{form_key: form}), status=400)

@@ -6,7 +6,7 @@ from studyapp.ops.models import BackgroundJob
 from .services import demo_seed
 
 
-@shared_task(name="demo.seed", queue="default", acks_late=False, max_retries=0)
+@shared_task(name="demo.seed", acks_late=False, max_retries=0)
 def seed_demo_study(job_id: int) -> int:
     """Seed the demo study, writing progress on the job row. Not redelivered: a half-seeded demo is refused."""
     job = BackgroundJob.objects.get(pk=job_id)

@@ -232,7 +232,8 @@ def code_version() -> str:
 
 
 def run_checkpoint_dir(run: TrainingRun) -> Path:
-    return Path(settings.CTS_CHECKPOINT_DIR) / f"run_{run.pk}"
+    # The queue time makes the folder unique even when a database is reset and ids start again.
+    return Path(settings.CTS_CHECKPOINT_DIR) / f"run_{run.pk}_{run.model_name}_{run.queued_at:%Y%m%dT%H%M%S%f}"
 
 
 def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from studyapp.experiments import services
-from studyapp.experiments.models import TrainingRun
 from tests.studyapp.experiments.conftest import TRAIN_FAST
 
 pytestmark = pytest.mark.django_db

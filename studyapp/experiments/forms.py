@@ -1,0 +1,27 @@
+from django import forms
+
+from mlworker.ml import MODEL_LABELS, MODEL_NAMES
+
+
+class SplitForm(forms.Form):
+    name = forms.CharField(max_length=120, initial="main")
+    seed = forms.IntegerField(min_value=0, initial=0)
+    test_per_group = forms.IntegerField(min_value=1, initial=10, help_text="Test hands per group.")
+    train_per_group = forms.IntegerField(min_value=1, initial=40, required=False,
+                                         help_text="Training hands per group (empty: all remaining).")
+
+
+class LaunchForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False)
+    models = forms.MultipleChoiceField(choices=[(m, MODEL_LABELS[m]) for m in MODEL_NAMES], initial=list(MODEL_NAMES),
+                                       widget=forms.CheckboxSelectMultiple)
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=30)
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=32)
+    lr = forms.FloatField(min_value=1e-7, max_value=1.0, initial=1e-4, label="Learning rate")
+    optimizer = forms.ChoiceField(choices=[("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")], initial="adam")
+    early_stopping_patience = forms.IntegerField(min_value=1, initial=5, required=False)
+    input_size = forms.IntegerField(min_value=16, max_value=512, initial=224)
+    seed = forms.IntegerField(min_value=0, initial=0)
+    random_init = forms.BooleanField(required=False, label="Random initialisation (no ImageNet weights; recorded)")
+
+    HYPERPARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "early_stopping_patience", "input_size", "seed")

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "experiments"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("splits/<int:pk>/", views.split_detail, name="split"),
+    path("splits/<int:pk>/lock/", views.split_lock, name="split-lock"),
+    path("<int:pk>/", views.experiment_detail, name="experiment"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+]

@@ -1,0 +1,96 @@
+"""PI pages: make and lock splits, launch training, watch progress, read results."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from mlworker.ml import MODEL_LABELS
+from studyapp.common.forms import add_service_errors
+
+from . import services
+from .forms import LaunchForm, SplitForm
+from .models import Experiment, Split, TrainingRun
+
+
+@login_required
+@permission_required("experiments.view_split", raise_exception=True)
+def index(request):
+    form = SplitForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.has_perm("experiments.add_split"):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                split = services.split_create(created_by=request.user, **form.cleaned_data)
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(request, f"Split {split} made: check its counts, then lock it.")
+                return redirect("experiments:index")
+    splits = [(split, services.split_counts(split)) for split in Split.objects.all()[:50]]
+    return render(request, "experiments/index.html", {
+        "form": form, "splits": splits, "experiments": Experiment.objects.select_related("split")[:50]})
+
+
+@login_required
+@require_POST
+@permission_required("experiments.lock_split", raise_exception=True)
+def split_lock(request, pk):
+    try:
+        split = services.split_lock(split=get_object_or_404(Split, pk=pk), locked_by=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Locked {split}: manifest {split.manifest_hash[:12]}… of "
+                                  f"{len(split.manifest)} crops.")
+    return redirect("experiments:index")
+
+
+@login_required
+@permission_required("experiments.view_split", raise_exception=True)
+def split_detail(request, pk):
+    split = get_object_or_404(Split, pk=pk)
+    form = LaunchForm(request.POST or None, initial={"name": f"{split} models"})
+    if request.method == "POST":
+        if not request.user.has_perm("experiments.launch_experiment"):
+            raise PermissionDenied
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                experiment = services.experiment_launch(
+                    split=split, name=data["name"], models=data["models"], random_init=data["random_init"],
+                    hyperparameters={k: data[k] for k in LaunchForm.HYPERPARAMETERS}, created_by=request.user)
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                return redirect("experiments:experiment", pk=experiment.pk)
+    members = split.members.select_related("hand__participant")
+    return render(request, "experiments/split.html", {
+        "split": split, "counts": services.split_counts(split), "members": members,
+        "problems": services.split_verify(split) if split.is_locked else [], "form": form})
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def experiment_detail(request, pk):
+    experiment = get_object_or_404(Experiment.objects.select_related("split"), pk=pk)
+    runs = list(experiment.runs.all())
+    template = "experiments/_runs.html" if request.headers.get("HX-Request") else "experiments/experiment.html"
+    return render(request, template, {
+        "experiment": experiment, "runs": runs, "labels": MODEL_LABELS,
+        "active": any(not run.is_finished for run in runs), "metrics": ["auc", "accuracy", "precision", "recall",
+                                                                       "specificity", "f1"]})
+
+
+@login_required
+@require_POST
+@permission_required("experiments.launch_experiment", raise_exception=True)
+def run_cancel(request, pk):
+    run = get_object_or_404(TrainingRun, pk=pk)
+    try:
+        services.run_cancel(run=run)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("experiments:experiment", pk=run.experiment_id)
