@@ -8,20 +8,21 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv ""
 
-mkdir -p var
+VAR="${CTS_VAR_DIR:-var}"
+mkdir -p "$VAR"
 if [ -z "${SECRET_KEY:-}" ]; then
-  [ -s var/secret_key ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
-  export SECRET_KEY="$(cat var/secret_key)"
+  [ -s "$VAR/secret_key" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > "$VAR/secret_key"
+  export SECRET_KEY="$(cat "$VAR/secret_key")"
 fi
 export DJANGO_SETTINGS_MODULE=studyapp.settings.base
 PORT="${PORT:-8000}"
 
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput -v0
-.venv/bin/python manage.py create_study_users --credentials-file var/credentials.txt >/dev/null
+.venv/bin/python manage.py create_study_users --credentials-file "$VAR/credentials.txt" >/dev/null
 
 .venv/bin/celery -A mlworker.celery worker --loglevel=INFO -Q "${CTS_WORKER_QUEUES:-default,training}" \
-  --concurrency="${CTS_WORKER_CONCURRENCY:-2}" --logfile=var/worker.log &
+  --concurrency="${CTS_WORKER_CONCURRENCY:-2}" --logfile="$VAR/worker.log" &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 
@@ -33,8 +34,8 @@ cat <<MSG
 
   CTS-Study is starting at http://127.0.0.1:${PORT}/
   Log in with one of these users (one per role):
-$(sed 's/^/  /' var/credentials.txt)
-  Worker log: var/worker.log. Stop with Ctrl-C.
+$(sed 's/^/  /' "$VAR/credentials.txt")
+  Worker log: $VAR/worker.log. Stop with Ctrl-C.
 MSG
 [ "${1:-}" = "--demo" ] || echo "  For a populated demo study, start with: ./scripts/run.sh --demo"
 .venv/bin/gunicorn studyapp.wsgi:application --bind "127.0.0.1:${PORT}" --workers 2 --threads 4 \

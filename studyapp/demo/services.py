@@ -50,7 +50,8 @@ def _plan(n_hands: int, rng: np.random.Generator) -> list[tuple[str, list[str]]]
             sides = ["right", "left"] if both else [str(rng.choice(["right", "left"]))]
             plan.append((group, sides))
             hands -= len(sides)
-    return plan
+    # Interleave the groups, so a study that is still seeding already shows both.
+    return [plan[i] for i in rng.permutation(len(plan))]
 
 
 def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = PhantomConfig(),

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--password", help="Password for newly created users (default: a random one).")
-        parser.add_argument("--credentials-file", help="Also write the credentials of new users to this file.")
+        parser.add_argument("--credentials-file", help="Also write the credentials of the users created now to this file.")
 
     @transaction.atomic
     def handle(self, *args, password=None, credentials_file=None, **options):
@@ -35,8 +35,8 @@ class Command(BaseCommand):
         if created:
             lines = [f"  {name:<12} {password}" for name in created]
             text = "Created study users (username, password):\n" + "\n".join(lines)
-            if credentials_file:
-                with open(credentials_file, "a", encoding="utf-8") as handle:
+            if credentials_file:  # replaced, so it never lists logins of an earlier database
+                with open(credentials_file, "w", encoding="utf-8") as handle:
                     handle.write(text + "\n")
             self.stdout.write(text)
         else:
