@@ -70,6 +70,12 @@ API = [
     ("post", lambda h: "/api/outlines/", lambda r: {"frame": "FRAME", "points": [[10, 10], [50, 10], [50, 40]]},
      ANNOTATE),
     ("get", lambda h: "/api/agreement/", None, EVERYONE),
+    # Splits, experiments and models: the PI's (the others stay blinded to results).
+    ("get", lambda h: "/api/splits/", None, {"pi", "admin"}),
+    ("post", lambda h: "/api/splits/", lambda r: {"name": "s"}, {"pi", "admin"}),
+    ("get", lambda h: "/api/experiments/", None, {"pi", "admin"}),
+    ("post", lambda h: "/api/experiments/", lambda r: {"split": 1}, {"pi", "admin"}),
+    ("get", lambda h: "/api/models/", None, {"pi", "admin"}),
 ]
 
 
@@ -126,6 +132,7 @@ WEB = [
     ("get", lambda h: "/cohort/export.csv", None, CLINICAL),
     ("get", lambda h: "/cohort/settings/", None, EVERYONE),
     ("get", lambda h: f"/clips/frames/{h.frame.pk}/image.png", None, EVERYONE),
+    ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15"}, {"pi", "admin"}),
 ]
