@@ -12,11 +12,15 @@ class SplitLocked(ValidationError):
                          "version instead.", code="split_locked")
 
 
-class SplitQuerySet(models.QuerySet):
-    """Bulk writes can't slip past the lock either."""
+class LockGuardedQuerySet(models.QuerySet):
+    """Bulk writes can't slip past a split's lock either; subclasses say where the split's status is."""
+
+    status_lookup = "status"
+    split_id_field = "pk"
 
     def _refuse_locked(self):
-        locked = self.filter(status=Split.Status.LOCKED).values_list("pk", flat=True).first()
+        locked = self.filter(**{self.status_lookup: Split.Status.LOCKED}).values_list(
+            self.split_id_field, flat=True).first()
         if locked is not None:
             raise SplitLocked(locked)
 
@@ -55,7 +59,7 @@ class Split(models.Model):
     locked_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords(excluded_fields=["manifest"])
 
-    objects = SplitQuerySet.as_manager()
+    objects = LockGuardedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -87,19 +91,9 @@ class Split(models.Model):
         return super().delete(*args, **kwargs)
 
 
-class SplitMemberQuerySet(models.QuerySet):
-    def _refuse_locked(self):
-        locked = self.filter(split__status=Split.Status.LOCKED).values_list("split_id", flat=True).first()
-        if locked is not None:
-            raise SplitLocked(locked)
-
-    def update(self, **kwargs):
-        self._refuse_locked()
-        return super().update(**kwargs)
-
-    def delete(self):
-        self._refuse_locked()
-        return super().delete()
+class SplitMemberQuerySet(LockGuardedQuerySet):
+    status_lookup = "split__status"
+    split_id_field = "split_id"
 
 
 class SplitMember(models.Model):
