@@ -131,6 +131,10 @@ def clip_set_spacing(*, clip: Clip, spacing_mm: float, source: str = Clip.Spacin
         raise _refuse("spacing_from_dicom", "This clip's spacing comes from its DICOM header and can't be changed.",
                       "pixel_spacing_mm")
     _validate_spacing(spacing_mm, "pixel_spacing_mm")
+    if clip.frames.filter(rois__isnull=False).exists():
+        # The ROI boxes were sized with the old spacing; silently changing it would change their physical size.
+        raise _refuse("spacing_in_use", "ROIs were already placed with this clip's spacing; it can no longer change. "
+                                        "Upload the clip again if the spacing was wrong.", "pixel_spacing_mm")
     clip.pixel_spacing_row_mm = clip.pixel_spacing_col_mm = spacing_mm
     clip.spacing_source = source
     clip.save()

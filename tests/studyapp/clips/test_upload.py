@@ -166,3 +166,15 @@ def test_calibration(tmp_path):
     dicom, _ = make_clip(tmp_path, name="d.dcm", extract=False)
     with pytest.raises(ValidationError):
         services.clip_set_spacing(clip=dicom, spacing_mm=0.3)
+
+
+def test_spacing_cannot_change_once_rois_exist(tmp_path, users):
+    from studyapp.annotations import services as annotation_services
+
+    clip, _ = make_clip(tmp_path)
+    annotation_services.roi_save(frame=clip.frames.first(), annotator=users["annotator"], center_x=80, center_y=60)
+    with pytest.raises(ValidationError) as raised:
+        services.clip_set_spacing(clip=clip, spacing_mm=0.3)
+    assert "already placed" in str(raised.value)
+    clip.refresh_from_db()
+    assert clip.spacing_mm == (0.25, 0.25)
