@@ -144,6 +144,9 @@ def _build_squeezenet(name: str, num_classes: int, pretrained: bool, weights_fil
         nn.init.zeros_(final_conv.bias)
         model.classifier[1] = final_conv
         model.num_classes = num_classes
+    # SqueezeNet ends in ReLU, so its logits can't go negative: a two-class head whose logits both reach 0
+    # stays at p = 0.5 for good (seen on phantom data with random init). Raw logits, as the other models give.
+    model.classifier[2] = nn.Identity()
     mean, std = normalization(name)
     # Recorded timm-style so evaluation code can read normalisation off any model this factory builds.
     model.pretrained_cfg = {

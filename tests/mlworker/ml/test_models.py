@@ -155,3 +155,13 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
         build_model("resnet50", pretrained=False)
     with pytest.raises(ValueError, match="pretrained=True"):
         build_model("squeezenet1_1", pretrained=False, weights_file=tmp_path / "w.pth")
+
+
+def test_squeezenet_head_gives_raw_logits_that_can_be_negative():
+    torch.manual_seed(0)
+    model = build_model("squeezenet1_1", pretrained=False).eval()
+    assert not any(isinstance(m, torch.nn.ReLU) for m in model.classifier)
+    with torch.no_grad():
+        model.classifier[1].bias.fill_(-5.0)  # a head pushed negative must show it, not clip to 0
+        logits = model(torch.randn(2, 3, 64, 64))
+    assert (logits < 0).all()
