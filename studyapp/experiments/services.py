@@ -188,6 +188,8 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     if run.status == TrainingRun.Status.QUEUED:
         run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
     run.save()
+    if run.is_finished:
+        experiment_compare_if_complete(experiment_id=run.experiment_id)
     return run
 
 
@@ -253,10 +255,21 @@ def _finish(run_id: int, status: str, **fields) -> None:
 
 
 def run_train(*, run_id: int, task_id: str, worker: str) -> str:
-    """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
+    """Train, evaluate on the test hands and register one model; progress and errors go on the run row.
+
+    Whatever the outcome, the last run of an experiment to finish computes the comparison of the models.
+    """
     run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
     if run is None:
         return "not claimed"
+    try:
+        return _train(run)
+    finally:
+        experiment_compare_if_complete(experiment_id=run.experiment_id)
+
+
+def _train(run: TrainingRun) -> str:
+    run_id = run.pk
     split = run.experiment.split
     try:
         problems = split_verify(split)
@@ -309,7 +322,6 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
     except Exception as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
-    experiment_compare_if_complete(experiment_id=run.experiment_id)
     return "done"
 
 

@@ -103,11 +103,18 @@ def test_a_weights_file_named_in_settings_is_loaded(locked_split, no_queue, tmp_
 
 def test_cancel(locked_split, no_queue, tmp_path, settings):
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
-    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
-    services.run_cancel(run=run)
-    run.refresh_from_db()
-    assert run.status == "cancelled"
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "not claimed"
+    experiment = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True)
+    done, cancelled = experiment.runs.order_by("model_name")
+    assert services.run_train(run_id=done.pk, task_id="t1", worker="w") == "done"
+    experiment.refresh_from_db()
+    assert experiment.comparison is None  # one run still queued
+    services.run_cancel(run=cancelled)
+    cancelled.refresh_from_db()
+    assert cancelled.status == "cancelled"
+    assert services.run_train(run_id=cancelled.pk, task_id="t2", worker="w") == "not claimed"
+    experiment.refresh_from_db()
+    assert experiment.comparison["models"] == ["mobilenetv2_100"]  # the finished model, compared with CSA
+    assert experiment.comparison["csa_baseline"]["delong_vs_models"][0]["model"] == "mobilenetv2_100"
 
 
 def test_leakage_guard_permuted_labels_give_chance_auc(locked_split, tmp_path):
