@@ -19,3 +19,12 @@ def num(value, digits=3):
         return f"{float(value):.{int(digits)}f}"
     except (TypeError, ValueError):
         return value
+
+
+@register.filter
+def pvalue(value):
+    """p-values as a paper prints them: three decimals, or '< 0.001'."""
+    if value is None:
+        return "—"
+    value = float(value)
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
