@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -19,6 +17,7 @@ from django.utils import timezone
 
 from mlworker.media import ClipError, extract_frames, open_clip, safe_filename, spacing_from_two_points
 from studyapp.cohort.models import Hand
+from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
 
 from .models import Clip, Frame
@@ -160,21 +159,6 @@ def clip_retry_extraction(*, clip: Clip) -> Clip:
     return clip
 
 
-@contextlib.contextmanager
-def _local_copy(name: str) -> Iterator[Path]:
-    """A local path for a stored file: the file itself on disk storage, else a temporary download."""
-    try:
-        yield Path(default_storage.path(name))
-        return
-    except NotImplementedError:
-        pass
-    with default_storage.open(name, "rb") as source, tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as tmp:
-        for chunk in iter(lambda: source.read(CHUNK), b""):
-            tmp.write(chunk)
-        tmp.flush()
-        yield Path(tmp.name)
-
-
 def frame_storage_name(clip: Clip, index: int) -> str:
     return f"frames/{clip.sha256[:2]}/{clip.sha256}/frame_{index:05d}.png"
 
@@ -195,7 +179,8 @@ def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
     clip = Clip.objects.get(pk=clip_id)
     n_frames = StudySettings.current().frames_per_clip
     try:
-        with _local_copy(clip.file.name) as path, open_clip(path, **_limits()) as reader:
+        with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
+                open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
             Clip.objects.filter(pk=clip_id).update(extraction_total=min(reader.info.frame_count, n_frames))
 
             def progress(done: int, total: int) -> None:

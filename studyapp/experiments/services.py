@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable
 from mlworker.ml import predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from studyapp.cohort.models import CsaMeasurement, Hand
+from studyapp.common.storage import local_path
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
@@ -206,20 +206,8 @@ def runs_requeue_orphans(*, worker: str) -> list[int]:
 
 # --- the training run (executed by the worker) --------------------------------------------------------
 
-def _local_path(name: str, cache: Path) -> str:
-    try:
-        return default_storage.path(name)
-    except NotImplementedError:  # remote storage: copy once into the run's cache
-        target = cache / name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with default_storage.open(name, "rb") as source, target.open("wb") as out:
-                shutil.copyfileobj(source, out)
-        return str(target)
-
-
 def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
-    return [CropSample(image_path=_local_path(e["image"], cache), box=tuple(e["box"]), label=e["label"],
+    return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
                        hand_id=e["hand"], frame_id=e["frame"]) for e in entries]
 
 
@@ -412,11 +400,11 @@ def predict_clip(*, run: TrainingRun, clip) -> dict:
     key = f"{run.weights_sha256}:{device}"
     with tempfile.TemporaryDirectory() as tmp:
         if key not in _MODEL_CACHE:
-            weights = Path(_local_path(run.weights.name, Path(tmp)))
+            weights = local_path(run.weights.name, Path(tmp))
             _MODEL_CACHE.clear()  # one model at a time in a web process
             _MODEL_CACHE[key] = load_trained(weights, device=device)
         model, config = _MODEL_CACHE[key]
-        samples = [CropSample(image_path=_local_path(r.frame.image.name, Path(tmp)), box=r.box, label=0,
+        samples = [CropSample(image_path=str(local_path(r.frame.image.name, Path(tmp))), box=r.box, label=0,
                               hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
         probabilities = predict_proba(model, load_crops(samples, size=config.input_size), device=device)
     return {"model": run.model_name, "run": run.pk, "weights_sha256": run.weights_sha256, "clip": clip.pk,
