@@ -54,10 +54,14 @@ def _plan(n_hands: int, rng: np.random.Generator) -> list[tuple[str, list[str]]]
     return [plan[i] for i in rng.permutation(len(plan))]
 
 
+def demo_seeded() -> bool:
+    return Participant.objects.filter(study_code__startswith=DEMO_PREFIX).exists()
+
+
 def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = PhantomConfig(),
               second_rater_every: int = 4, progress: Callable[[int, int], None] | None = None) -> int:
     """Create the demo study; returns the number of hands created. Refuses to run twice."""
-    if Participant.objects.filter(study_code__startswith=DEMO_PREFIX).exists():
+    if demo_seeded():
         raise ValueError("The demo study is already seeded (participants DEMO-…); nothing was added.")
     rng = np.random.default_rng(seed)
     rater, second = _user("annotator"), _user(SECOND_RATER)

@@ -32,6 +32,8 @@ def test_demo_study_is_consistent_and_seeded_once(settings):
     assert csa_agreement()["icc"] is not None
     with pytest.raises(ValueError, match="already seeded"):
         demo_seed(n_hands=2, config=SMALL)
+    call_command("seed_demo", "--background")  # a second `run.sh --demo` queues nothing
+    assert not BackgroundJob.objects.exists()
 
 
 @pytest.mark.worker

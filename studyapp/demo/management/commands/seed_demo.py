@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from studyapp.demo.services import demo_seed
+from studyapp.demo.services import demo_seed, demo_seeded
 from studyapp.ops.models import BackgroundJob
 
 
@@ -19,6 +19,9 @@ class Command(BaseCommand):
         if background:
             from studyapp.demo.tasks import seed_demo_study
 
+            if demo_seeded():  # e.g. `run.sh --demo` started again: nothing to do, and no failed job to show
+                self.stdout.write("The demo study is already seeded.")
+                return
             job = BackgroundJob.objects.create(kind="seed_demo", params={"hands": hands, "seed": seed}, total=hands)
             seed_demo_study.delay(job.pk)
             self.stdout.write(f"Demo study queued ({hands} hands); the cohort page shows its progress.")
