@@ -19,6 +19,7 @@ from .models import WeightsUnavailable, build_model, model_normalization, normal
 from .train import (
     OPTIMIZERS,
     FitResult,
+    Stopped,
     TrainConfig,
     evaluate,
     fit,
@@ -52,6 +53,7 @@ __all__ = [
     "weights_cache_path",
     "OPTIMIZERS",
     "FitResult",
+    "Stopped",
     "TrainConfig",
     "evaluate",
     "fit",

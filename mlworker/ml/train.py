@@ -156,6 +156,10 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((rank_sum_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+class Stopped(Exception):
+    """Training was asked to stop in the middle of an epoch."""
+
+
 def train_one_epoch(
     model: nn.Module,
     crops: CropTensors,
@@ -165,8 +169,12 @@ def train_one_epoch(
     device: torch.device,
     generator: torch.Generator,
     augment: BatchAugment | None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """One pass over `crops` in shuffled mini-batches; returns mean loss, accuracy and sample count."""
+    """One pass over `crops` in shuffled mini-batches; returns mean loss, accuracy and sample count.
+
+    `should_stop()` is asked before every batch; True abandons the epoch by raising `Stopped`.
+    """
     model.train()
     if augment is not None:
         augment.train()
@@ -182,6 +190,8 @@ def train_one_epoch(
         crops, batch_size=config.batch_size, shuffle=True, generator=generator, device=device,
         mean=mean, std=std, augment=augment, channels_last=cuda, drop_last=drop_last,
     ):
+        if should_stop is not None and should_stop():
+            raise Stopped
         with _autocast(device):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -369,10 +379,12 @@ def fit(
     *,
     checkpoint_dir: Path,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train `config.model_name` on `train`, select on `val` loss; resumes from checkpoint_dir/last.pt if present.
 
     `on_epoch(record)` runs after each epoch's checkpoint is written; returning False cancels the run.
+    `should_stop()`, asked before every batch, cancels within the epoch (which is then dropped).
     """
     if len(train) < 2:
         raise ValueError(f"fit needs at least 2 training crops, got {len(train)}.")
@@ -425,10 +437,15 @@ def fit(
 
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
-            train_metrics = train_one_epoch(
-                model, train, optimizer=optimizer, config=config, device=device,
-                generator=shuffle_gen, augment=augment,
-            )
+            try:
+                train_metrics = train_one_epoch(
+                    model, train, optimizer=optimizer, config=config, device=device,
+                    generator=shuffle_gen, augment=augment, should_stop=should_stop,
+                )
+            except Stopped:
+                # The unfinished epoch is dropped; last.pt still holds the previous one.
+                result.cancelled = True
+                break
             val_metrics = evaluate(model, val, device=device, batch_size=config.batch_size)
             record = {
                 "epoch": epoch,

@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from .splitting import Candidate, plan_split, validation_hands
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
+CANCEL_POLL_S = 2.0
 
 
 def _invalid(field: str, message: str, code: str) -> ValidationError:
@@ -284,7 +286,17 @@ def _train(run: TrainingRun) -> str:
             TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"])
             return not row.cancel_requested
 
-        result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
+        checked = [time.monotonic()]
+
+        def should_stop() -> bool:
+            # Asked before every batch: look at the row at most every CANCEL_POLL_S, not on every step.
+            if time.monotonic() - checked[0] < CANCEL_POLL_S:
+                return False
+            checked[0] = time.monotonic()
+            return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+        result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
+                     should_stop=should_stop)
         TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
                                                      device=result.device, best_epoch=result.best_epoch)
         if result.cancelled:

@@ -181,3 +181,19 @@ def test_resume_refuses_a_different_run(make_crops: MakeCrops, tmp_path: Path) -
 def test_fit_rejects_mismatched_crop_size(make_crops: MakeCrops, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="load_crops\\(..., size=32\\)"):
         fit(_config(), make_crops(16, size=24), make_crops(8, size=24), checkpoint_dir=tmp_path)
+
+
+def test_should_stop_cancels_within_an_epoch_and_keeps_the_last_checkpoint(tmp_path):
+    crops = CropTensors(torch.randint(0, 255, (24, 1, 32, 32), dtype=torch.uint8), torch.arange(24) % 2,
+                        torch.arange(24) // 4, torch.arange(24))
+    config = TrainConfig(model_name="squeezenet1_1", pretrained=False, epochs=3, batch_size=4, input_size=32,
+                         early_stopping_patience=None)
+    asked = []
+
+    def should_stop():  # let epoch 1 finish (6 batches), then stop during epoch 2
+        asked.append(1)
+        return len(asked) > 8
+
+    result = fit(config, crops, crops.select(range(8)), checkpoint_dir=tmp_path, should_stop=should_stop)
+    assert result.cancelled and [h["epoch"] for h in result.history] == [1]
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1

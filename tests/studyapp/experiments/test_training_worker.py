@@ -81,3 +81,24 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(celery_worker_proc
     assert run.status == "done", run.error
     assert run.resumed_from_epoch >= killed_at.epochs_done >= 2
     assert [h["epoch"] for h in run.history] == list(range(1, 13))
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_cancel_from_the_api_stops_a_running_model_within_its_epoch(celery_worker_process, api_for, settings):
+    settings.MEDIA_ROOT = celery_worker_process.media_root
+    seed_small_study()
+    split = services.split_lock(split=services.split_create(name="s", seed=1, test_per_group=3))
+    experiment = services.experiment_launch(
+        split=split, models=["efficientnet_b0"], random_init=True,
+        hyperparameters={**TRAIN_FAST, "epochs": 50, "batch_size": 2, "input_size": 96})
+    run = experiment.runs.get()
+    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == "running", timeout=120, interval=0.2,
+             worker=celery_worker_process)
+    assert api_for("pi").post(f"/api/models/{run.pk}/cancel/").status_code == 200
+    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).is_finished, timeout=120, interval=0.5,
+             worker=celery_worker_process)
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.epochs_done < 50
+    experiment.refresh_from_db()
+    assert experiment.comparison is not None and experiment.comparison["models"] == []
