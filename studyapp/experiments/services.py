@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ from .splitting import Candidate, plan_split, validation_hands
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
+logger = logging.getLogger(__name__)
 CANCEL_POLL_S = 2.0
 
 
@@ -241,24 +243,18 @@ def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
 
 
 def _finish(run_id: int, status: str, **fields) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+    """End a run; the last run of its experiment to end also writes the comparison, in the same commit."""
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+        experiment_compare_if_complete(experiment_id=TrainingRun.objects.values_list(
+            "experiment_id", flat=True).get(pk=run_id))
 
 
 def run_train(*, run_id: int, task_id: str, worker: str) -> str:
-    """Train, evaluate on the test hands and register one model; progress and errors go on the run row.
-
-    Whatever the outcome, the last run of an experiment to finish computes the comparison of the models.
-    """
+    """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
     run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
     if run is None:
         return "not claimed"
-    try:
-        return _train(run)
-    finally:
-        experiment_compare_if_complete(experiment_id=run.experiment_id)
-
-
-def _train(run: TrainingRun) -> str:
     run_id = run.pk
     split = run.experiment.split
     try:
@@ -343,12 +339,24 @@ def _latest_manual_csa(hand_ids) -> dict[int, float]:
     return values
 
 
+@transaction.atomic
 def experiment_compare_if_complete(*, experiment_id: int) -> dict | None:
     """Once every run is finished: DeLong between models, the manual-CSA baseline, Mann–Whitney for CSA."""
-    experiment = Experiment.objects.select_related("split").get(pk=experiment_id)
+    # The row lock serialises runs ending at once on two workers, so the later one sees both finished.
+    experiment = Experiment.objects.select_for_update().select_related("split").get(pk=experiment_id)
     runs = list(experiment.runs.all())
     if not all(run.is_finished for run in runs):
         return None
+    try:
+        comparison = _comparison(experiment, runs)
+    except Exception as error:  # recorded where the PI reads results; the runs themselves still end
+        logger.exception("Comparison of experiment %s failed", experiment_id)
+        comparison = {"error": f"{type(error).__name__}: {error}"}
+    Experiment.objects.filter(pk=experiment_id).update(comparison=comparison)
+    return comparison
+
+
+def _comparison(experiment: Experiment, runs: list[TrainingRun]) -> dict:
     done = [run for run in runs if run.status == TrainingRun.Status.DONE]
     comparison: dict = {"models": [run.model_name for run in done]}
     if done:
@@ -361,7 +369,6 @@ def experiment_compare_if_complete(*, experiment_id: int) -> dict | None:
             comparison["delong"] = compare_models(reference["labels"], scores, reference["hand_ids"])
         comparison["csa_baseline"] = _csa_baseline(experiment.split, done)
     comparison["csa_between_groups"] = _csa_groups()
-    Experiment.objects.filter(pk=experiment_id).update(comparison=comparison)
     return comparison
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from studyapp.experiments import services
+from studyapp.experiments.models import TrainingRun
 from tests.studyapp.experiments.conftest import TRAIN_FAST
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +150,14 @@ def test_leakage_guard_permuted_labels_give_chance_auc(locked_split, tmp_path):
         _, hand_labels, hand_scores = aggregate_by_cluster(test.labels.numpy(), scores, test.hand_ids.numpy())
         aucs.append(roc_auc(hand_labels, hand_scores))
     assert aucs and abs(float(np.mean(aucs)) - 0.5) < 0.3, aucs
+
+
+def test_a_comparison_that_fails_is_recorded_and_the_run_still_ends(locked_split, no_queue):
+    experiment = launch(locked_split, ["squeezenet1_1"], random_init=True)
+    run = experiment.runs.get()
+    # A "done" run without predictions cannot be compared: the error lands on the experiment, the run ends.
+    services._finish(run.pk, TrainingRun.Status.DONE)
+    run.refresh_from_db()
+    experiment.refresh_from_db()
+    assert run.status == "done"
+    assert experiment.comparison["error"].startswith("TypeError")
