@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,23 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
+def runs_requeue_stale(*, older_than: timedelta) -> list[int]:
+    """Running runs with no sign of life for `older_than` (their worker is gone): queue them again.
+
+    They resume from their checkpoint, which is why CTS_CHECKPOINT_DIR must be shared by training workers.
+    """
+    cutoff = timezone.now() - older_than
+    stale = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+                 .values_list("pk", flat=True))
+    requeued = []
+    for run_id in stale:
+        if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=TrainingRun.Status.QUEUED, task_id=""):
+            queue_run(run_id)
+            requeued.append(run_id)
+    return requeued
+
+
 def runs_requeue_orphans(*, worker: str) -> list[int]:
     """Runs a worker of this name held when it died: queue them again; they resume from their checkpoint."""
     orphans = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker)
@@ -238,7 +256,7 @@ def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
         Q(status=TrainingRun.Status.QUEUED) | Q(status=TrainingRun.Status.RUNNING, task_id=task_id),
         pk=run_id, cancel_requested=False,
     ).update(status=TrainingRun.Status.RUNNING, task_id=task_id, worker=worker, error="",
-             started_at=timezone.now())
+             started_at=timezone.now(), heartbeat_at=timezone.now())
     return TrainingRun.objects.select_related("experiment__split").get(pk=run_id) if claimed else None
 
 
@@ -279,16 +297,18 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         def on_epoch(record: dict) -> bool:
             row = TrainingRun.objects.get(pk=run_id)
             history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
-            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"])
+            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
+                                                         heartbeat_at=timezone.now())
             return not row.cancel_requested
 
         checked = [time.monotonic()]
 
         def should_stop() -> bool:
-            # Asked before every batch: look at the row at most every CANCEL_POLL_S, not on every step.
+            # Asked before every batch: touch the row at most every CANCEL_POLL_S, not on every step.
             if time.monotonic() - checked[0] < CANCEL_POLL_S:
                 return False
             checked[0] = time.monotonic()
+            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
             return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,

@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from . import services
 
@@ -12,8 +15,11 @@ def train_model(self, run_id: int) -> str:
 
 @worker_ready.connect
 def _resume_orphaned_runs(sender, **kwargs):
-    """Runs this worker (same node name) held when it died are queued again and resume from their checkpoint.
+    """Runs whose worker died are queued again and resume from their checkpoint.
 
-    Done here, in the restarted worker, so they go to the training queue this worker is configured with.
+    Those this worker held under the same node name at once; those of any worker once they have shown no
+    sign of life for CTS_RUN_STALE_AFTER_S. Done here, in a starting worker, so they go to the training
+    queue this installation is configured with.
     """
     services.runs_requeue_orphans(worker=sender.hostname)
+    services.runs_requeue_stale(older_than=timedelta(seconds=settings.CTS_RUN_STALE_AFTER_S))

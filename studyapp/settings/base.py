@@ -163,6 +163,8 @@ CTS_TRAINING_QUEUE = os.environ.get("CTS_TRAINING_QUEUE", "training")
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
+# A running run silent this long (no batch, no epoch) lost its worker; a starting worker queues it again.
+CTS_RUN_STALE_AFTER_S = int(os.environ.get("CTS_RUN_STALE_AFTER_S", "1800"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -161,3 +161,26 @@ def test_a_comparison_that_fails_is_recorded_and_the_run_still_ends(locked_split
     experiment.refresh_from_db()
     assert run.status == "done"
     assert experiment.comparison["error"].startswith("TypeError")
+
+
+def test_runs_silent_too_long_are_queued_again(locked_split, monkeypatch):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    queued = []
+    monkeypatch.setattr(services, "queue_run", queued.append)
+    silent, alive = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True).runs.all()
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=silent.pk).update(status="running", worker="gone@host", task_id="t1",
+                                                    heartbeat_at=now - dt.timedelta(hours=2))
+    TrainingRun.objects.filter(pk=alive.pk).update(status="running", worker="busy@host", task_id="t2",
+                                                   heartbeat_at=now - dt.timedelta(seconds=30))
+    queued.clear()
+    assert services.runs_requeue_stale(older_than=dt.timedelta(minutes=30)) == [silent.pk]
+    assert queued == [silent.pk]
+    assert TrainingRun.objects.get(pk=silent.pk).status == "queued"
+    assert TrainingRun.objects.get(pk=alive.pk).status == "running"
+    # whichever task arrives first takes the requeued run; a later one (say, the old redelivered task) can't
+    assert services.run_claim(run_id=silent.pk, task_id="t3", worker="w").status == "running"
+    assert services.run_claim(run_id=silent.pk, task_id="t1", worker="w") is None
