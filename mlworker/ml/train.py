@@ -294,7 +294,8 @@ def _determinism(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = previous[2]
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """Versions of the code and libraries that train a model; saved in every checkpoint and registry entry."""
     try:
         from importlib.metadata import version
 
@@ -477,7 +478,7 @@ def fit(
                 "history": result.history,
                 "config": config.to_dict(),
                 "rng": _rng_states(shuffle_gen, augment_gen),
-                "versions": _versions(),
+                "versions": library_versions(),
             }
             if improved:
                 # best.pt first: if the process dies between the writes, last.pt still points before this epoch.

@@ -7,6 +7,7 @@ from django.db.models import Count, Q, QuerySet
 from studyapp.protocol.models import StudySettings
 
 from .models import Hand, Participant
+from .staging import Thresholds
 
 
 def hand_list(*, group: str | None = None, stage: int | None = None, included: bool | None = None,
@@ -34,8 +35,9 @@ def outdated_hands_q() -> Q:
             | ~Q(staged_sncv_threshold_m_s=current.sncv_threshold_m_s))
 
 
-def hand_needs_restaging(hand: Hand) -> bool:
-    return hand.staged_thresholds != StudySettings.current().thresholds
+def hand_needs_restaging(hand: Hand, *, current: Thresholds | None = None) -> bool:
+    """Whether the hand was staged with thresholds other than `current` (default: the study settings)."""
+    return hand.staged_thresholds != (current or StudySettings.current().thresholds)
 
 
 def cohort_flow() -> dict:

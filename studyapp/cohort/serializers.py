@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from studyapp.protocol.models import StudySettings
+
 from .models import CsaMeasurement, EpsExam, Hand, Participant
 from .selectors import hand_needs_restaging
 
@@ -31,7 +33,11 @@ class HandSerializer(serializers.ModelSerializer):
         read_only_fields = ["stage", "group", "staging_reason", "staged_at"]
 
     def get_needs_restaging(self, hand) -> bool:
-        return hand_needs_restaging(hand)
+        # Read the study settings once per response, not once per hand of a page.
+        root = self.root
+        if not hasattr(root, "_current_thresholds"):
+            root._current_thresholds = StudySettings.current().thresholds
+        return hand_needs_restaging(hand, current=root._current_thresholds)
 
     def validate_participant(self, participant):
         if self.instance is not None and participant != self.instance.participant:

@@ -27,6 +27,16 @@ def primary_annotator(clip: Clip) -> int | None:
     return min(counts, key=lambda user: (-counts[user], user))
 
 
+def primary_rois(clip: Clip) -> dict[int, RoiAnnotation]:
+    """The primary annotator's confirmed ROIs on a clip, by frame id, in frame order."""
+    annotator = primary_annotator(clip)
+    if annotator is None:
+        return {}
+    rois = (RoiAnnotation.objects.filter(frame__clip=clip, annotator_id=annotator, status__in=ANCHORS)
+            .select_related("frame").order_by("frame__index"))
+    return {roi.frame_id: roi for roi in rois}
+
+
 def hand_entries(hand: Hand) -> list[dict]:
     """Manifest entries (one per frame) of a fully annotated hand; raises NotReady otherwise."""
     clips = list(hand.clips.all())
@@ -36,10 +46,8 @@ def hand_entries(hand: Hand) -> list[dict]:
     for clip in clips:
         if clip.extraction_status != Clip.Extraction.DONE:
             raise NotReady(f"clip {clip.pk}: frame extraction is {clip.get_extraction_status_display().lower()}")
-        annotator = primary_annotator(clip)
         frames = list(clip.frames.all())
-        rois = {roi.frame_id: roi for roi in RoiAnnotation.objects.filter(
-            frame__clip=clip, annotator_id=annotator, status__in=ANCHORS)} if annotator else {}
+        rois = primary_rois(clip)
         missing = [f.index for f in frames if f.pk not in rois]
         if not frames or missing:
             raise NotReady(f"clip {clip.pk}: {len(missing)} of {len(frames)} frames have no confirmed ROI")
@@ -48,7 +56,7 @@ def hand_entries(hand: Hand) -> list[dict]:
             entries.append({"hand": hand.pk, "participant": hand.participant_id, "clip": clip.pk,
                             "clip_sha256": clip.sha256, "frame": frame.pk, "index": frame.index,
                             "image": frame.image.name, "box": [roi.x, roi.y, roi.w, roi.h],
-                            "annotator": annotator})
+                            "annotator": roi.annotator_id})
     return entries
 
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable, fit, load_crops, load_trained
-from mlworker.ml import predict_proba, select_device
+from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.common.storage import local_path
@@ -325,11 +325,8 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         hand_ids = [e["hand"] for e in test_set]
         evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
         digest, stored = _register_weights(run, result.best_checkpoint)
-        import torch
-
-        versions = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False).get("versions", {})
         _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
-                library_versions=versions, evaluation=evaluation,
+                library_versions=library_versions(), evaluation=evaluation,
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
     except WeightsUnavailable as error:
@@ -427,12 +424,7 @@ def predict_clip(*, run: TrainingRun, clip) -> dict:
     """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model."""
     if run.status != TrainingRun.Status.DONE or not run.weights:
         raise _invalid("model", "This run has no registered model (it is not done).", "not_registered")
-    annotator = datasets.primary_annotator(clip)
-    from studyapp.annotations.models import RoiAnnotation
-    from studyapp.annotations.services import ANCHORS
-
-    rois = list(RoiAnnotation.objects.filter(frame__clip=clip, annotator_id=annotator, status__in=ANCHORS)
-                .select_related("frame").order_by("frame__index")) if annotator else []
+    rois = list(datasets.primary_rois(clip).values())
     if not rois:
         raise _invalid("clip", "The clip has no confirmed ROI to crop; annotate it first.", "no_roi")
     device = select_device("auto")
