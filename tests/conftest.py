@@ -59,6 +59,26 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def start_worker(name: str, queues: str, env: dict, log) -> subprocess.Popen:
+    """A `celery worker` process (one child) in its own process group, so a test can kill it whole."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mlworker.celery", "worker", "--loglevel=INFO", "--concurrency=1",
+         "--pool=prefork", "-Q", queues, "--without-gossip", "--without-mingle", "-n", name],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def assert_web_access(response, role: str, allowed: set[str]) -> None:
+    """A page answers an allowed role, sends anonymous users to log in, and refuses other roles."""
+    if role in allowed:
+        assert response.status_code in (200, 302), response.content[:800]
+        if response.status_code == 302:
+            assert "/accounts/login/" not in response["Location"]
+    elif role == "anonymous":
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    else:
+        assert response.status_code == 403
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on the configured broker (Redis in CI), using the test database.
@@ -75,13 +95,9 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
            "CTS_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("worker-checkpoints"))}
     app.control.purge()  # leftovers of an earlier, interrupted run must not run against this database
     log = open(tmp_path_factory.mktemp("worker-log") / "worker.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mlworker.celery", "worker", "--loglevel=INFO",
-         "--concurrency=1", "--pool=prefork", "-Q", ",".join(settings.CTS_WORKER_QUEUES),
-         "--without-gossip", "--without-mingle", "-n", f"test-worker-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_worker(f"test-worker-{os.getpid()}@%h", ",".join(settings.CTS_WORKER_QUEUES), env, log)
     proc.media_root = media
-    proc.database_url = url
+    proc.env = env
     proc.log = log
     yield proc
     os.killpg(proc.pid, signal.SIGTERM)

@@ -2,14 +2,12 @@
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from studyapp.experiments import services
 from studyapp.experiments.models import TrainingRun
-from tests.conftest import ROOT, wait_for
+from tests.conftest import start_worker, wait_for
 from tests.studyapp.experiments.conftest import TRAIN_FAST, seed_small_study
 
 
@@ -41,13 +39,6 @@ def test_pi_launches_three_models_and_reads_results(celery_worker_process, api_f
     assert len(body["comparison"]["csa_baseline"]["delong_vs_models"]) == 3
 
 
-def _start_worker(name, queue, env, log):
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mlworker.celery", "worker", "--loglevel=INFO", "--concurrency=1",
-         "-Q", queue, "--without-gossip", "--without-mingle", "-n", name],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_worker_resumes_training_from_its_checkpoint(celery_worker_process, settings, tmp_path):
@@ -59,19 +50,18 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(celery_worker_proc
         split=split, models=["squeezenet1_1"], random_init=True,
         hyperparameters={**TRAIN_FAST, "epochs": 12, "batch_size": 4, "input_size": 48})
     run = experiment.runs.get()
-    env = {**os.environ, "DATABASE_URL": celery_worker_process.database_url,
-           "DJANGO_SETTINGS_MODULE": "studyapp.settings.test", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-           "CTS_CHECKPOINT_DIR": str(tmp_path / "ckpt"), "CTS_TRAINING_QUEUE": settings.CTS_TRAINING_QUEUE}
+    env = {**celery_worker_process.env, "CTS_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+           "CTS_TRAINING_QUEUE": settings.CTS_TRAINING_QUEUE}
     name = f"resume-{os.getpid()}@%h"
     with open(tmp_path / "worker1.log", "w+") as log:
-        worker = _start_worker(name, settings.CTS_TRAINING_QUEUE, env, log)
+        worker = start_worker(name, settings.CTS_TRAINING_QUEUE, env, log)
         wait_for(lambda: TrainingRun.objects.get(pk=run.pk).epochs_done >= 2, timeout=300, interval=0.05)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     killed_at = TrainingRun.objects.get(pk=run.pk)
     assert killed_at.status == "running" and killed_at.epochs_done < 12
     with open(tmp_path / "worker2.log", "w+") as log:
-        worker = _start_worker(name, settings.CTS_TRAINING_QUEUE, env, log)
+        worker = start_worker(name, settings.CTS_TRAINING_QUEUE, env, log)
         try:
             wait_for(lambda: TrainingRun.objects.get(pk=run.pk).is_finished, timeout=300, interval=0.5)
         finally:
