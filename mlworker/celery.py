@@ -3,16 +3,12 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyapp.settings.base")
 
 app = Celery("cts_study")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker records itself alive, busy or idle (named, not imported: studyapp imports this module).
+app.steps["worker"].add("studyapp.ops.heartbeat:HeartbeatStep")
 
-
-@worker_ready.connect
-def _announce_worker(sender, **kwargs):
-    """Queue a heartbeat as soon as a worker starts, so the app can tell that background work runs."""
-    sender.app.send_task("ops.heartbeat")

@@ -1,20 +1,16 @@
-from datetime import timedelta
-
+from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .models import WorkerHeartbeat
+from .selectors import workers_liveness
 from .tasks import heartbeat
-
-WORKER_FRESH = timedelta(minutes=2)
 
 
 class HealthView(APIView):
-    """Liveness of the database and when a worker last answered a ping."""
+    """Liveness of the database, of each worker (from its own heartbeat), and of the default and training queues."""
 
     permission_classes = [AllowAny]
 
@@ -22,19 +18,23 @@ class HealthView(APIView):
     def get(self, request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        last = WorkerHeartbeat.objects.order_by("-seen_at").first()
+        liveness = workers_liveness()
+        latest = liveness["workers"][0] if liveness["workers"] else None
         return Response({
             "database": "ok",
+            # The most recently seen worker, as before per-worker reporting (kept for existing clients).
             "worker": {
-                "last_seen": last.seen_at if last else None,
-                "hostname": last.hostname if last else None,
-                "alive": bool(last and timezone.now() - last.seen_at < WORKER_FRESH),
+                "last_seen": latest["last_seen"] if latest else None,
+                "hostname": latest["hostname"] if latest else None,
+                "alive": bool(latest and latest["alive"]),
             },
+            "heartbeat_interval_s": settings.CTS_WORKER_HEARTBEAT_S,
+            **liveness,
         })
 
 
 class WorkerPingView(APIView):
-    """Queue a heartbeat task; a running worker records it within seconds."""
+    """Queue a heartbeat task; a worker on the default queue records it within seconds."""
 
     permission_classes = [IsAuthenticated]
 

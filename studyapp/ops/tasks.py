@@ -1,14 +1,11 @@
 from celery import shared_task
-from django.utils import timezone
 
-from .models import WorkerHeartbeat
+from .services import worker_heartbeat_record
 
 
 @shared_task(name="ops.heartbeat", bind=True, max_retries=0, ignore_result=True)
 def heartbeat(self) -> str:
-    """Record that a worker picked up work now (idempotent: one row per worker host)."""
+    """Record that a worker picked up work now (idempotent: one row per worker node name)."""
     hostname = self.request.hostname or "unknown"
-    queue = (self.request.delivery_info or {}).get("routing_key") or ""
-    WorkerHeartbeat.objects.update_or_create(hostname=hostname,
-                                             defaults={"seen_at": timezone.now(), "queues": queue})
+    worker_heartbeat_record(hostname=hostname, queues=list(self.app.amqp.queues.consume_from))
     return hostname

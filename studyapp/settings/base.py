@@ -160,6 +160,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues a worker of this installation consumes; a deployment can run GPU workers on "training" alone.
 CTS_WORKER_QUEUES = env_list("CTS_WORKER_QUEUES", "default,training")
 CTS_TRAINING_QUEUE = os.environ.get("CTS_TRAINING_QUEUE", "training")
+# Every worker records itself alive this often (studyapp/ops/heartbeat.py); /api/health/ counts it alive for
+# BEATS_BEFORE_DEAD intervals (studyapp/ops/liveness.py).
+CTS_WORKER_HEARTBEAT_S = float(os.environ.get("CTS_WORKER_HEARTBEAT_S", "15"))
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
