@@ -157,7 +157,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Queues a worker of this installation consumes; a deployment can run GPU workers on "training" alone.
+# Queues of the single worker the test suite starts (tests/conftest.py). run.sh and the compose file run one
+# worker on "default" and one on CTS_TRAINING_QUEUE, so extraction never waits behind training.
 CTS_WORKER_QUEUES = env_list("CTS_WORKER_QUEUES", "default,training")
 CTS_TRAINING_QUEUE = os.environ.get("CTS_TRAINING_QUEUE", "training")
 # Every worker records itself alive this often (studyapp/ops/heartbeat.py); /api/health/ counts it alive for
