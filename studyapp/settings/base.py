@@ -164,6 +164,8 @@ CTS_TRAINING_QUEUE = os.environ.get("CTS_TRAINING_QUEUE", "training")
 # Every worker records itself alive this often (studyapp/ops/heartbeat.py); /api/health/ counts it alive for
 # BEATS_BEFORE_DEAD intervals (studyapp/ops/liveness.py).
 CTS_WORKER_HEARTBEAT_S = float(os.environ.get("CTS_WORKER_HEARTBEAT_S", "15"))
+if not CTS_WORKER_HEARTBEAT_S > 0:
+    raise ImproperlyConfigured("CTS_WORKER_HEARTBEAT_S must be a number of seconds above 0.")
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
