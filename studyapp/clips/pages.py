@@ -150,8 +150,8 @@ def clip_retry(request, pk):
 def worklist(request):
     """The signed-in annotator's clips and the open ones; no group, stage, EPS or demographics on it."""
     work = selectors.annotator_worklist(annotator=request.user)
-    show_done = request.GET.get("done") == "1"
-    return render(request, "clips/worklist.html", {"work": work, "show_done": show_done})
+    return render(request, "clips/worklist.html", {
+        "work": work, "show_done": request.GET.get("done") == "1", "show_second": request.GET.get("second") == "1"})
 
 
 def _back(request, clip: Clip):

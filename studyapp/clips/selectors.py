@@ -25,6 +25,7 @@ class WorkItem:
     confirmed: int
     outlines: int
     other_annotators: int
+    others_most_confirmed: int  # the most frames any one other annotator has confirmed
 
     @property
     def assigned(self) -> bool:
@@ -39,6 +40,11 @@ class WorkItem:
         return round(100 * self.confirmed / self.frames) if self.frames else 0
 
     @property
+    def annotated_by_others(self) -> bool:
+        """Someone else confirmed every frame: what is left here is a second rating, not first work."""
+        return self.frames > 0 and self.others_most_confirmed >= self.frames
+
+    @property
     def done(self) -> bool:
         """Every extracted frame has this annotator's confirmed ROI, and the nerve is outlined."""
         return self.extracted and self.frames > 0 and self.confirmed >= self.frames and self.outlines > 0
@@ -47,34 +53,43 @@ class WorkItem:
 @dataclass(frozen=True)
 class Worklist:
     assigned: list[WorkItem]
-    open: list[WorkItem]
+    open: list[WorkItem]  # open clips nobody has annotated in full
+    second_rating: list[WorkItem]  # open clips another annotator finished; a second rater may still do them
     done: list[WorkItem]
 
 
-def _count(queryset, field: str = "pk") -> Subquery:
-    """A correlated COUNT as an integer column (0 when nothing matches), so clips × rows never multiply."""
-    counted = queryset.order_by().values(field).annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted[:1], output_field=IntegerField()), Value(0))
+def _first(values) -> Coalesce:
+    """The first value of a correlated subquery as an integer column, 0 when it has no rows."""
+    return Coalesce(Subquery(values[:1], output_field=IntegerField()), Value(0))
+
+
+def _count(queryset, field: str) -> Coalesce:
+    """A correlated COUNT grouped on `field` (the clip), so clips × rows never multiply in the main query."""
+    return _first(queryset.order_by().values(field).annotate(n=Count("pk")).values("n"))
 
 
 def annotator_worklist(*, annotator) -> Worklist:
     """Clips assigned to the annotator and open clips, with the annotator's own progress, in one query."""
     clip = OuterRef("pk")
-    mine = RoiAnnotation.objects.filter(frame__clip=clip, annotator=annotator, status__in=ANCHORS)
-    others = (RoiAnnotation.objects.filter(frame__clip=clip, status__in=ANCHORS).exclude(annotator=annotator)
-              .order_by().values("frame__clip").annotate(n=Count("annotator", distinct=True)).values("n"))
+    confirmed = RoiAnnotation.objects.filter(frame__clip=clip, status__in=ANCHORS).order_by()
+    mine = confirmed.filter(annotator=annotator)
+    others = confirmed.exclude(annotator=annotator)
+    n_others = others.values("frame__clip").annotate(n=Count("annotator", distinct=True)).values("n")
+    others_best = others.values("annotator").annotate(n=Count("pk")).order_by("-n").values("n")
     clips = (Clip.objects.filter(Q(assigned_to=annotator) | Q(assigned_to__isnull=True))
              .select_related("hand__participant", "assigned_to")
              .annotate(n_frames=_count(Frame.objects.filter(clip=clip), "clip"),
                        n_confirmed=_count(mine, "frame__clip"),
                        n_outlines=_count(NerveOutline.objects.filter(frame__clip=clip, annotator=annotator),
                                          "frame__clip"),
-                       n_others=Coalesce(Subquery(others[:1], output_field=IntegerField()), Value(0)))
+                       n_others=_first(n_others), n_others_best=_first(others_best))
              .order_by("uploaded_at", "pk"))
     items = [WorkItem(clip=c, frames=c.n_frames, confirmed=c.n_confirmed, outlines=c.n_outlines,
-                      other_annotators=c.n_others) for c in clips]
+                      other_annotators=c.n_others, others_most_confirmed=c.n_others_best) for c in clips]
+    waiting = [i for i in items if not i.assigned and not i.done]
     return Worklist(assigned=[i for i in items if i.assigned and not i.done],
-                    open=[i for i in items if not i.assigned and not i.done],
+                    open=[i for i in waiting if not i.annotated_by_others],
+                    second_rating=[i for i in waiting if i.annotated_by_others],
                     done=[i for i in items if i.done])
 
 

@@ -57,7 +57,7 @@ def clip_predict(request, pk):
     clip = get_object_or_404(Clip.objects.select_related("hand__participant"), pk=pk)
     models = list(registered_models())
     context = {"clip": clip, "hand": clip.hand, "participant": clip.hand.participant, "models": models,
-               "run": None, "result": None, "error": "", "subset": None}
+               "run": None, "result": None, "error": "", "subset": None, "frames_extracted": clip.frames.count()}
     chosen = request.GET.get("model", "")
     if chosen:
         run = next((m for m in models if str(m.pk) == chosen), None)

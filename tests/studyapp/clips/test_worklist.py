@@ -175,7 +175,7 @@ def test_worklist_lists_assigned_and_open_clips_with_progress(client_for, users,
     assert response.status_code == 200
     html = response.content.decode()
     assigned = html.split('id="assigned"')[1].split('id="open"')[0]
-    opened = html.split('id="open"')[1].split('id="done"')[0]
+    opened = html.split('id="open"')[1].split('id="second"')[0]
     assert f"work-clip-{mine.pk}" in assigned and f"work-clip-{open_clip.pk}" in opened
     assert f"work-clip-{waiting.pk}" in opened and f"work-clip-{theirs.pk}" not in html
     row = _row(html, mine)
@@ -201,6 +201,25 @@ def test_done_clips_collapse_into_a_count(client_for, users, tmp_path):
     html = client_for("annotator").get("/clips/worklist/?done=1").content.decode()
     row = _row(html, done)
     assert "4 / 4" in row and "traced" in row
+
+
+def test_open_clips_someone_else_finished_wait_only_for_a_second_rating(client_for, users, tmp_path):
+    other = UserFactory(username="annot2", role="annotator")
+    finished = _clip(tmp_path, 26)
+    _confirm(finished, other, 4)
+    started = _clip(tmp_path, 27)
+    _confirm(started, other, 3)  # not finished: still open work
+    html = client_for("annotator").get("/clips/worklist/").content.decode()
+    opened = html.split('id="open"')[1].split('id="second"')[0]
+    assert f"work-clip-{started.pk}" in opened and f"work-clip-{finished.pk}" not in html
+    assert "1 open clip already fully annotated by another annotator" in html
+    html = client_for("annotator").get("/clips/worklist/?second=1").content.decode()
+    second = html.split('id="second"')[1].split('id="done"')[0]
+    row = _row(second, finished)
+    assert "0 / 4" in row and "1 other annotator" in row and "Take" in row
+    # for the one who finished it, it is their own work
+    work = annotator_worklist(annotator=other)
+    assert finished in [i.clip for i in work.open] and not work.second_rating
 
 
 def test_the_worklist_says_nothing_about_diagnosis(client_for, users, tmp_path):

@@ -53,6 +53,14 @@ def test_prediction_page_shows_frames_hand_and_the_set_the_hand_was_in(client_fo
     warning = _text(html, "leakage-warning")
     assert "test set" in warning and "experiment's results" in warning
     assert "No heatmaps exist for this model yet" in _text(html, "heatmaps")
+    assert 'id="partial-warning"' not in html  # every frame was predicted
+
+    # Some frames lose their ROI: only the others are predicted, and the page says so.
+    from studyapp.annotations.models import RoiAnnotation
+    RoiAnnotation.objects.filter(frame__clip=test_clip, frame__index__gte=4).delete()
+    html = pi.get(f"/experiments/clips/{test_clip.pk}/predict/?model={run.pk}").content.decode()
+    assert "Only 4 of 6 extracted frames" in _text(html, "partial-warning")
+    assert len(re.findall(r"<tr><td>\d+</td>", _text_block(html, "frame-table"))) == 4
 
     train_hand = next(m.hand_id for m in run.experiment.split.members.filter(subset="train"))
     train_clip = Clip.objects.get(hand_id=train_hand)
