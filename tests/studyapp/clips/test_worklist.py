@@ -269,3 +269,14 @@ def test_the_worklist_is_for_annotators(client_for, role, status):
 def test_nav_links_the_worklist_for_annotators_only(client_for):
     assert 'href="/clips/worklist/"' in client_for("annotator").get("/cohort/").content.decode()
     assert 'href="/clips/worklist/"' not in client_for("coordinator").get("/cohort/").content.decode()
+
+
+def test_the_api_shows_the_assignee_but_never_changes_it(api_for, users, tmp_path):
+    clip = _clip(tmp_path, 51)
+    services.clip_take(clip=clip, annotator=users["annotator"])
+    api = api_for("coordinator")
+    assert api.get(f"/api/clips/?assigned_to={users['annotator'].pk}").json()["results"][0]["id"] == clip.pk
+    response = api.patch(f"/api/clips/{clip.pk}/", {"assigned_to": users["pi"].pk, "notes": "n"}, format="json")
+    assert response.status_code == 200 and response.json()["assigned_to"] == users["annotator"].pk
+    clip.refresh_from_db()
+    assert clip.assigned_to == users["annotator"] and clip.notes == "n"
