@@ -76,7 +76,8 @@ def annotator_worklist(*, annotator) -> Worklist:
     others = confirmed.exclude(annotator=annotator)
     n_others = others.values("frame__clip").annotate(n=Count("annotator", distinct=True)).values("n")
     others_best = others.values("annotator").annotate(n=Count("pk")).order_by("-n").values("n")
-    clips = (Clip.objects.filter(Q(assigned_to=annotator) | Q(assigned_to__isnull=True))
+    # Open clips of excluded hands wait for nobody: they never enter a split (eligibility, not diagnosis).
+    clips = (Clip.objects.filter(Q(assigned_to=annotator) | Q(assigned_to__isnull=True, hand__exclusion_reason=""))
              .select_related("hand__participant", "assigned_to")
              .annotate(n_frames=_count(Frame.objects.filter(clip=clip), "clip"),
                        n_confirmed=_count(mine, "frame__clip"),

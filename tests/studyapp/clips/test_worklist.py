@@ -170,6 +170,7 @@ def test_worklist_lists_assigned_and_open_clips_with_progress(client_for, users,
     theirs = _clip(tmp_path, 13, study_code="P-013")
     services.clip_assign(clip=theirs, annotator=other, assigned_by=users["coordinator"])
     waiting = _clip(tmp_path, 14, extract=False, study_code="P-014")
+    excluded = _clip(tmp_path, 15, study_code="P-015", exclusion_reason="prior_wrist_surgery")
 
     response = client_for("annotator").get("/clips/worklist/")
     assert response.status_code == 200
@@ -178,6 +179,7 @@ def test_worklist_lists_assigned_and_open_clips_with_progress(client_for, users,
     opened = html.split('id="open"')[1].split('id="second"')[0]
     assert f"work-clip-{mine.pk}" in assigned and f"work-clip-{open_clip.pk}" in opened
     assert f"work-clip-{waiting.pk}" in opened and f"work-clip-{theirs.pk}" not in html
+    assert f"work-clip-{excluded.pk}" not in html
     row = _row(html, mine)
     assert "3 / 4" in row and "(75%)" in row and "not yet" in row and "1 other annotator" in row
     assert f'href="/clips/{mine.pk}/annotate/"' in assigned and "Release" in row
