@@ -33,8 +33,8 @@ class AssignForm(forms.Form):
     annotator = forms.ModelChoiceField(
         queryset=None, required=False, label="Assigned to", empty_label="Nobody (open to any annotator)")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, clip, **kwargs):
         from .selectors import assignable_annotators
 
-        super().__init__(*args, **kwargs)
-        self.fields["annotator"].queryset = assignable_annotators()
+        super().__init__(*args, initial={"annotator": clip.assigned_to_id}, **kwargs)
+        self.fields["annotator"].queryset = assignable_annotators(current=clip.assigned_to)

@@ -90,7 +90,7 @@ def _detail_context(request, clip: Clip, **extra) -> dict:
         "frames_stored": clip.frames.count(), "annotators": annotators, "can_calibrate": can_calibrate,
         "spacing_form": SpacingForm() if can_calibrate else None,
         "crop_size_mm": StudySettings.current().crop_size_mm,
-        "assign_form": AssignForm(initial={"annotator": clip.assigned_to_id}) if can_assign else None,
+        "assign_form": AssignForm(clip=clip) if can_assign else None,
         "locked_splits": selectors.clip_locked_splits(clip),
     }
     context.update(extra)
@@ -168,7 +168,7 @@ def _back(request, clip: Clip):
 @permission_required(services.ASSIGN_PERM, raise_exception=True)
 def clip_assign(request, pk):
     clip = _clip(pk)
-    form = AssignForm(request.POST)
+    form = AssignForm(request.POST, clip=clip)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("annotator", ["Choose an annotator."])))
         return _back(request, clip)

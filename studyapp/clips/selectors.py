@@ -94,9 +94,12 @@ def annotator_worklist(*, annotator) -> Worklist:
                     done=[i for i in items if i.done])
 
 
-def assignable_annotators():
-    """Active users of the annotator role (admins can annotate too, but aren't handed work)."""
-    return get_user_model().objects.filter(is_active=True, groups__name=ANNOTATOR).order_by("username").distinct()
+def assignable_annotators(*, current=None):
+    """Active users of the annotator role, plus the clip's current assignee (an admin may have taken it)."""
+    people = Q(is_active=True, groups__name=ANNOTATOR)
+    if current is not None:
+        people |= Q(pk=current.pk)
+    return get_user_model().objects.filter(people).order_by("username").distinct()
 
 
 def clip_locked_splits(clip: Clip) -> list[Split]:

@@ -146,6 +146,13 @@ def test_clip_page_shows_each_role_its_assignment_controls(client_for, users, tm
     assert "Assigned to <strong>annot</strong>" in annotator and "Release it" in annotator
     pi = client_for("pi").get(f"/clips/{clip.pk}/").content.decode()
     assert f'href="/experiments/clips/{clip.pk}/predict/"' in pi
+    # An admin took it: the coordinator's form shows them, and keeping them is not an unassignment.
+    services.clip_assign(clip=clip, annotator=users["admin"], assigned_by=users["pi"])
+    coordinator = client_for("coordinator").get(f"/clips/{clip.pk}/").content.decode()
+    assert f'<option value="{users["admin"].pk}" selected>root</option>' in coordinator
+    client_for("coordinator").post(f"/clips/{clip.pk}/assign/", {"annotator": users["admin"].pk})
+    clip.refresh_from_db()
+    assert clip.assigned_to == users["admin"]
 
 
 # ---------------------------------------------------------------- the worklist
