@@ -22,16 +22,19 @@ COHORT_MODELS = ("participant", "hand", "epsexam", "csameasurement")
 
 ANNOTATION_MODELS = ("roiannotation", "nerveoutline")
 CLIP_UPLOAD = {"clips.add_clip", "clips.change_clip", "clips.view_clip", "clips.view_frame"}
+CLIP_ASSIGN = {"clips.assign_clip"}  # who hands a clip to an annotator; annotators only take open ones
 
 # Later issues extend these sets (splits, training) in one place.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | _view("annotations", *ANNOTATION_MODELS)
+    COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | CLIP_ASSIGN
+                  | _view("annotations", *ANNOTATION_MODELS)
                   | {"cohort.view_demographics", "protocol.view_studysettings"}),
     # Annotators see what annotation needs: hands and their measurements, never demographics.
     ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
                 | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"}),
     # Only the PI locks splits and launches training; results stay with the PI (others remain blinded).
-    PI: (_view("cohort", *COHORT_MODELS) | _view("clips", "clip", "frame") | _view("annotations", *ANNOTATION_MODELS)
+    PI: (_view("cohort", *COHORT_MODELS) | _view("clips", "clip", "frame") | CLIP_ASSIGN
+         | _view("annotations", *ANNOTATION_MODELS)
          | _view("experiments", "split", "experiment", "trainingrun")
          | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",
             "experiments.add_split", "experiments.delete_split", "experiments.lock_split",

@@ -22,7 +22,7 @@ class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     queryset = Clip.objects.select_related("hand__participant")
     serializer_class = ClipSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    filterset_fields = ["hand", "extraction_status", "format"]
+    filterset_fields = ["hand", "extraction_status", "format", "assigned_to"]
     search_fields = ["hand__participant__study_code", "original_filename"]
 
     @extend_schema(request={"multipart/form-data": ClipUploadSerializer}, responses={201: ClipSerializer})

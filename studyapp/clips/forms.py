@@ -27,3 +27,14 @@ class SpacingForm(forms.Form):
     pixel_spacing_mm = forms.FloatField(label="Pixel spacing (mm/px)",
                                         widget=DecimalInput(attrs={"placeholder": "e.g. 0.125"}),
                                         help_text="Millimetres per pixel, the same along both axes.")
+
+
+class AssignForm(forms.Form):
+    annotator = forms.ModelChoiceField(
+        queryset=None, required=False, label="Assigned to", empty_label="Nobody (open to any annotator)")
+
+    def __init__(self, *args, clip, **kwargs):
+        from .selectors import assignable_annotators
+
+        super().__init__(*args, initial={"annotator": clip.assigned_to_id}, **kwargs)
+        self.fields["annotator"].queryset = assignable_annotators(current=clip.assigned_to)

@@ -46,6 +46,9 @@ class Clip(models.Model):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                     related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    # Who should annotate it; empty means any annotator may take it. Changes are kept in the history.
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="assigned_clips")
 
     # Written by the extraction task; the UI polls these.
     extraction_status = models.CharField(max_length=8, choices=Extraction.choices, default=Extraction.QUEUED)
@@ -59,6 +62,7 @@ class Clip(models.Model):
 
     class Meta:
         ordering = ["hand", "uploaded_at"]
+        permissions = [("assign_clip", "Can assign a clip to an annotator")]
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(pixel_spacing_row_mm__isnull=True, pixel_spacing_col_mm__isnull=True)

@@ -1,4 +1,5 @@
-"""Server-rendered clip pages: upload, clip status and calibration, the annotation canvas, agreement.
+"""Server-rendered clip pages: upload, clip status and calibration, assignment and the annotator's worklist,
+the annotation canvas, agreement.
 
 Each view checks the role permission, validates the form, calls one service and redirects; a refused
 form is shown again with the service's message next to its field and everything typed kept.
@@ -10,11 +11,12 @@ from collections import Counter
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from studyapp.annotations import selectors as annotation_selectors
@@ -23,8 +25,8 @@ from studyapp.cohort.models import Hand
 from studyapp.common.forms import add_service_errors
 from studyapp.protocol.models import StudySettings
 
-from . import services
-from .forms import ClipUploadForm, SpacingForm
+from . import selectors, services
+from .forms import AssignForm, ClipUploadForm, SpacingForm
 from .models import Clip
 
 # (keys, what they do): shown on the annotation page and in its help dialog; annotate.js implements them.
@@ -46,7 +48,7 @@ SHORTCUTS = [
 
 
 def _clip(pk) -> Clip:
-    return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by"), pk=pk)
+    return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by", "assigned_to"), pk=pk)
 
 
 @login_required
@@ -82,11 +84,14 @@ def _detail_context(request, clip: Clip, **extra) -> dict:
                    "proposed": per_annotator.get(name, {}).get("proposed", 0), "outlines": outlines.get(name, 0)}
                   for name in sorted(set(per_annotator) | set(outlines))]
     can_calibrate = request.user.has_perm("clips.change_clip") and clip.spacing_mm is None
+    can_assign = request.user.has_perm(services.ASSIGN_PERM)
     context = {
         "clip": clip, "hand": clip.hand, "participant": clip.hand.participant,
         "frames_stored": clip.frames.count(), "annotators": annotators, "can_calibrate": can_calibrate,
         "spacing_form": SpacingForm() if can_calibrate else None,
         "crop_size_mm": StudySettings.current().crop_size_mm,
+        "assign_form": AssignForm(clip=clip) if can_assign else None,
+        "locked_splits": selectors.clip_locked_splits(clip),
     }
     context.update(extra)
     return context
@@ -140,6 +145,74 @@ def clip_retry(request, pk):
     return redirect("clips:detail", pk=clip.pk)
 
 
+@login_required
+@permission_required(services.ANNOTATE_PERM, raise_exception=True)
+def worklist(request):
+    """The signed-in annotator's clips and the open ones; no group, stage, EPS or demographics on it."""
+    work = selectors.annotator_worklist(annotator=request.user)
+    return render(request, "clips/worklist.html", {
+        "work": work, "show_done": request.GET.get("done") == "1", "show_second": request.GET.get("second") == "1"})
+
+
+def _back(request, clip: Clip):
+    """Back to the page the button was on (the worklist or the clip), never to another site."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return redirect(target)
+    return redirect("clips:detail", pk=clip.pk)
+
+
+@login_required
+@require_POST
+@permission_required(services.ASSIGN_PERM, raise_exception=True)
+def clip_assign(request, pk):
+    clip = _clip(pk)
+    form = AssignForm(request.POST, clip=clip)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("annotator", ["Choose an annotator."])))
+        return _back(request, clip)
+    annotator = form.cleaned_data["annotator"]
+    try:
+        services.clip_assign(clip=clip, annotator=annotator, assigned_by=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Clip {clip.pk} assigned to {annotator.get_username()}." if annotator
+                         else f"Clip {clip.pk} is open to any annotator.")
+    return _back(request, clip)
+
+
+@login_required
+@require_POST
+@permission_required(services.ANNOTATE_PERM, raise_exception=True)
+def clip_take(request, pk):
+    clip = _clip(pk)
+    try:
+        services.clip_take(clip=clip, annotator=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Clip {clip.pk} is on your worklist now.")
+    return _back(request, clip)
+
+
+@login_required
+@require_POST
+def clip_release(request, pk):
+    """The assignee gives the clip back, or a coordinator opens it; the service says who may."""
+    if not (request.user.has_perm(services.ANNOTATE_PERM) or request.user.has_perm(services.ASSIGN_PERM)):
+        raise PermissionDenied
+    clip = _clip(pk)
+    try:
+        services.clip_release(clip=clip, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Clip {clip.pk} is open to any annotator again.")
+    return _back(request, clip)
+
+
 def _annotate_config(request, clip: Clip, frames) -> dict:
     return {
         "clipId": clip.pk,
@@ -170,7 +243,7 @@ def clip_annotate(request, pk):
     return render(request, "clips/annotate.html", {
         "clip": clip, "hand": clip.hand, "participant": clip.hand.participant, "frames": frames,
         "config": _annotate_config(request, clip, frames) if frames else None, "shortcuts": SHORTCUTS,
-        "crop_size_mm": StudySettings.current().crop_size_mm,
+        "crop_size_mm": StudySettings.current().crop_size_mm, "locked_splits": selectors.clip_locked_splits(clip),
     })
 
 

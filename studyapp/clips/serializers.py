@@ -14,7 +14,8 @@ class ClipSerializer(serializers.ModelSerializer):
                   "container", "frame_count", "fps", "width", "height", "is_grey", "pixel_spacing_row_mm",
                   "pixel_spacing_col_mm", "spacing_source", "scanner_model", "probe", "frequency_mhz", "notes",
                   "uploaded_by", "uploaded_at", "extraction_status", "extraction_done", "extraction_total",
-                  "extraction_error"]
+                  "extraction_error", "assigned_to"]
+        # Assignment changes only through its rules (the clip page), never by PATCH.
         read_only_fields = [f for f in fields if f not in ("scanner_model", "probe", "frequency_mhz", "notes")]
 
 

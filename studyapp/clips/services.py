@@ -159,6 +159,60 @@ def clip_retry_extraction(*, clip: Clip) -> Clip:
     return clip
 
 
+# --- assignment: who annotates a clip ----------------------------------------------------------------------
+
+ANNOTATE_PERM = "annotations.add_roiannotation"
+ASSIGN_PERM = "clips.assign_clip"
+
+
+def _locked_clip(clip: Clip) -> Clip:
+    """The clip's row, locked, so two people taking it at once can't both get it."""
+    return Clip.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=clip.pk)
+
+
+def _set_assignee(clip: Clip, annotator) -> Clip:
+    clip.assigned_to = annotator
+    clip.save(update_fields=["assigned_to"])  # not the extraction fields the worker may be writing
+    return clip
+
+
+@transaction.atomic
+def clip_assign(*, clip: Clip, annotator, assigned_by) -> Clip:
+    """Hand a clip to an annotator, or make it open again (annotator None); kept in the clip's history."""
+    if not assigned_by.has_perm(ASSIGN_PERM):
+        raise _refuse("not_allowed", "Only a coordinator, the PI or an admin assigns clips.", "annotator")
+    if annotator is not None and not (annotator.is_active and annotator.has_perm(ANNOTATE_PERM)):
+        raise _refuse("not_an_annotator", f"{annotator.get_username()} can't annotate: choose an annotator.",
+                      "annotator")
+    return _set_assignee(_locked_clip(clip), annotator)
+
+
+@transaction.atomic
+def clip_take(*, clip: Clip, annotator) -> Clip:
+    """An annotator takes an open clip for themself."""
+    if not annotator.has_perm(ANNOTATE_PERM):
+        raise _refuse("not_an_annotator", "Only annotators take clips.", "annotator")
+    clip = _locked_clip(clip)
+    if clip.assigned_to_id == annotator.pk:
+        return clip
+    if clip.assigned_to_id is not None:
+        raise _refuse("already_assigned", f"Clip {clip.pk} is already assigned to "
+                                          f"{clip.assigned_to.get_username()}.", "annotator")
+    return _set_assignee(clip, annotator)
+
+
+@transaction.atomic
+def clip_release(*, clip: Clip, user) -> Clip:
+    """Give a clip back to the open pool: its assignee may, and so may whoever assigns clips."""
+    clip = _locked_clip(clip)
+    if clip.assigned_to_id is None:
+        return clip
+    if clip.assigned_to_id != user.pk and not user.has_perm(ASSIGN_PERM):
+        raise _refuse("not_yours", f"Clip {clip.pk} is assigned to {clip.assigned_to.get_username()}; only they "
+                                   "or a coordinator can release it.", "annotator")
+    return _set_assignee(clip, None)
+
+
 def frame_storage_name(clip: Clip, index: int) -> str:
     return f"frames/{clip.sha256[:2]}/{clip.sha256}/frame_{index:05d}.png"
 

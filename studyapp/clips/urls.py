@@ -8,9 +8,13 @@ urlpatterns = [
     path("frames/<int:pk>/image.png", views.frame_image, name="frame-image"),
     path("hands/<int:hand_pk>/upload/", pages.clip_upload, name="upload"),
     path("agreement/", pages.agreement, name="agreement"),
+    path("worklist/", pages.worklist, name="worklist"),
     path("<int:pk>/", pages.clip_detail, name="detail"),
     path("<int:pk>/progress/", pages.clip_progress, name="progress"),
     path("<int:pk>/spacing/", pages.clip_spacing, name="spacing"),
     path("<int:pk>/retry/", pages.clip_retry, name="retry"),
     path("<int:pk>/annotate/", pages.clip_annotate, name="annotate"),
+    path("<int:pk>/assign/", pages.clip_assign, name="assign"),
+    path("<int:pk>/take/", pages.clip_take, name="take"),
+    path("<int:pk>/release/", pages.clip_release, name="release"),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .prediction_views import clip_predict
 
 app_name = "experiments"
 
@@ -10,4 +11,5 @@ urlpatterns = [
     path("splits/<int:pk>/lock/", views.split_lock, name="split-lock"),
     path("<int:pk>/", views.experiment_detail, name="experiment"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+    path("clips/<int:pk>/predict/", clip_predict, name="clip-predict"),
 ]
