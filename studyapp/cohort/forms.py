@@ -6,7 +6,13 @@ from .models import CsaMeasurement, EpsExam, Hand, Participant
 
 
 class DateInput(forms.DateInput):
+    """The browser's date picker, pre-filled in ISO format whatever the locale."""
+
     input_type = "date"
+
+    def __init__(self, attrs=None):
+        # `<input type=date>` only reads YYYY-MM-DD: the en-gb 29/11/2026 shows blank and is lost on save.
+        super().__init__(attrs, format="%Y-%m-%d")
 
 
 class ParticipantForm(forms.ModelForm):
