@@ -101,3 +101,30 @@ def test_settings_change_flags_hands_and_restage_button(client_for):
     pi.post("/cohort/restage/")
     hand.refresh_from_db()
     assert hand.stage == 2
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"age": "12"}, "age", "Participants are adults: enter an age from 18 to 110 years (got 12)."),
+    ({"study_code": "P 12"}, "study_code", "Use only letters, digits, &#x27;-&#x27; or &#x27;_&#x27; in a study code"),
+])
+def test_participant_form_shows_a_readable_message_on_the_field(client_for, fields, field, message):
+    data = {"study_code": "V-1", "sex": "female", "age": "50", "recruitment": "patient",
+            "enrolled_on": "2026-01-10", "enroll_left": "on", **fields}
+    response = client_for("coordinator").post("/cohort/participants/new/", data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    errors = page.split(f'id="id_{field}_errors"')[1].split("</ul>")[0]
+    assert message in errors
+    assert "Constraint" not in page and "violated" not in page
+    assert Participant.objects.count() == 0
+
+
+def test_field_labels_are_words(client_for):
+    page = client_for("pi").get("/cohort/settings/").content.decode()
+    for label in ("DML threshold (ms)", "SNCV threshold (m/s)", "Frames per clip", "Crop size (mm)"):
+        assert label in page
+    hand = make_hand()
+    page = client_for("coordinator").get(f"/cohort/hands/{hand.pk}/").content.decode()
+    for label in ("Exam date", "DML (ms)", "SNCV (m/s)", "Motor response absent", "Sensory response absent",
+                  "CSA (mm²)", "Measured on", "Exclusion reason"):
+        assert label in page
