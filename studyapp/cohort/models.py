@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -145,7 +145,8 @@ class EpsExam(models.Model):
     def clean(self):
         errors: dict[str, list[ValidationError]] = {}
         for error in staging.eps_errors(self.findings):
-            errors.setdefault(error.field, []).append(ValidationError(error.message, code=error.code))
+            errors.setdefault(error.field or NON_FIELD_ERRORS, []).append(
+                ValidationError(error.message, code=error.code))
         if errors:
             raise ValidationError(errors)
 

@@ -135,3 +135,11 @@ def test_study_code_outside_its_format_is_refused(api, code):
     assert response.json()["study_code"] == [
         "Use only letters, digits, '-' or '_' in a study code (no spaces or other characters)."]
     assert Participant.objects.count() == 0
+
+
+def test_an_exam_with_only_a_date_is_refused_by_the_api(api):
+    hand = make_hand()
+    response = api.post("/api/eps-exams/", {"hand": hand.pk, "exam_date": "2026-02-01"}, format="json")
+    assert response.status_code == 400
+    assert "an exam with only a date has no finding" in str(response.json())
+    assert EpsExam.objects.count() == 0

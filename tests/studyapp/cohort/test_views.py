@@ -1,5 +1,8 @@
+import datetime as dt
+
 import pytest
 
+from studyapp.cohort import services
 from studyapp.cohort.models import EpsExam, Hand, Participant
 from tests.factories import make_hand
 
@@ -128,3 +131,69 @@ def test_field_labels_are_words(client_for):
     for label in ("Exam date", "DML (ms)", "SNCV (m/s)", "Motor response absent", "Sensory response absent",
                   "CSA (mm²)", "Measured on", "Exclusion reason"):
         assert label in page
+
+
+def test_an_exam_with_only_a_date_is_refused_in_the_form(client_for):
+    hand = make_hand()
+    response = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/", {"exam_date": "2026-02-01"})
+    assert response.status_code == 400
+    assert "an exam with only a date has no finding" in response.content.decode()
+    assert EpsExam.objects.count() == 0
+
+
+def test_correct_an_exam_from_the_hand_page(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = hand.eps_exams.get()
+    client = client_for("coordinator")
+    page = client.get(f"/cohort/hands/{hand.pk}/").content.decode()
+    assert f'href="/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/"' in page
+    form = client.get(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/").content.decode()
+    assert 'value="2026-02-01"' in form and 'value="5.2"' in form
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/",
+                           {"exam_date": "2026-02-01", "dml_ms": "3.9", "sncv_m_s": "48"}, follow=True)
+    assert "corrected" in response.content.decode()
+    hand.refresh_from_db()
+    assert (hand.stage, hand.group) == (1, "control")
+    assert EpsExam.objects.get().dml_ms == 3.9
+
+
+def test_a_refused_correction_keeps_the_exam_and_shows_why(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = hand.eps_exams.get()
+    response = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/",
+                                              {"exam_date": "2026-02-01", "dml_ms": "", "sncv_m_s": ""})
+    assert response.status_code == 400 and "has no finding" in response.content.decode()
+    assert (EpsExam.objects.get().dml_ms, Hand.objects.get().stage) == (5.2, 3)
+
+
+def test_remove_an_exam_after_confirming(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0, "exam_date": dt.date(2026, 1, 1)})
+    services.eps_exam_create(hand=hand, exam_date=dt.date(2026, 3, 1), dml_ms=3.9, sncv_m_s=48.0)
+    latest = hand.eps_exams.get(exam_date=dt.date(2026, 3, 1))
+    client = client_for("coordinator")
+    confirm = client.get(f"/cohort/hands/{hand.pk}/eps/{latest.pk}/delete/")
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and "Remove the EPS exam" in page
+    assert "Stage 3" in page and 'data-group="cts"' in page  # what the hand becomes, before anything changes
+    assert EpsExam.objects.count() == 2
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/{latest.pk}/delete/", follow=True)
+    assert "removed" in response.content.decode()
+    hand.refresh_from_db()
+    assert list(hand.eps_exams.values_list("exam_date", flat=True)) == [dt.date(2026, 1, 1)]
+    assert (hand.stage, hand.group) == (3, "cts")
+
+
+def test_an_exam_of_another_hand_is_not_found(client_for):
+    hand, other = make_hand(), make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = other.eps_exams.get()
+    client = client_for("coordinator")
+    assert client.get(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/").status_code == 404
+    assert client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/delete/").status_code == 404
+    assert EpsExam.objects.count() == 1
+
+
+def test_pi_sees_no_exam_actions(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    page = client_for("pi").get(f"/cohort/hands/{hand.pk}/").content.decode()
+    assert "/edit/" not in page.split("Electrophysiology")[1].split("Cross-sectional")[0]
+    assert "/delete/" not in page
