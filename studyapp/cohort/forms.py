@@ -64,11 +64,11 @@ class CsaMeasurementForm(forms.ModelForm):
 class StudySettingsForm(forms.ModelForm):
     class Meta:
         model = StudySettings
-        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm"]
+        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method"]
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(help_text="UTF-8 CSV, one row per hand; the export's columns.")
+    file = forms.FileField(help_text="UTF-8 CSV in the export's format.")
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from studyapp.cohort.models import CsaMeasurement
 from studyapp.cohort.staging import Thresholds
 
 
@@ -20,6 +21,11 @@ class StudySettings(models.Model):
     crop_size_mm = models.FloatField(
         "crop size (mm)", default=15.0, validators=[MinValueValidator(2.0), MaxValueValidator(60.0)],
         help_text="Side of the square region of interest around the median nerve (mm).")
+    csa_baseline_method = models.CharField(
+        "CSA method of the baseline", max_length=8, choices=CsaMeasurement.Method.choices,
+        default=CsaMeasurement.Method.MANUAL,
+        help_text="Which CSA measurements (each hand's latest at the carpal tunnel inlet) the CSA baseline "
+                  "and the CSA comparison between groups use.")
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

@@ -142,7 +142,8 @@ WEB = [
     ("get", lambda h: f"/clips/frames/{h.frame.pk}/image.png", None, EVERYONE),
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
-                                             "frames_per_clip": "100", "crop_size_mm": "15"}, {"pi", "admin"}),
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "manual"}, {"pi", "admin"}),
 ]
 
 

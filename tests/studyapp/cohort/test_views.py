@@ -98,7 +98,8 @@ def test_settings_change_flags_hands_and_restage_button(client_for):
     hand = make_hand(eps={"dml_ms": 4.3, "sncv_m_s": 44.0})
     pi = client_for("pi")
     response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.2", "sncv_threshold_m_s": "40",
-                                             "frames_per_clip": "100", "crop_size_mm": "15"}, follow=True)
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "manual"}, follow=True)
     assert "flagged for re-staging" in response.content.decode()
     assert "Re-stage 1 hand" in pi.get("/cohort/").content.decode()
     pi.post("/cohort/restage/")
@@ -197,3 +198,30 @@ def test_pi_sees_no_exam_actions(client_for):
     page = client_for("pi").get(f"/cohort/hands/{hand.pk}/").content.decode()
     assert "/edit/" not in page.split("Electrophysiology")[1].split("Cross-sectional")[0]
     assert "/delete/" not in page
+
+
+def test_the_pi_chooses_the_csa_method_of_the_baseline_and_the_change_is_audited(client_for):
+    from studyapp.protocol.models import StudySettings
+
+    pi = client_for("pi")
+    assert "CSA method of the baseline" in pi.get("/cohort/settings/").content.decode()
+    response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "outline"}, follow=True)
+    assert response.status_code == 200
+    assert StudySettings.current().csa_baseline_method == "outline"
+    latest = StudySettings.current().history.first()
+    assert (latest.csa_baseline_method, latest.history_user.username) == ("outline", "pi")
+    assert "Traced outline on a frame" in response.content.decode()  # the history table on the page
+
+
+def test_group_badges_read_as_the_model_labels(client_for):
+    make_hand(study_code="GB-1")
+    make_hand(study_code="GB-2", eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    page = client_for("pi").get("/cohort/").content.decode()
+    assert '<span class="badge needs_review" data-group="needs_review">Needs review</span>' in page
+    assert '<span class="badge cts" data-group="cts">CTS</span>' in page
+    hand = make_hand()
+    preview = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/preview/",
+                                             {"dml_ms": "3.5", "sncv_m_s": "50"}).content.decode()
+    assert '<span class="badge control" data-group="control">Control</span>' in preview
