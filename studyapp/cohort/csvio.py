@@ -306,11 +306,10 @@ class _Importer:
         user = self.history_user
         if seen.hand is None:
             if participant is None:
-                participant = self.participants[code][2]
-            if participant is None:
                 participant = services.participant_create(
                     history_user=user, **{k: v for k, v in person.items() if v is not None})
-                self.participants[code] = (row.line, person, participant)
+                line, first, _ = self.participants[code]
+                self.participants[code] = (line, first, participant)
                 self.result.participants += 1
             seen.hand = services.hand_create(participant=participant, history_user=user, side=side, **hand_values)
             self.result.hands += 1

@@ -61,3 +61,37 @@ def test_new_enrolment_and_hand_forms_are_prefilled_with_today(live_server, page
     # The hand page's exam and CSA forms start at today too.
     assert page.input_value("#id_exam_date") == today
     assert page.input_value("#id_measured_on") == today
+
+
+def test_correct_then_remove_an_exam_from_the_hand_page(live_server, page, coordinator):
+    base = live_server.url
+    hand = make_hand(study_code="EPS-1", eps={"dml_ms": 5.2, "sncv_m_s": 36.0, "exam_date": dt.date(2026, 2, 1)})
+    exam = hand.eps_exams.get()
+    _log_in(page, base, coordinator, f"/cohort/hands/{hand.pk}/")
+    assert page.inner_text("#hand-group") == "CTS"
+
+    page.click(f'tr[data-exam="{exam.pk}"] >> text=Correct')
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/")
+    assert page.input_value("#id_exam_date") == "2026-02-01"
+    page.fill("#id_dml_ms", "3.9")
+    page.fill("#id_sncv_m_s", "48")
+    page.wait_for_selector("#stage-preview >> text=Stage 1")  # the live preview, before saving
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    assert page.inner_text("#hand-group") == "Control"
+    hand.refresh_from_db()
+    assert (hand.stage, hand.group, hand.eps_exams.get().dml_ms) == (1, "control", 3.9)
+
+    page.click(f'tr[data-exam="{exam.pk}"] >> text=Remove')
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/eps/{exam.pk}/delete/")
+    assert "The hand then has no EPS exam" in page.inner_text("main")
+    assert hand.eps_exams.count() == 1  # asking removes nothing
+    page.click("#confirm-remove")
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    assert "No EPS exam yet" in page.inner_text("main")
+    assert page.inner_text("#hand-group") == "Needs review"
+    assert hand.eps_exams.count() == 0
+
+    page.goto(f"{base}/cohort/hands/{hand.pk}/history/")
+    history = page.inner_text("main")
+    assert "EPS exam of 2026-02-01 deleted" in history and "cora" in history
