@@ -6,7 +6,13 @@ from .models import CsaMeasurement, EpsExam, Hand, Participant
 
 
 class DateInput(forms.DateInput):
+    """The browser's date picker, pre-filled in ISO format whatever the locale."""
+
     input_type = "date"
+
+    def __init__(self, attrs=None):
+        # `<input type=date>` only reads YYYY-MM-DD: the en-gb 29/11/2026 shows blank and is lost on save.
+        super().__init__(attrs, format="%Y-%m-%d")
 
 
 class ParticipantForm(forms.ModelForm):
@@ -58,11 +64,11 @@ class CsaMeasurementForm(forms.ModelForm):
 class StudySettingsForm(forms.ModelForm):
     class Meta:
         model = StudySettings
-        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm"]
+        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method"]
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(help_text="UTF-8 CSV, one row per hand; the export's columns.")
+    file = forms.FileField(help_text="UTF-8 CSV in the export's format.")
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -1,11 +1,12 @@
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from . import staging
 from .staging import Group, Recruitment
+from .validators import ADULT_AGE_YEARS, validate_adult_age, validate_study_code
 
 
 class Participant(models.Model):
@@ -21,10 +22,11 @@ class Participant(models.Model):
         PATIENT = Recruitment.PATIENT.value, "Patient"
 
     study_code = models.CharField(
-        max_length=32, unique=True,
+        max_length=32, unique=True, validators=[validate_study_code],
         help_text="Pseudonymous code (letters, digits, '-' or '_'); never a name or a hospital number.")
     sex = models.CharField(max_length=8, choices=Sex.choices)
-    age = models.PositiveSmallIntegerField(help_text="Age in years at enrollment.")
+    age = models.PositiveSmallIntegerField("age (years)", validators=[validate_adult_age],
+                                           help_text="Age in years at enrollment.")
     recruitment = models.CharField(max_length=20, choices=RecruitmentChoice.choices)
     enrolled_on = models.DateField(default=timezone.localdate)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -34,7 +36,11 @@ class Participant(models.Model):
         ordering = ["study_code"]
         permissions = [("view_demographics", "Can view participant demographics")]
         constraints = [
-            models.CheckConstraint(condition=models.Q(age__gte=18, age__lte=110), name="participant_age_adult"),
+            models.CheckConstraint(
+                condition=models.Q(age__gte=ADULT_AGE_YEARS[0], age__lte=ADULT_AGE_YEARS[1]),
+                name="participant_age_adult", violation_error_code="age_out_of_range",
+                violation_error_message="Participants are adults: the age must be from %d to %d years."
+                                        % ADULT_AGE_YEARS),
         ]
 
     def __str__(self) -> str:
@@ -68,17 +74,20 @@ class Hand(models.Model):
     group = models.CharField(max_length=16, choices=GroupChoice.choices, default=Group.NEEDS_REVIEW,
                              editable=False)
     staging_reason = models.TextField(blank=True, default="", editable=False)
-    staged_dml_threshold_ms = models.FloatField(null=True, editable=False)
-    staged_sncv_threshold_m_s = models.FloatField(null=True, editable=False)
+    staged_dml_threshold_ms = models.FloatField("DML threshold used (ms)", null=True, editable=False)
+    staged_sncv_threshold_m_s = models.FloatField("SNCV threshold used (m/s)", null=True, editable=False)
     staged_at = models.DateTimeField(null=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["participant__study_code", "side"]
         constraints = [
-            models.UniqueConstraint(fields=["participant", "side"], name="hand_unique_side_per_participant"),
+            models.UniqueConstraint(fields=["participant", "side"], name="hand_unique_side_per_participant",
+                                    violation_error_code="hand_side_taken",
+                                    violation_error_message="This participant already has a hand on this side."),
             models.CheckConstraint(condition=models.Q(stage__isnull=True) | models.Q(stage__gte=1, stage__lte=5),
-                                   name="hand_stage_1_to_5"),
+                                   name="hand_stage_1_to_5", violation_error_code="stage_out_of_range",
+                                   violation_error_message="A stage is from 1 to 5, or empty for a hand to review."),
         ]
 
     def __str__(self) -> str:
@@ -112,11 +121,16 @@ class EpsExam(models.Model):
         ordering = ["-exam_date", "-id"]
         get_latest_by = ["exam_date", "id"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(dml_ms__isnull=True) | models.Q(dml_ms__gte=0, dml_ms__lte=20),
-                                   name="eps_dml_in_range"),
             models.CheckConstraint(
-                condition=models.Q(sncv_m_s__isnull=True) | models.Q(sncv_m_s__gte=0, sncv_m_s__lte=100),
-                name="eps_sncv_in_range"),
+                condition=models.Q(dml_ms__isnull=True) | models.Q(dml_ms__gte=staging.DML_RANGE_MS[0],
+                                                                   dml_ms__lte=staging.DML_RANGE_MS[1]),
+                name="eps_dml_in_range", violation_error_code="out_of_range",
+                violation_error_message="The DML must be from %g to %g ms." % staging.DML_RANGE_MS),
+            models.CheckConstraint(
+                condition=models.Q(sncv_m_s__isnull=True) | models.Q(sncv_m_s__gte=staging.SNCV_RANGE_M_S[0],
+                                                                     sncv_m_s__lte=staging.SNCV_RANGE_M_S[1]),
+                name="eps_sncv_in_range", violation_error_code="out_of_range",
+                violation_error_message="The SNCV must be from %g to %g m/s." % staging.SNCV_RANGE_M_S),
         ]
 
     def __str__(self) -> str:
@@ -131,7 +145,8 @@ class EpsExam(models.Model):
     def clean(self):
         errors: dict[str, list[ValidationError]] = {}
         for error in staging.eps_errors(self.findings):
-            errors.setdefault(error.field, []).append(ValidationError(error.message, code=error.code))
+            errors.setdefault(error.field or NON_FIELD_ERRORS, []).append(
+                ValidationError(error.message, code=error.code))
         if errors:
             raise ValidationError(errors)
 
@@ -161,7 +176,10 @@ class CsaMeasurement(models.Model):
     class Meta:
         ordering = ["-measured_on", "-id"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(csa_mm2__gt=0, csa_mm2__lte=100), name="csa_in_range"),
+            models.CheckConstraint(
+                condition=models.Q(csa_mm2__gt=staging.CSA_RANGE_MM2[0], csa_mm2__lte=staging.CSA_RANGE_MM2[1]),
+                name="csa_in_range", violation_error_code="out_of_range",
+                violation_error_message="The CSA must be above %g and at most %g mm²." % staging.CSA_RANGE_MM2),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ from django.db.models import Count, Q, QuerySet
 
 from studyapp.protocol.models import StudySettings
 
-from .models import Hand, Participant
+from .models import CsaMeasurement, Hand, Participant
 from .staging import Thresholds
 
 
@@ -38,6 +38,16 @@ def outdated_hands_q() -> Q:
 def hand_needs_restaging(hand: Hand, *, current: Thresholds | None = None) -> bool:
     """Whether the hand was staged with thresholds other than `current` (default: the study settings)."""
     return hand.staged_thresholds != (current or StudySettings.current().thresholds)
+
+
+def latest_inlet_csa(*, hand_ids, method: str) -> dict[int, float]:
+    """Each hand's latest carpal-tunnel-inlet CSA measured by `method` (hands without one are absent)."""
+    values = {}
+    for hand_id, csa in (CsaMeasurement.objects.filter(hand_id__in=hand_ids, method=method,
+                                                       site=CsaMeasurement.Site.CARPAL_TUNNEL_INLET)
+                         .order_by("hand_id", "measured_on", "id").values_list("hand_id", "csa_mm2")):
+        values[hand_id] = csa  # ordered, so the latest wins
+    return values
 
 
 def cohort_flow() -> dict:

@@ -63,8 +63,8 @@ class CsaMeasurementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CsaMeasurement
-        fields = ["id", "hand", "csa_mm2", "site", "measured_on", "measured_by", "created_at"]
-        read_only_fields = ["created_at"]
+        fields = ["id", "hand", "csa_mm2", "site", "method", "measured_on", "measured_by", "created_at"]
+        read_only_fields = ["method", "created_at"]  # typed values are scanner values; outlines come from tracing
 
     def validate_hand(self, hand):
         if self.instance is not None and hand != self.instance.hand:

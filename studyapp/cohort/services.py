@@ -38,9 +38,11 @@ def _assign(instance, fields: dict, allowed: Iterable[str]):
         setattr(instance, name, value)
 
 
-def hand_assessment(*, hand: Hand, thresholds: staging.Thresholds) -> staging.Assessment:
-    """Derive a hand's stage and group from its current data (no write)."""
-    exam = hand.eps_exams.order_by("-exam_date", "-id").first()
+def hand_assessment(*, hand: Hand, thresholds: staging.Thresholds,
+                    without_exam: EpsExam | None = None) -> staging.Assessment:
+    """Derive a hand's stage and group from its current data, or as it would be without one exam (no write)."""
+    exams = hand.eps_exams.order_by("-exam_date", "-id")
+    exam = (exams.exclude(pk=without_exam.pk) if without_exam else exams).first()
     return staging.assess_hand(
         recruitment=hand.participant.recruitment,
         exclusion_reason=hand.exclusion_reason,
@@ -131,10 +133,12 @@ def eps_exam_update(*, exam: EpsExam, history_user=None, **fields) -> EpsExam:
 
 
 @transaction.atomic
-def eps_exam_delete(*, exam: EpsExam) -> None:
+def eps_exam_delete(*, exam: EpsExam, history_user=None) -> None:
     hand = exam.hand
-    exam.delete()
-    hand_restage(hand=hand)
+    if history_user is not None:
+        exam._history_user = history_user
+    exam.delete()  # the history keeps the deleted exam
+    hand_restage(hand=hand, history_user=history_user)
 
 
 @transaction.atomic
@@ -159,7 +163,8 @@ def csa_measurement_delete(*, measurement: CsaMeasurement) -> None:
 def study_settings_update(*, history_user=None, **fields) -> StudySettings:
     """Change protocol settings; existing hands keep their stage and are flagged for re-staging."""
     study_settings = StudySettings.current()
-    _assign(study_settings, fields, ("dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm"))
+    _assign(study_settings, fields, ("dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm",
+                                     "csa_baseline_method"))
     return _save(study_settings, history_user=history_user)
 
 

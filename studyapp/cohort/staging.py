@@ -61,9 +61,9 @@ class Assessment:
 
 
 class FindingError(ValueError):
-    """An input value that is refused outright; `field` names the offending input."""
+    """An input value that is refused outright; `field` names the offending input (None: the exam as a whole)."""
 
-    def __init__(self, field: str, message: str, code: str):
+    def __init__(self, field: str | None, message: str, code: str):
         super().__init__(message)
         self.field = field
         self.message = message
@@ -79,8 +79,22 @@ def _check_range(field: str, value: float | None, bounds: tuple[float, float], u
     return []
 
 
+def has_finding(findings: EpsFindings) -> bool:
+    return (findings.dml_ms is not None or findings.sncv_m_s is not None
+            or findings.motor_response_absent or findings.sensory_response_absent)
+
+
 def eps_errors(findings: EpsFindings) -> list[FindingError]:
     """Every reason these findings cannot be recorded at all (empty when they can)."""
+    errors = _value_errors(findings)
+    if not has_finding(findings):
+        errors.append(FindingError(
+            None, "Enter the DML or the SNCV, or mark a response absent: an exam with only a date has no finding.",
+            "no_finding"))
+    return errors
+
+
+def _value_errors(findings: EpsFindings) -> list[FindingError]:
     errors = _check_range("dml_ms", findings.dml_ms, DML_RANGE_MS, "ms")
     errors += _check_range("sncv_m_s", findings.sncv_m_s, SNCV_RANGE_M_S, "m/s")
     if findings.motor_response_absent and findings.dml_ms is not None:
@@ -105,11 +119,14 @@ def csa_errors(csa_mm2: float | None) -> list[FindingError]:
 def stage_from_eps(findings: EpsFindings, thresholds: Thresholds) -> tuple[int | None, str]:
     """The stage (1-5) these findings define, or None with the reason a person must review them.
 
-    Raises FindingError for values that cannot be recorded (see `eps_errors`).
+    Raises FindingError for values that cannot be recorded (see `eps_errors`); an exam without any finding,
+    refused since but possibly stored before, is left for review rather than failing its hand's staging.
     """
-    errors = eps_errors(findings)
+    errors = _value_errors(findings)
     if errors:
         raise errors[0]
+    if not has_finding(findings):
+        return None, "The current EPS exam has no finding (only a date): correct or remove it."
     dml, sncv = findings.dml_ms, findings.sncv_m_s
     t_dml, t_sncv = thresholds.dml_ms, thresholds.sncv_m_s
     if findings.motor_response_absent:

@@ -154,6 +154,46 @@ def eps_exam_add(request, pk):
                       save)
 
 
+def _hand_exam(pk, exam_pk) -> EpsExam:
+    return get_object_or_404(EpsExam.objects.select_related("hand__participant"), pk=exam_pk, hand_id=pk)
+
+
+@login_required
+@permission_required("cohort.change_epsexam", raise_exception=True)
+def eps_exam_edit(request, pk, exam_pk):
+    """Correct a typed exam; the hand is re-staged from its (possibly new) current exam."""
+    exam = _hand_exam(pk, exam_pk)
+    # The form validates its own copy, so a refused edit never shows as if saved.
+    form = EpsExamForm(request.POST or None, instance=EpsExam.objects.get(pk=exam.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.eps_exam_update(exam=exam, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"EPS exam of {exam.exam_date} corrected; stage and group re-derived.")
+            return redirect("cohort:hand-detail", pk=pk)
+    return render(request, "cohort/eps_exam_form.html", {"form": form, "exam": exam, "hand": exam.hand},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@permission_required("cohort.delete_epsexam", raise_exception=True)
+def eps_exam_delete(request, pk, exam_pk):
+    """Ask, then remove an exam; the hand is re-staged from the exams that remain."""
+    exam = _hand_exam(pk, exam_pk)
+    if request.method == "POST":
+        services.eps_exam_delete(exam=exam)
+        messages.success(request, f"EPS exam of {exam.exam_date} removed; stage and group re-derived. "
+                                  "The removal is kept in the audit history.")
+        return redirect("cohort:hand-detail", pk=pk)
+    after = services.hand_assessment(hand=exam.hand, thresholds=StudySettings.current().thresholds,
+                                     without_exam=exam)
+    return render(request, "cohort/eps_exam_confirm_delete.html",
+                  {"exam": exam, "hand": exam.hand, "after": after,
+                   "remaining": exam.hand.eps_exams.exclude(pk=exam.pk).first()})
+
+
 @login_required
 @require_POST
 @permission_required("cohort.add_csameasurement", raise_exception=True)
@@ -189,8 +229,10 @@ def eps_preview(request, pk):
     findings = staging.EpsFindings(dml_ms=data.get("dml_ms"), sncv_m_s=data.get("sncv_m_s"),
                                    motor_response_absent=bool(data.get("motor_response_absent")),
                                    sensory_response_absent=bool(data.get("sensory_response_absent")))
-    errors = [f"{e.field}: {e.message}" for e in staging.eps_errors(findings)]
-    errors += [f"{name}: {' '.join(errs)}" for name, errs in form.errors.items() if name in ("dml_ms", "sncv_m_s")]
+    errors = [f"{form.fields[e.field].label}: {e.message}" if e.field else e.message
+              for e in staging.eps_errors(findings)]
+    errors += [f"{form.fields[name].label}: {' '.join(errs)}" for name, errs in form.errors.items()
+               if name in ("dml_ms", "sncv_m_s")]
     assessment = None
     if not errors:
         assessment = staging.assess_hand(recruitment=hand.participant.recruitment,

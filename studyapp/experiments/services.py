@@ -22,8 +22,10 @@ from django.utils import timezone
 from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable, fit, load_crops, load_trained
 from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
-from studyapp.cohort.models import CsaMeasurement, Hand
+from studyapp.cohort.models import Hand
+from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.storage import local_path
+from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
@@ -348,12 +350,7 @@ def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
 
 
 def _latest_manual_csa(hand_ids) -> dict[int, float]:
-    values = {}
-    for hand_id, csa in (CsaMeasurement.objects.filter(hand_id__in=hand_ids, method="manual",
-                                                       site="carpal_tunnel_inlet")
-                         .order_by("hand_id", "measured_on", "id").values_list("hand_id", "csa_mm2")):
-        values[hand_id] = csa  # ordered, so the latest wins
-    return values
+    return latest_inlet_csa(hand_ids=hand_ids, method=StudySettings.current().csa_baseline_method)
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from studyapp.cohort.models import CsaMeasurement
 from studyapp.cohort.staging import Thresholds
 
 
@@ -9,24 +10,31 @@ class StudySettings(models.Model):
     """The protocol's tunable values; one row, audited like clinical data."""
 
     dml_threshold_ms = models.FloatField(
-        default=4.5, validators=[MinValueValidator(1.0), MaxValueValidator(10.0)],
+        "DML threshold (ms)", default=4.5, validators=[MinValueValidator(1.0), MaxValueValidator(10.0)],
         help_text="Distal motor latency at or above which the DML is prolonged (ms).")
     sncv_threshold_m_s = models.FloatField(
-        default=40.0, validators=[MinValueValidator(10.0), MaxValueValidator(80.0)],
+        "SNCV threshold (m/s)", default=40.0, validators=[MinValueValidator(10.0), MaxValueValidator(80.0)],
         help_text="Sensory conduction velocity below which the SNCV is slowed (m/s).")
     frames_per_clip = models.PositiveIntegerField(
-        default=100, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        "frames per clip", default=100, validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text="Frames extracted evenly from each clip.")
     crop_size_mm = models.FloatField(
-        default=15.0, validators=[MinValueValidator(2.0), MaxValueValidator(60.0)],
+        "crop size (mm)", default=15.0, validators=[MinValueValidator(2.0), MaxValueValidator(60.0)],
         help_text="Side of the square region of interest around the median nerve (mm).")
+    csa_baseline_method = models.CharField(
+        "CSA method of the baseline", max_length=8, choices=CsaMeasurement.Method.choices,
+        default=CsaMeasurement.Method.MANUAL,
+        help_text="Which CSA measurements (each hand's latest at the carpal tunnel inlet) the CSA baseline "
+                  "and the CSA comparison between groups use.")
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
         verbose_name = "study settings"
         verbose_name_plural = "study settings"
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="study_settings_singleton")]
+        constraints = [models.CheckConstraint(
+            condition=models.Q(id=1), name="study_settings_singleton", violation_error_code="singleton",
+            violation_error_message="The study has one settings row; change it rather than adding another.")]
 
     def __str__(self) -> str:
         return "Study settings"

@@ -15,7 +15,8 @@ COORD = {"coordinator", "admin"}
 CLINICAL = {"coordinator", "pi", "admin"}  # may see EPS and demographics
 UPLOAD = {"coordinator", "annotator", "admin"}
 ANNOTATE = {"annotator", "admin"}
-PLACEHOLDER = SimpleNamespace(pk=1, participant_id=1, clip=SimpleNamespace(pk=1), frame=SimpleNamespace(pk=1))
+PLACEHOLDER = SimpleNamespace(pk=1, participant_id=1, clip=SimpleNamespace(pk=1), frame=SimpleNamespace(pk=1),
+                              exam=SimpleNamespace(pk=1))
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def hand(tmp_path, monkeypatch):
     clip, _ = make_clip(tmp_path, hand=hand, n_frames=4)
     hand.clip = clip
     hand.frame = clip.frames.first()
+    hand.exam = hand.eps_exams.get()
     hand.upload_path = phantom_file(tmp_path, "other.mp4", seed=9, n_frames=4)[0]
     return hand
 
@@ -124,6 +126,11 @@ WEB = [
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/", {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"},
      COORD),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, EVERYONE),
+    ("get", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/", None, COORD),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/",
+     {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"}, COORD),
+    ("get", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/delete/", None, COORD),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/delete/", {}, COORD),
     ("post", lambda h: f"/cohort/hands/{h.pk}/csa/", {"csa_mm2": "9.1", "site": "carpal_tunnel_inlet",
                                                       "measured_on": "2026-03-01"}, COORD),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eligibility/", {"exclusion_reason": ""}, COORD),
@@ -140,7 +147,8 @@ WEB = [
     ("get", lambda h: f"/experiments/clips/{h.clip.pk}/predict/", None, {"pi", "admin"}),
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
-                                             "frames_per_clip": "100", "crop_size_mm": "15"}, {"pi", "admin"}),
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "manual"}, {"pi", "admin"}),
 ]
 
 

@@ -117,3 +117,29 @@ def test_token_auth(users, client):
     api = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
     assert api.get("/api/hands/").status_code == 200
     assert APIClient(HTTP_AUTHORIZATION="Token wrong").get("/api/hands/").status_code == 401
+
+
+def test_an_age_of_12_gets_a_readable_message_under_age(api):
+    response = api.post("/api/participants/", {"study_code": "Y-1", "sex": "male", "age": 12,
+                                               "recruitment": "patient"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"age": ["Participants are adults: enter an age from 18 to 110 years (got 12)."]}
+    assert Participant.objects.count() == 0
+
+
+@pytest.mark.parametrize("code", ["P 01", "P/01", "P-01;", "Dupont, Marie", "é-1"])
+def test_study_code_outside_its_format_is_refused(api, code):
+    response = api.post("/api/participants/", {"study_code": code, "sex": "male", "age": 40,
+                                               "recruitment": "patient"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["study_code"] == [
+        "Use only letters, digits, '-' or '_' in a study code (no spaces or other characters)."]
+    assert Participant.objects.count() == 0
+
+
+def test_an_exam_with_only_a_date_is_refused_by_the_api(api):
+    hand = make_hand()
+    response = api.post("/api/eps-exams/", {"hand": hand.pk, "exam_date": "2026-02-01"}, format="json")
+    assert response.status_code == 400
+    assert "an exam with only a date has no finding" in str(response.json())
+    assert EpsExam.objects.count() == 0

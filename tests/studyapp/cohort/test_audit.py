@@ -36,3 +36,27 @@ def test_history_page_and_demographics_hidden_for_annotators(client_for):
     assert "60 → 61" in page and "CSA measurement of 2026-01-03 created" in page
     annotator_page = client_for("annotator").get(f"/cohort/hands/{hand.pk}/history/").content.decode()
     assert "60 → 61" not in annotator_page and "CSA measurement" in annotator_page
+
+
+def test_correcting_and_removing_an_exam_in_the_web_is_audited_with_the_user(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = hand.eps_exams.get()
+    client = client_for("coordinator")
+    client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/",
+                {"exam_date": "2026-02-01", "dml_ms": "5.4", "sncv_m_s": "36"})
+    client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/delete/")
+    trail = hand_audit_trail(hand, include_demographics=True)
+    exam_entries = [(e.action, e.who) for e in trail if e.subject == "EPS exam of 2026-02-01"]
+    assert exam_entries == [("deleted", "coord"), ("changed", "coord"), ("created", "system")]
+    restaged = [e for e in trail if e.subject == "Right hand" and e.action == "changed"]
+    assert restaged[0].who == "coord"  # the removal re-staged the hand as the same user
+    page = client.get(f"/cohort/hands/{hand.pk}/history/").content.decode()
+    assert "EPS exam of 2026-02-01 deleted" in page and "5.2 → 5.4" in page
+
+
+def test_removing_an_exam_outside_a_request_records_the_given_user(users):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    services.eps_exam_delete(exam=hand.eps_exams.get(), history_user=users["coordinator"])
+    trail = hand_audit_trail(hand, include_demographics=True)
+    assert [e.who for e in trail if e.action == "deleted"] == ["coord"]
+    assert [e.who for e in trail if e.subject == "Right hand" and e.action == "changed"][0] == "coord"

@@ -1,7 +1,12 @@
+import csv
+import datetime as dt
+import io
+
 import pytest
 
-from studyapp.cohort import csvio
+from studyapp.cohort import csvio, services
 from studyapp.cohort.models import CsaMeasurement, EpsExam, Hand, Participant
+from tests.factories import UserFactory, make_hand
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +41,12 @@ def test_good_file_imports_everything_and_stages():
     ("P-09,female,abc,patient,,right,,,,,,,,,\n", "age: 'abc' is not a number"),
     ("P-09,female,55,patient,,middle,,,,,,,,,\n", "side"),
     ("P-09,female,55,patient,,right,,,20/01/2026,5,30,no,no,,\n", "not a date"),
-    ("P-09,female,55,patient,,right,,,,5,30,no,no,,\n", "eps_exam_date is required"),
-    ("P-01,male,55,patient,,left,,,,,,,,,\n", "sex differ"),
-    ("P-01,female,55,patient,,right,,,,,,,,,\n", "already enrolled"),
+    ("P-09,female,55,patient,,right,,,,5,30,no,no,,\n", "eps_exam_date: is required"),
+    ("P-09,female,55,patient,,right,,,2026-01-20,,,no,no,,\n", "an exam with only a date has no finding"),
+    ("P 09,female,55,patient,,right,,,,,,,,,\n", "study_code: Use only letters, digits, '-' or '_'"),
+    ("P-09,female,12,patient,,right,,,,,,,,,\n", "age: Participants are adults"),
+    ("P-01,male,55,patient,,left,,,,,,,,,\n", "sex of P-01 differ"),
+    ("P-01,female,55,patient,,right,,,,,,,,,\n", "already on line 2"),
     ("P-09,female,55,patient,,right,other,,,,,,,,\n", "Describe the reason"),
     ("P-09,female,55,patient,,right,,,2026-01-20,5,30,maybe,no,,\n", "not yes/no"),
 ])
@@ -103,3 +111,110 @@ def test_import_and_export_in_the_ui(client_for):
     assert response.status_code == 302
     export = client.get("/cohort/export.csv")
     assert export["Content-Type"] == "text/csv" and b"P-01" in export.content
+
+
+def test_old_files_without_provenance_import_as_scanner_values_by_the_importer(users):
+    assert csvio.import_cohort(GOOD, history_user=users["coordinator"]).ok
+    provenance = set(CsaMeasurement.objects.values_list("method", "site", "measured_by__username"))
+    assert provenance == {("manual", "carpal_tunnel_inlet", "coord")}
+
+
+def csa_rows():
+    return sorted(CsaMeasurement.objects.values_list(
+        "hand__participant__study_code", "hand__side", "csa_mm2", "site", "method", "measured_by__username",
+        "measured_on"), key=str)
+
+
+def test_round_trip_keeps_every_csa_value_and_its_provenance(users):
+    """Export → wipe → import → export: the same CSV, and the same rows value by value."""
+    coord, pi = users["coordinator"], users["pi"]
+    anna, ben = UserFactory(username="anna", role="annotator"), UserFactory(username="ben", role="annotator")
+    p01_right = make_hand(study_code="P-01", side="right", enrolled_on=dt.date(2026, 1, 5),
+                          eps={"dml_ms": 5.3, "sncv_m_s": 34.0, "exam_date": dt.date(2026, 1, 20)})
+    p01_left = services.hand_create(participant=p01_right.participant, side="left")
+    services.eps_exam_create(hand=p01_left, exam_date=dt.date(2026, 1, 20), dml_ms=4.6, sncv_m_s=44.0)
+    h01 = make_hand(study_code="H-01", recruitment="healthy_volunteer", sex="male", age=33)
+    p02 = make_hand(study_code="P-02", eps={"motor_response_absent": True, "sensory_response_absent": True})
+    make_hand(study_code="P-03", exclusion_reason="other")  # no EPS, no CSA, detail typed
+    csa = services.csa_measurement_create
+    day = dt.date(2026, 1, 20)
+    csa(hand=p01_right, csa_mm2=15.2, measured_on=day, measured_by=coord)
+    csa(hand=p01_right, csa_mm2=14.137, measured_on=day + dt.timedelta(2), measured_by=anna, method="outline")
+    csa(hand=p01_right, csa_mm2=13.9, measured_on=day + dt.timedelta(2), measured_by=ben, method="outline")
+    csa(hand=p01_right, csa_mm2=9.0, measured_on=day, measured_by=coord, site="forearm")
+    csa(hand=p01_right, csa_mm2=11.5, measured_on=day, measured_by=pi, site="carpal_tunnel_outlet")
+    csa(hand=h01, csa_mm2=7.9, measured_on=day, measured_by=pi)
+    csa(hand=p02, csa_mm2=21.4, measured_on=day, measured_by=anna, method="outline")
+    hands_before = sorted(Hand.objects.values_list("participant__study_code", "side", "stage", "group",
+                                                   "exclusion_reason", "exclusion_detail"))
+    exams_before = sorted(EpsExam.objects.values_list("hand__participant__study_code", "hand__side", "exam_date",
+                                                      "dml_ms", "sncv_m_s", "motor_response_absent",
+                                                      "sensory_response_absent"))
+    csa_before = csa_rows()
+
+    exported = csvio.export_cohort().export("csv")
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert len(rows) == 5 + 1 + 1 + 1 + 1  # a row per measurement, one per hand without any
+    p01 = [r for r in rows if (r["study_code"], r["side"]) == ("P-01", "right")]
+    assert [(r["csa_mm2"], r["csa_method"], r["csa_rater"]) for r in p01 if r["csa_site"] == "carpal_tunnel_inlet"] \
+        == [("15.2", "manual", "coord"), ("14.137", "outline", "anna"), ("13.9", "outline", "ben")]
+    assert len({tuple(r[c] for c in csvio.PARTICIPANT_COLUMNS + csvio.HAND_COLUMNS + csvio.EPS_COLUMNS)
+                for r in p01}) == 1  # the hand and EPS columns repeat identically
+    assert [r["csa_mm2"] for r in rows if r["study_code"] == "P-03"] == [""]
+
+    for model in (CsaMeasurement, EpsExam, Hand, Participant):
+        model.objects.all().delete()
+    result = csvio.import_cohort(exported, history_user=coord)
+    assert result.ok, result.errors
+    assert (result.participants, result.hands, result.eps_exams, result.csa_measurements) == (4, 5, 3, 7)
+
+    assert csvio.export_cohort().export("csv") == exported
+    assert csa_rows() == csa_before
+    assert sorted(Hand.objects.values_list("participant__study_code", "side", "stage", "group", "exclusion_reason",
+                                           "exclusion_detail")) == hands_before
+    assert sorted(EpsExam.objects.values_list("hand__participant__study_code", "hand__side", "exam_date", "dml_ms",
+                                              "sncv_m_s", "motor_response_absent",
+                                              "sensory_response_absent")) == exams_before
+
+
+FULL = ",".join(csvio.IMPORT_COLUMNS) + "\n"
+P01 = "P-01,female,55,patient,2026-01-05,right,,,2026-01-20,5.3,34.0,no,no,"
+
+
+@pytest.mark.parametrize("csa, message", [
+    ("14.1,carpal_tunnel_inlet,outline,,2026-01-22", "csa_rater: is required for a traced outline"),
+    ("14.1,carpal_tunnel_inlet,outline,nobody-here,2026-01-22", "csa_rater: no user 'nobody-here'"),
+    ("14.1,carpal_tunnel_inlet,traced,annot,2026-01-22", "csa_method: Value 'traced' is not a valid choice"),
+    ("14.1,wrist,manual,,2026-01-22", "csa_site: Value 'wrist' is not a valid choice"),
+    (",carpal_tunnel_inlet,manual,annot,", "csa_mm2: is required when csa_site, csa_method, csa_rater are given"),
+])
+def test_bad_csa_provenance_is_refused_with_its_line(users, csa, message):
+    result = csvio.import_cohort(FULL + P01 + "15.2,,,,2026-01-20\n" + P01 + csa + "\n")
+    assert not result.ok
+    assert len(result.errors) == 1 and result.errors[0].startswith("Line 3:") and message in result.errors[0], \
+        result.errors
+    assert counts() == (0, 0, 0, 0)
+
+
+def test_rows_of_one_hand_must_repeat_its_hand_and_eps_values(users):
+    content = (FULL + P01 + "15.2,,,,2026-01-20\n"
+               + P01.replace("5.3", "5.4") + "14.1,,outline,annot,2026-01-22\n"
+               + P01.replace(",,,2026-01-20", ",prior_wrist_surgery,,2026-01-20") + "14.0,,,,\n")
+    result = csvio.import_cohort(content)
+    assert [e.split(":")[0] for e in result.errors] == ["Line 3", "Line 4"]
+    assert "dml_ms differ(s) from line 2, the first row of P-01 right" in result.errors[0]
+    assert "exclusion_reason differ(s) from line 2" in result.errors[1]
+    assert counts() == (0, 0, 0, 0)
+
+
+def test_a_row_lists_every_bad_value_not_only_the_first():
+    content = FULL + "P 1,female,abc,patient,2026-13-01,middle,,,2026-01-20,55,-3,maybe,no,-4,,,,\n"
+    result = csvio.import_cohort(content)
+    assert len(result.errors) == 1
+    error = result.errors[0]
+    for fragment in ("Line 2:", "study_code: Use only letters", "age: 'abc' is not a number",
+                     "enrolled_on: '2026-13-01' is not a date", "side: Value 'middle' is not a valid choice",
+                     "dml_ms: must be between 0 and 20", "sncv_m_s: must be between 0 and 100",
+                     "motor_response_absent: 'maybe' is not yes/no", "csa_mm2: must be above 0"):
+        assert fragment in error, error
+    assert error.count("age:") == 1  # a value refused while reading is not refused again by the model

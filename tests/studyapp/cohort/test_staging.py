@@ -35,7 +35,7 @@ def test_each_stage_and_both_boundaries(findings, stage):
     (eps(None, 45, motor_absent=True), "Motor response absent"),
     (eps(None, 45), "DML is missing"),
     (eps(5.0, None), "SNCV is missing"),
-    (eps(None, None), "DML is missing"),
+    (eps(None, None), "no finding"),  # refused since, but an exam stored before still stages its hand
 ])
 def test_unstageable_combinations_are_never_forced(findings, fragment):
     stage, reason = stage_from_eps(findings, T)
@@ -55,6 +55,13 @@ def test_out_of_range_or_contradictory_values_are_refused(findings, field):
     with pytest.raises(FindingError) as raised:
         stage_from_eps(findings, T)
     assert raised.value.field == field
+
+
+def test_an_exam_with_no_finding_is_refused():
+    errors = eps_errors(eps())
+    assert [(e.field, e.code) for e in errors] == [(None, "no_finding")]
+    for one_finding in (eps(dml=4.0), eps(sncv=45), eps(motor_absent=True), eps(sensory_absent=True)):
+        assert "no_finding" not in [e.code for e in eps_errors(one_finding)]
 
 
 def test_range_limits_are_inclusive():

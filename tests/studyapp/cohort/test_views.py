@@ -1,5 +1,8 @@
+import datetime as dt
+
 import pytest
 
+from studyapp.cohort import services
 from studyapp.cohort.models import EpsExam, Hand, Participant
 from tests.factories import make_hand
 
@@ -95,9 +98,130 @@ def test_settings_change_flags_hands_and_restage_button(client_for):
     hand = make_hand(eps={"dml_ms": 4.3, "sncv_m_s": 44.0})
     pi = client_for("pi")
     response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.2", "sncv_threshold_m_s": "40",
-                                             "frames_per_clip": "100", "crop_size_mm": "15"}, follow=True)
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "manual"}, follow=True)
     assert "flagged for re-staging" in response.content.decode()
     assert "Re-stage 1 hand" in pi.get("/cohort/").content.decode()
     pi.post("/cohort/restage/")
     hand.refresh_from_db()
     assert hand.stage == 2
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"age": "12"}, "age", "Participants are adults: enter an age from 18 to 110 years (got 12)."),
+    ({"study_code": "P 12"}, "study_code", "Use only letters, digits, &#x27;-&#x27; or &#x27;_&#x27; in a study code"),
+])
+def test_participant_form_shows_a_readable_message_on_the_field(client_for, fields, field, message):
+    data = {"study_code": "V-1", "sex": "female", "age": "50", "recruitment": "patient",
+            "enrolled_on": "2026-01-10", "enroll_left": "on", **fields}
+    response = client_for("coordinator").post("/cohort/participants/new/", data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    errors = page.split(f'id="id_{field}_errors"')[1].split("</ul>")[0]
+    assert message in errors
+    assert "Constraint" not in page and "violated" not in page
+    assert Participant.objects.count() == 0
+
+
+def test_field_labels_are_words(client_for):
+    page = client_for("pi").get("/cohort/settings/").content.decode()
+    for label in ("DML threshold (ms)", "SNCV threshold (m/s)", "Frames per clip", "Crop size (mm)"):
+        assert label in page
+    hand = make_hand()
+    page = client_for("coordinator").get(f"/cohort/hands/{hand.pk}/").content.decode()
+    for label in ("Exam date", "DML (ms)", "SNCV (m/s)", "Motor response absent", "Sensory response absent",
+                  "CSA (mm²)", "Measured on", "Exclusion reason"):
+        assert label in page
+
+
+def test_an_exam_with_only_a_date_is_refused_in_the_form(client_for):
+    hand = make_hand()
+    response = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/", {"exam_date": "2026-02-01"})
+    assert response.status_code == 400
+    assert "an exam with only a date has no finding" in response.content.decode()
+    assert EpsExam.objects.count() == 0
+
+
+def test_correct_an_exam_from_the_hand_page(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = hand.eps_exams.get()
+    client = client_for("coordinator")
+    page = client.get(f"/cohort/hands/{hand.pk}/").content.decode()
+    assert f'href="/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/"' in page
+    form = client.get(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/").content.decode()
+    assert 'value="2026-02-01"' in form and 'value="5.2"' in form
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/",
+                           {"exam_date": "2026-02-01", "dml_ms": "3.9", "sncv_m_s": "48"}, follow=True)
+    assert "corrected" in response.content.decode()
+    hand.refresh_from_db()
+    assert (hand.stage, hand.group) == (1, "control")
+    assert EpsExam.objects.get().dml_ms == 3.9
+
+
+def test_a_refused_correction_keeps_the_exam_and_shows_why(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = hand.eps_exams.get()
+    response = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/",
+                                              {"exam_date": "2026-02-01", "dml_ms": "", "sncv_m_s": ""})
+    assert response.status_code == 400 and "has no finding" in response.content.decode()
+    assert (EpsExam.objects.get().dml_ms, Hand.objects.get().stage) == (5.2, 3)
+
+
+def test_remove_an_exam_after_confirming(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0, "exam_date": dt.date(2026, 1, 1)})
+    services.eps_exam_create(hand=hand, exam_date=dt.date(2026, 3, 1), dml_ms=3.9, sncv_m_s=48.0)
+    latest = hand.eps_exams.get(exam_date=dt.date(2026, 3, 1))
+    client = client_for("coordinator")
+    confirm = client.get(f"/cohort/hands/{hand.pk}/eps/{latest.pk}/delete/")
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and "Remove the EPS exam" in page
+    assert "Stage 3" in page and 'data-group="cts"' in page  # what the hand becomes, before anything changes
+    assert EpsExam.objects.count() == 2
+    response = client.post(f"/cohort/hands/{hand.pk}/eps/{latest.pk}/delete/", follow=True)
+    assert "removed" in response.content.decode()
+    hand.refresh_from_db()
+    assert list(hand.eps_exams.values_list("exam_date", flat=True)) == [dt.date(2026, 1, 1)]
+    assert (hand.stage, hand.group) == (3, "cts")
+
+
+def test_an_exam_of_another_hand_is_not_found(client_for):
+    hand, other = make_hand(), make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    exam = other.eps_exams.get()
+    client = client_for("coordinator")
+    assert client.get(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/").status_code == 404
+    assert client.post(f"/cohort/hands/{hand.pk}/eps/{exam.pk}/delete/").status_code == 404
+    assert EpsExam.objects.count() == 1
+
+
+def test_pi_sees_no_exam_actions(client_for):
+    hand = make_hand(eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    page = client_for("pi").get(f"/cohort/hands/{hand.pk}/").content.decode()
+    assert "/edit/" not in page.split("Electrophysiology")[1].split("Cross-sectional")[0]
+    assert "/delete/" not in page
+
+
+def test_the_pi_chooses_the_csa_method_of_the_baseline_and_the_change_is_audited(client_for):
+    from studyapp.protocol.models import StudySettings
+
+    pi = client_for("pi")
+    assert "CSA method of the baseline" in pi.get("/cohort/settings/").content.decode()
+    response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
+                                             "frames_per_clip": "100", "crop_size_mm": "15",
+                                             "csa_baseline_method": "outline"}, follow=True)
+    assert response.status_code == 200
+    assert StudySettings.current().csa_baseline_method == "outline"
+    latest = StudySettings.current().history.first()
+    assert (latest.csa_baseline_method, latest.history_user.username) == ("outline", "pi")
+    assert "Traced outline on a frame" in response.content.decode()  # the history table on the page
+
+
+def test_group_badges_read_as_the_model_labels(client_for):
+    make_hand(study_code="GB-1")
+    make_hand(study_code="GB-2", eps={"dml_ms": 5.2, "sncv_m_s": 36.0})
+    page = client_for("pi").get("/cohort/").content.decode()
+    assert '<span class="badge needs_review" data-group="needs_review">Needs review</span>' in page
+    assert '<span class="badge cts" data-group="cts">CTS</span>' in page
+    hand = make_hand()
+    preview = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/preview/",
+                                             {"dml_ms": "3.5", "sncv_m_s": "50"}).content.decode()
+    assert '<span class="badge control" data-group="control">Control</span>' in preview

@@ -1,0 +1,97 @@
+"""A coordinator in a real browser on the cohort pages: dates survive an untouched save, EPS exams are corrected
+and removed from the hand page. Checked in the ORM."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from studyapp.cohort.models import Participant
+from tests.factories import UserFactory, make_hand
+
+PASSWORD = "pw-for-tests-1"  # UserFactory's
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def coordinator():
+    return UserFactory(username="cora", role="coordinator")
+
+
+def _log_in(page, base, user, next_url):
+    page.goto(f"{base}/accounts/login/?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}{next_url}")
+
+
+def test_saving_a_participant_without_touching_the_date_keeps_it(live_server, page, coordinator):
+    base = live_server.url
+    hand = make_hand(study_code="DATE-1", age=52, enrolled_on=dt.date(2026, 11, 29))
+    edit_url = f"/cohort/participants/{hand.participant_id}/edit/"
+    _log_in(page, base, coordinator, edit_url)
+
+    # The browser shows the stored date (it reads ISO only; 29/11/2026 would show blank).
+    assert page.input_value("#id_enrolled_on") == "2026-11-29"
+    page.fill("#id_age", "53")
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    assert "Saved DATE-1" in page.inner_text(".messages")
+
+    participant = Participant.objects.get(pk=hand.participant_id)
+    assert (participant.age, participant.enrolled_on) == (53, dt.date(2026, 11, 29))
+
+
+def test_new_enrolment_and_hand_forms_are_prefilled_with_today(live_server, page, coordinator):
+    base = live_server.url
+    today = timezone.localdate().isoformat()
+    _log_in(page, base, coordinator, "/cohort/participants/new/")
+    assert page.input_value("#id_enrolled_on") == today
+
+    page.fill("#id_study_code", "DATE-2")
+    page.select_option("#id_sex", "female")
+    page.fill("#id_age", "47")
+    page.select_option("#id_recruitment", "patient")
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}/cohort/hands/*/")
+    assert Participant.objects.get(study_code="DATE-2").enrolled_on.isoformat() == today
+
+    # The hand page's exam and CSA forms start at today too.
+    assert page.input_value("#id_exam_date") == today
+    assert page.input_value("#id_measured_on") == today
+
+
+def test_correct_then_remove_an_exam_from_the_hand_page(live_server, page, coordinator):
+    base = live_server.url
+    hand = make_hand(study_code="EPS-1", eps={"dml_ms": 5.2, "sncv_m_s": 36.0, "exam_date": dt.date(2026, 2, 1)})
+    exam = hand.eps_exams.get()
+    _log_in(page, base, coordinator, f"/cohort/hands/{hand.pk}/")
+    assert page.inner_text("#hand-group") == "CTS"
+
+    page.click(f'tr[data-exam="{exam.pk}"] >> text=Correct')
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/")
+    assert page.input_value("#id_exam_date") == "2026-02-01"
+    page.fill("#id_dml_ms", "3.9")
+    page.fill("#id_sncv_m_s", "48")
+    page.wait_for_selector("#stage-preview >> text=Stage 1")  # the live preview, before saving
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    assert page.inner_text("#hand-group") == "Control"
+    hand.refresh_from_db()
+    assert (hand.stage, hand.group, hand.eps_exams.get().dml_ms) == (1, "control", 3.9)
+
+    page.click(f'tr[data-exam="{exam.pk}"] >> text=Remove')
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/eps/{exam.pk}/delete/")
+    assert "The hand then has no EPS exam" in page.inner_text("main")
+    assert hand.eps_exams.count() == 1  # asking removes nothing
+    page.click("#confirm-remove")
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    assert "No EPS exam yet" in page.inner_text("main")
+    assert page.inner_text("#hand-group") == "Needs review"
+    assert hand.eps_exams.count() == 0
+
+    page.goto(f"{base}/cohort/hands/{hand.pk}/history/")
+    history = page.inner_text("main")
+    assert "EPS exam of 2026-02-01 deleted" in history and "cora" in history
