@@ -227,7 +227,8 @@ def _build_timm(name: str, num_classes: int, pretrained: bool, weights_file: Pat
             return timm.create_model(name, **kwargs)
     except OSError as exc:  # LocalEntryNotFoundError, OfflineModeIsEnabled, URLError, HTTP errors
         if isinstance(offline, contextlib.nullcontext):
-            raise _timm_unavailable(name, f"timm could not load or download them ({type(exc).__name__}: {exc})") from exc
+            reason = f"timm could not load or download them ({type(exc).__name__}: {exc})"
+            raise _timm_unavailable(name, reason) from exc
         raise _timm_unavailable(name, f"{urlparse(hf_constants.ENDPOINT).hostname} cannot be reached and they are "
                                       "not in the Hugging Face cache") from exc
     except RuntimeError as exc:
