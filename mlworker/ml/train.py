@@ -382,6 +382,18 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> 
         )
 
 
+def _batch_reporter(
+    on_progress: Callable[[dict[str, Any]], None], *, epoch: int, epochs: int, started: float,
+    history: list[dict[str, Any]],
+) -> Callable[[int, int, int], None]:
+    """train_one_epoch's per-batch hook, turned into `epoch_progress` records for `on_progress`."""
+    def on_batch(done: int, total: int, images: int) -> None:
+        on_progress(epoch_progress(epoch=epoch, epochs=epochs, batches_done=done, batches_total=total, images=images,
+                                   elapsed_s=time.perf_counter() - started, history=history))
+
+    return on_batch
+
+
 def fit(
     config: TrainConfig,
     train: CropTensors,
@@ -450,13 +462,9 @@ def fit(
         run_seconds, run_images = 0.0, 0
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
-            on_batch = None
-            if on_progress is not None:
-                def on_batch(done: int, total: int, images: int, epoch: int = epoch, started: float = started) -> None:
-                    on_progress(epoch_progress(
-                        epoch=epoch, epochs=config.epochs, batches_done=done, batches_total=total, images=images,
-                        elapsed_s=time.perf_counter() - started, history=result.history,
-                    ))
+            on_batch = (None if on_progress is None else
+                        _batch_reporter(on_progress, epoch=epoch, epochs=config.epochs, started=started,
+                                        history=result.history))
             try:
                 train_metrics = train_one_epoch(
                     model, train, optimizer=optimizer, config=config, device=device,
