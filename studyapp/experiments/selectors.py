@@ -8,26 +8,27 @@ from mlworker.ml import MODEL_LABELS
 
 from . import services
 from .estimates import Measured, duration, training_estimate
-from .models import Split, SplitMember, TrainingRun
+from .models import Split, TrainingRun
 from .weights import imagenet_weights_status
 
 
 def split_rows(*, limit: int = 50) -> list[dict]:
     """The latest splits with train/test counts and, for locked ones, what blocks training (if anything)."""
     splits = list(Split.objects.all()[:limit])
-    counts = {split.pk: {s: {"control": 0, "cts": 0} for s in ("train", "test")} for split in splits}
-    for split_id, subset, label in SplitMember.objects.filter(split__in=splits).values_list(
-            "split_id", "subset", "label"):
-        counts[split_id][subset]["cts" if label else "control"] += 1
+    counts = services.splits_counts(splits)
     # split_verify loads each split's data in a fixed number of queries, whatever its number of hands.
     return [{"split": split, "counts": counts[split.pk],
              "problems": services.split_verify(split) if split.is_locked else []} for split in splits]
 
 
 def _measured(model_name: str, input_size: int) -> Measured | None:
-    run = (TrainingRun.objects.filter(model_name=model_name, status=TrainingRun.Status.DONE,
-                                      images_per_s__isnull=False, config__input_size=input_size)
-           .order_by("-finished_at").first())
+    """The latest throughput of this model at this size, on the device the latest finished run used if any."""
+    done = TrainingRun.objects.filter(status=TrainingRun.Status.DONE, images_per_s__isnull=False).order_by(
+        "-finished_at")
+    # The web process can't see the workers' hardware; the last run tells where training runs now.
+    device = done.values_list("device", flat=True).first()
+    same = done.filter(model_name=model_name, config__input_size=input_size)
+    run = same.filter(device=device).first() or same.first()
     if run is None:
         return None
     return Measured(images_per_s=run.images_per_s, input_size=input_size, device=run.device or "an unknown device",

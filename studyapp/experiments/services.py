@@ -96,11 +96,17 @@ def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, t
     return split
 
 
-def split_counts(split: Split) -> dict:
-    counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
-    for subset, label in split.members.values_list("subset", "label"):
-        counts[subset]["cts" if label else "control"] += 1
+def splits_counts(splits: list[Split]) -> dict[int, dict]:
+    """Train/test hands per group of each split, in one query."""
+    counts = {split.pk: {s: {"control": 0, "cts": 0} for s in ("train", "test")} for split in splits}
+    for split_id, subset, label in SplitMember.objects.filter(split__in=splits).values_list(
+            "split_id", "subset", "label"):
+        counts[split_id][subset]["cts" if label else "control"] += 1
     return counts
+
+
+def split_counts(split: Split) -> dict:
+    return splits_counts([split])[split.pk]
 
 
 def _current_manifest(split: Split) -> list[dict]:

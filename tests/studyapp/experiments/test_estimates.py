@@ -74,3 +74,26 @@ def test_launch_estimate_uses_this_installations_measured_throughput(small_study
     assert "reference" in reference["source"] and estimate["crops"] == crops
     other_size = selectors.launch_estimates(split, models=["mobilenetv2_100"], epochs=4, input_size=128, seed=0)
     assert "reference" in other_size["rows"][0]["source"]  # measured at 224 px only
+
+
+@pytest.mark.django_db
+def test_the_estimate_prefers_the_device_training_used_last(small_study, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studyapp.experiments import selectors, services
+    from studyapp.experiments.models import TrainingRun
+
+    monkeypatch.setattr(services, "queue_run", lambda run_id: None)
+    split = services.split_lock(split=services.split_create(name="s", test_per_group=2))
+    now = timezone.now()
+    runs = {}
+    for i, (model, device) in enumerate([("mobilenetv2_100", "cuda"), ("mobilenetv2_100", "cpu"),
+                                         ("squeezenet1_1", "cuda")]):
+        run = services.experiment_launch(split=split, models=[model], random_init=True, name=f"e{i}").runs.get()
+        TrainingRun.objects.filter(pk=run.pk).update(status="done", images_per_s=10.0 * (i + 1), device=device,
+                                                     finished_at=now + timedelta(minutes=i))
+        runs[i] = run.pk
+    row = selectors.launch_estimates(split, models=["mobilenetv2_100"], epochs=1, input_size=224, seed=0)["rows"][0]
+    assert row["source"] == f"measured on cuda by run #{runs[0]} at 224 px"  # the latest run trained on cuda
