@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,8 +32,44 @@ __all__ = [
 _TORCHVISION_WEIGHTS = {"squeezenet1_1": SqueezeNet1_1_Weights.IMAGENET1K_V1}
 
 
+# Long enough for a slow DNS answer, short enough that an air-gapped worker fails in seconds.
+REACHABLE_TIMEOUT_S = 3.0
+
+
 class WeightsUnavailable(RuntimeError):
     """ImageNet weights could not be loaded (offline, missing or unreadable file)."""
+
+
+def _reachable(url: str, timeout: float = REACHABLE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the host of `url` opens within `timeout` (DNS included)."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    def connect() -> bool:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+
+    # getaddrinfo ignores socket timeouts; a thread bounds a DNS lookup that hangs.
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(connect).result(timeout=timeout)
+    except (OSError, FutureTimeout):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+@contextlib.contextmanager
+def _hf_offline() -> Iterator[None]:
+    """Hugging Face hub offline for the duration: cached files load, missing ones fail at once (no retries)."""
+    from huggingface_hub import constants as hf_constants
+
+    previous = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = previous
 
 
 def _check_name(name: str) -> None:
@@ -111,6 +152,11 @@ def _build_squeezenet(name: str, num_classes: int, pretrained: bool, weights_fil
         model = torchvision.models.squeezenet1_1(weights=None, num_classes=num_classes)
     else:
         if weights_file is None:
+            cached = weights_cache_path(name)
+            if not cached.is_file() and not _reachable(weights.url):
+                # urllib has no timeout here: on a host without network it can hang, so fail before trying.
+                raise _torchvision_unavailable(name, f"{urlparse(weights.url).hostname} cannot be reached and "
+                                                     "the file is not in the cache")
             try:
                 # torchvision's own path: $TORCH_HOME/hub/checkpoints/<file> if present, else a download.
                 model = torchvision.models.squeezenet1_1(weights=weights, progress=False)
@@ -168,11 +214,23 @@ def _build_timm(name: str, num_classes: int, pretrained: bool, weights_file: Pat
         if not weights_file.is_file():
             raise _timm_unavailable(name, f"weights_file {weights_file} does not exist")
         kwargs["pretrained_cfg_overlay"] = {"file": str(weights_file)}
+    offline = contextlib.nullcontext()
+    if pretrained and weights_file is None:
+        from huggingface_hub import constants as hf_constants
+
+        # Without this the hub retries each candidate file five times with backoff: ~45 s before failing.
+        if not hf_constants.HF_HUB_OFFLINE and not _reachable(hf_constants.ENDPOINT):
+            offline = _hf_offline()
     try:
         # timm drops the 1000-class classifier weights itself when num_classes differs.
-        return timm.create_model(name, **kwargs)
+        with offline:
+            return timm.create_model(name, **kwargs)
     except OSError as exc:  # LocalEntryNotFoundError, OfflineModeIsEnabled, URLError, HTTP errors
-        raise _timm_unavailable(name, f"timm could not load or download them ({type(exc).__name__}: {exc})") from exc
+        if isinstance(offline, contextlib.nullcontext):
+            reason = f"timm could not load or download them ({type(exc).__name__}: {exc})"
+            raise _timm_unavailable(name, reason) from exc
+        raise _timm_unavailable(name, f"{urlparse(hf_constants.ENDPOINT).hostname} cannot be reached and they are "
+                                      "not in the Hugging Face cache") from exc
     except RuntimeError as exc:
         if weights_file is None:
             raise

@@ -38,6 +38,7 @@ __all__ = [
     "predict_proba",
     "roc_auc",
     "fit",
+    "epoch_progress",
     "load_trained",
     "prepare_model",
 ]
@@ -113,6 +114,9 @@ class FitResult:
     cancelled: bool = False
     resumed_from_epoch: int = 0  # last epoch found in last.pt at start; 0 for a fresh run
     device: str = "cpu"
+    # Training crops per second of epoch wall time (validation included) over the epochs run in this call;
+    # None when none finished. Epochs x training crops / this is how long a run takes.
+    images_per_s: float | None = None
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -170,10 +174,12 @@ def train_one_epoch(
     generator: torch.Generator,
     augment: BatchAugment | None,
     should_stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
 ) -> dict[str, float]:
     """One pass over `crops` in shuffled mini-batches; returns mean loss, accuracy and sample count.
 
     `should_stop()` is asked before every batch; True abandons the epoch by raising `Stopped`.
+    `on_batch(batches_done, batches_total, images_done)` is called after every batch.
     """
     model.train()
     if augment is not None:
@@ -182,14 +188,15 @@ def train_one_epoch(
     cuda = device.type == "cuda"
     # A trailing batch of one sample would make BatchNorm fail in training mode.
     drop_last = len(crops) > 1 and len(crops) % config.batch_size == 1
+    total = len(crops) // config.batch_size if drop_last else math.ceil(len(crops) / config.batch_size)
     # Accumulated on the device: a .item() per batch would stall the GPU queue on every step.
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     n = 0
-    for x, y, _ in batches(
+    for done, (x, y, _) in enumerate(batches(
         crops, batch_size=config.batch_size, shuffle=True, generator=generator, device=device,
         mean=mean, std=std, augment=augment, channels_last=cuda, drop_last=drop_last,
-    ):
+    ), start=1):
         if should_stop is not None and should_stop():
             raise Stopped
         with _autocast(device):
@@ -201,6 +208,8 @@ def train_one_epoch(
         loss_sum += loss.detach() * y.numel()
         correct += (logits.detach().argmax(1) == y).sum()
         n += y.numel()
+        if on_batch is not None:
+            on_batch(done, total, n)
     if n == 0:
         raise ValueError("The training set yielded no batch; it needs at least 2 crops.")
     return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n, "n": n}
@@ -373,6 +382,18 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> 
         )
 
 
+def _batch_reporter(
+    on_progress: Callable[[dict[str, Any]], None], *, epoch: int, epochs: int, started: float,
+    history: list[dict[str, Any]],
+) -> Callable[[int, int, int], None]:
+    """train_one_epoch's per-batch hook, turned into `epoch_progress` records for `on_progress`."""
+    def on_batch(done: int, total: int, images: int) -> None:
+        on_progress(epoch_progress(epoch=epoch, epochs=epochs, batches_done=done, batches_total=total, images=images,
+                                   elapsed_s=time.perf_counter() - started, history=history))
+
+    return on_batch
+
+
 def fit(
     config: TrainConfig,
     train: CropTensors,
@@ -381,11 +402,13 @@ def fit(
     checkpoint_dir: Path,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train `config.model_name` on `train`, select on `val` loss; resumes from checkpoint_dir/last.pt if present.
 
     `on_epoch(record)` runs after each epoch's checkpoint is written; returning False cancels the run.
     `should_stop()`, asked before every batch, cancels within the epoch (which is then dropped).
+    `on_progress(progress)` gets `epoch_progress(...)` after every batch; throttle any I/O in it.
     """
     if len(train) < 2:
         raise ValueError(f"fit needs at least 2 training crops, got {len(train)}.")
@@ -436,12 +459,16 @@ def fit(
             if result.stopped_early:
                 return result
 
+        run_seconds, run_images = 0.0, 0
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
+            on_batch = (None if on_progress is None else
+                        _batch_reporter(on_progress, epoch=epoch, epochs=config.epochs, started=started,
+                                        history=result.history))
             try:
                 train_metrics = train_one_epoch(
                     model, train, optimizer=optimizer, config=config, device=device,
-                    generator=shuffle_gen, augment=augment, should_stop=should_stop,
+                    generator=shuffle_gen, augment=augment, should_stop=should_stop, on_batch=on_batch,
                 )
             except Stopped:
                 # The unfinished epoch is dropped; last.pt still holds the previous one.
@@ -458,6 +485,9 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
             result.history.append(record)
+            run_seconds += record["seconds"]
+            run_images += len(train)
+            result.images_per_s = run_images / run_seconds if run_seconds > 0 else None
             improved = math.isfinite(record["val_loss"]) and record["val_loss"] < result.best_val_loss
             if improved:
                 result.best_val_loss, result.best_epoch = record["val_loss"], epoch
@@ -495,6 +525,26 @@ def fit(
             if result.stopped_early:
                 break
     return result
+
+
+def epoch_progress(
+    *, epoch: int, epochs: int, batches_done: int, batches_total: int, images: int, elapsed_s: float,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Where training stands within an epoch: batches, throughput and the time left in the epoch and the run.
+
+    The run's remaining epochs are timed by the finished epochs' mean wall time (validation included) when
+    there are any, else by this epoch's batch rate. Early stopping can end the run sooner than `run_eta_s`.
+    """
+    images_per_s = images / elapsed_s if elapsed_s > 0 else None
+    epoch_eta_s = elapsed_s / batches_done * (batches_total - batches_done) if batches_done else None
+    timed = [h["seconds"] for h in history if h.get("seconds")]
+    per_epoch_s = sum(timed) / len(timed) if timed else (elapsed_s / batches_done * batches_total
+                                                           if batches_done else None)
+    run_eta_s = (epoch_eta_s + (epochs - epoch) * per_epoch_s
+                 if epoch_eta_s is not None and per_epoch_s is not None else None)
+    return {"epoch": epoch, "epochs": epochs, "batch": batches_done, "batches": batches_total, "images": images,
+            "elapsed_s": elapsed_s, "images_per_s": images_per_s, "epoch_eta_s": epoch_eta_s, "run_eta_s": run_eta_s}
 
 
 def load_trained(checkpoint_path: Path, *, device: torch.device | str) -> tuple[nn.Module, TrainConfig]:

@@ -167,6 +167,10 @@ class TrainingRun(models.Model):
     task_id = models.CharField(max_length=64, blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
+    progress = models.JSONField(null=True, blank=True,
+                                help_text="Within the epoch: batches, images/s, ETAs (ml.epoch_progress).")
+    images_per_s = models.FloatField(null=True, blank=True,
+                                     help_text="Measured training crops per second of epoch time; drives estimates.")
     resumed_from_epoch = models.PositiveIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

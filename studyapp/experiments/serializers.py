@@ -52,10 +52,10 @@ def split_check(split) -> dict:
 class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
-        fields = ["id", "experiment", "model_name", "config", "random_init", "status", "epochs_done", "history",
-                  "cancel_requested", "error", "resumed_from_epoch", "queued_at", "started_at", "finished_at",
-                  "weights_sha256", "manifest_hash", "code_version", "library_versions", "device", "best_epoch",
-                  "evaluation"]
+        fields = ["id", "experiment", "model_name", "config", "random_init", "status", "epochs_done", "progress",
+                  "history", "cancel_requested", "error", "resumed_from_epoch", "queued_at", "started_at",
+                  "finished_at", "weights_sha256", "manifest_hash", "code_version", "library_versions", "device",
+                  "images_per_s", "best_epoch", "evaluation"]
         read_only_fields = fields
 
 

@@ -30,11 +30,13 @@ from studyapp.protocol.models import StudySettings
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
 from .splitting import Candidate, plan_split, validation_hands
+from .weights import expected_weights_file, weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
 logger = logging.getLogger(__name__)
+# How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
 CANCEL_POLL_S = 2.0
 
 
@@ -76,7 +78,13 @@ def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, t
     groups = {c.hand_id: c.group for c in candidates}
     counts = plan.counts(groups)
     if not all(counts[s][g] for s in ("train", "test") for g in ("control", "cts")):
-        raise _invalid("test_per_group", f"Train and test each need both groups; this gives {counts}.", "empty_side")
+        eligible = {g: sum(c.group == g for c in candidates) for g in ("control", "cts")}
+        raise _invalid("test_per_group", (
+            f"Training and testing each need hands of both groups, but these settings give training "
+            f"{counts['train']['control']} control and {counts['train']['cts']} CTS hands and testing "
+            f"{counts['test']['control']} control and {counts['test']['cts']} CTS hands, from "
+            f"{eligible['control']} control and {eligible['cts']} CTS hands eligible now. "
+            f"Ask for fewer test hands per group, or annotate more hands."), "empty_side")
     version = (Split.objects.filter(name=name).order_by("-version").values_list("version", flat=True).first() or 0) + 1
     split = Split.objects.create(name=name, version=version, seed=seed, test_per_group=test_per_group,
                                  test_fraction=test_fraction, train_per_group=train_per_group, created_by=created_by,
@@ -90,11 +98,17 @@ def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, t
     return split
 
 
-def split_counts(split: Split) -> dict:
-    counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
-    for subset, label in split.members.values_list("subset", "label"):
-        counts[subset]["cts" if label else "control"] += 1
+def splits_counts(splits: list[Split]) -> dict[int, dict]:
+    """Train/test hands per group of each split, in one query."""
+    counts = {split.pk: {s: {"control": 0, "cts": 0} for s in ("train", "test")} for split in splits}
+    for split_id, subset, label in SplitMember.objects.filter(split__in=splits).values_list(
+            "split_id", "subset", "label"):
+        counts[split_id][subset]["cts" if label else "control"] += 1
     return counts
+
+
+def split_counts(split: Split) -> dict:
+    return splits_counts([split])[split.pk]
 
 
 def _current_manifest(split: Split) -> list[dict]:
@@ -142,16 +156,6 @@ def split_verify(split: Split) -> list[str]:
 
 # --- experiments ----------------------------------------------------------------------------------------
 
-def _weights_file(model_name: str) -> str | None:
-    folder = settings.CTS_WEIGHTS_DIR
-    if folder:
-        for suffix in (".pth", ".pt", ".safetensors", ".bin"):
-            candidate = Path(folder) / f"{model_name}{suffix}"
-            if candidate.exists():
-                return str(candidate)
-    return None
-
-
 @transaction.atomic
 def experiment_launch(*, split: Split, name: str = "", models: list[str] | None = None, random_init: bool = False,
                       hyperparameters: dict | None = None, created_by=None) -> Experiment:
@@ -170,7 +174,7 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
     for model_name in models:
         try:
             config = TrainConfig(model_name=model_name, pretrained=not random_init,
-                                 weights_file=None if random_init else _weights_file(model_name), **shared)
+                                 weights_file=None if random_init else weights_file(model_name), **shared)
         except (TypeError, ValueError) as error:
             raise _invalid("hyperparameters", str(error), "bad_hyperparameters") from None
         run = TrainingRun.objects.create(experiment=experiment, model_name=model_name, config=config.to_dict(),
@@ -191,6 +195,9 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.is_finished:
         raise _invalid("status", f"The run is already {run.get_status_display().lower()}.", "finished")
+    if run.cancel_requested:
+        raise _invalid("status", "Cancelling is already requested; the run stops within a few seconds.",
+                       "cancelling")
     run.cancel_requested = True
     if run.status == TrainingRun.Status.QUEUED:
         run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
@@ -229,6 +236,17 @@ def runs_requeue_orphans(*, worker: str) -> list[int]:
 
 
 # --- the training run (executed by the worker) --------------------------------------------------------
+
+def fit_val_test(entries: list[dict], *, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """A locked manifest's entries to fit on, to select on (held-out training hands) and to test on."""
+    train_entries = [e for e in entries if e["subset"] == "train"]
+    train_hands = {e["hand"]: Candidate(e["hand"], e["participant"], "cts" if e["label"] else "control")
+                   for e in train_entries}
+    val_hands = set(validation_hands(list(train_hands.values()), fraction=VALIDATION_FRACTION, seed=seed))
+    return ([e for e in train_entries if e["hand"] not in val_hands],
+            [e for e in train_entries if e["hand"] in val_hands],
+            [e for e in entries if e["subset"] == "test"])
+
 
 def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
     return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
@@ -278,20 +296,12 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
     run_id = run.pk
     split = run.experiment.split
     try:
-        problems = split_verify(split)
-        if problems:
-            raise RuntimeError("The split's data changed since it was locked: " + " ".join(problems[:5]))
         config = TrainConfig.from_dict(run.config)
-        entries = split.manifest
-        train_entries = [e for e in entries if e["subset"] == "train"]
-        train_hands = {e["hand"]: Candidate(e["hand"], e["participant"], "cts" if e["label"] else "control")
-                       for e in train_entries}
-        val_hands = set(validation_hands(list(train_hands.values()), fraction=VALIDATION_FRACTION, seed=config.seed))
+        # The frozen manifest holds every frame, box and label: a run trains on it, whatever was edited since
+        # the lock (launch refuses a split whose data changed; a run already going finishes as it began).
+        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed)
         checkpoint_dir = run_checkpoint_dir(run)
         cache = checkpoint_dir / "frames"
-        fit_set = [e for e in train_entries if e["hand"] not in val_hands]
-        val_set = [e for e in train_entries if e["hand"] in val_hands]
-        test_set = [e for e in entries if e["subset"] == "test"]
         size = config.input_size
         train_crops = load_crops(_samples(fit_set, cache), size=size)
         val_crops = load_crops(_samples(val_set, cache), size=size)
@@ -300,23 +310,28 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
             row = TrainingRun.objects.get(pk=run_id)
             history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
             TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
-                                                         heartbeat_at=timezone.now())
+                                                         heartbeat_at=timezone.now(), progress=latest[0])
             return not row.cancel_requested
 
         checked = [time.monotonic()]
+        latest: list[dict | None] = [None]
+
+        def on_progress(progress: dict) -> None:
+            latest[0] = progress  # written by should_stop's throttled update, not per batch
 
         def should_stop() -> bool:
             # Asked before every batch: touch the row at most every CANCEL_POLL_S, not on every step.
             if time.monotonic() - checked[0] < CANCEL_POLL_S:
                 return False
             checked[0] = time.monotonic()
-            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), progress=latest[0])
             return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
-                     should_stop=should_stop)
+                     should_stop=should_stop, on_progress=on_progress)
         TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
-                                                     device=result.device, best_epoch=result.best_epoch)
+                                                     device=result.device, best_epoch=result.best_epoch,
+                                                     images_per_s=result.images_per_s)
         if result.cancelled:
             _finish(run_id, TrainingRun.Status.CANCELLED)
             return "cancelled"
@@ -332,12 +347,20 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
     except WeightsUnavailable as error:
-        _finish(run_id, TrainingRun.Status.FAILED, error=f"{error} (or launch again with random initialisation)")
+        _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
         return "failed"
     except Exception as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return "done"
+
+
+def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:
+    """What the PI reads first: the installation's remedy (CTS_WEIGHTS_DIR), then the library's details."""
+    folder = settings.CTS_WEIGHTS_DIR or "unset"
+    return (f"No ImageNet weights for {model_name} on the training worker. Put them at "
+            f"{expected_weights_file(model_name)} (CTS_WEIGHTS_DIR is {folder}), or launch again with random "
+            f"initialisation. Details: {error}")
 
 
 def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:

@@ -65,9 +65,9 @@ def plan_split(candidates: list[Candidate], *, seed: int, test_per_group: int | 
     training takes the remaining hands, up to `train_per_group` per group when given.
     """
     if (test_per_group is None) == (test_fraction is None):
-        raise ValueError("Give either test_per_group or test_fraction.")
+        raise ValueError("Give either the number of test hands per group or the test fraction, not both.")
     if test_fraction is not None and not 0 < test_fraction < 1:
-        raise ValueError("test_fraction must be between 0 and 1.")
+        raise ValueError(f"The test fraction must be between 0 and 1; {test_fraction} was given.")
     if any(c.group not in GROUPS for c in candidates):
         raise ValueError("Only control and CTS hands can be split.")
     per_group = {g: sum(c.group == g for c in candidates) for g in GROUPS}

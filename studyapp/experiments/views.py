@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from mlworker.ml import MODEL_LABELS
 from studyapp.common.forms import add_service_errors
 
-from . import services
+from . import selectors, services
 from .forms import LaunchForm, SplitForm
 from .models import Experiment, Split, TrainingRun
 
@@ -29,9 +29,8 @@ def index(request):
             else:
                 messages.success(request, f"Split {split} made: check its counts, then lock it.")
                 return redirect("experiments:index")
-    splits = [(split, services.split_counts(split)) for split in Split.objects.all()[:50]]
     return render(request, "experiments/index.html", {
-        "form": form, "splits": splits, "experiments": Experiment.objects.select_related("split")[:50]})
+        "form": form, "splits": selectors.split_rows(), "experiments": Experiment.objects.select_related("split")[:50]})
 
 
 @login_required
@@ -42,10 +41,10 @@ def split_lock(request, pk):
         split = services.split_lock(split=get_object_or_404(Split, pk=pk), locked_by=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Locked {split}: manifest {split.manifest_hash[:12]}… of "
-                                  f"{len(split.manifest)} crops.")
-    return redirect("experiments:index")
+        return redirect("experiments:split", pk=pk)
+    messages.success(request, f"Locked {split}: manifest {split.manifest_hash[:12]}… of "
+                              f"{len(split.manifest)} crops. Its members and data are frozen; launch training below.")
+    return redirect("experiments:split", pk=split.pk)
 
 
 @login_required
@@ -67,9 +66,30 @@ def split_detail(request, pk):
             else:
                 return redirect("experiments:experiment", pk=experiment.pk)
     members = split.members.select_related("hand__participant")
+    problems = services.split_verify(split) if split.is_locked else []
     return render(request, "experiments/split.html", {
-        "split": split, "counts": services.split_counts(split), "members": members,
-        "problems": services.split_verify(split) if split.is_locked else [], "form": form})
+        "split": split, "counts": services.split_counts(split), "members": members, "problems": problems,
+        "form": form, "weights": selectors.weights_availability(),
+        "estimate": _estimate(split, form) if split.is_locked and not problems else None})
+
+
+def _estimate(split: Split, form: LaunchForm) -> dict:
+    """The estimate for the form's current settings; a setting not (validly) given counts as its default."""
+    chosen = {name: form.fields[name].initial for name in ("models", "epochs", "input_size", "seed")}
+    if form.is_bound:
+        form.is_valid()
+        chosen.update({name: form.cleaned_data.get(name, chosen[name]) for name in chosen})
+        chosen["models"] = form.cleaned_data.get("models", [])
+    return selectors.launch_estimates(split, models=list(chosen["models"]), epochs=chosen["epochs"],
+                                      input_size=chosen["input_size"], seed=chosen["seed"])
+
+
+@login_required
+@permission_required("experiments.view_split", raise_exception=True)
+def launch_estimate(request, pk):
+    """The launch form's estimate for the settings being chosen (htmx, on every change of the form)."""
+    split = get_object_or_404(Split, pk=pk, status=Split.Status.LOCKED)
+    return render(request, "experiments/_estimate.html", {"estimate": _estimate(split, LaunchForm(request.GET))})
 
 
 @login_required
@@ -77,6 +97,8 @@ def split_detail(request, pk):
 def experiment_detail(request, pk):
     experiment = get_object_or_404(Experiment.objects.select_related("split"), pk=pk)
     runs = list(experiment.runs.all())
+    for run in runs:
+        run.kept_note = selectors.kept_weights_note(run) if run.status == TrainingRun.Status.DONE else ""
     template = "experiments/_runs.html" if request.headers.get("HX-Request") else "experiments/experiment.html"
     return render(request, template, {
         "experiment": experiment, "runs": runs, "labels": MODEL_LABELS,
@@ -90,7 +112,10 @@ def experiment_detail(request, pk):
 def run_cancel(request, pk):
     run = get_object_or_404(TrainingRun, pk=pk)
     try:
-        services.run_cancel(run=run)
+        run = services.run_cancel(run=run)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{run.model_name}: cancelled." if run.is_finished else
+                         f"{run.model_name}: cancelling… it stops within a few seconds, and keeps no weights.")
     return redirect("experiments:experiment", pk=run.experiment_id)

@@ -1,5 +1,7 @@
 from django import template
 
+from studyapp.experiments.estimates import duration as as_duration
+
 register = template.Library()
 
 
@@ -28,3 +30,9 @@ def pvalue(value):
         return "—"
     value = float(value)
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@register.filter
+def duration(seconds):
+    """Seconds as people read them ('45 s', '12 min', '3 h 20 min')."""
+    return as_duration(seconds)

@@ -165,3 +165,21 @@ def test_squeezenet_head_gives_raw_logits_that_can_be_negative():
         model.classifier[1].bias.fill_(-5.0)  # a head pushed negative must show it, not clip to 0
         logits = model(torch.randn(2, 3, 64, 64))
     assert (logits < 0).all()
+
+
+@pytest.mark.parametrize("name", TIMM_NAMES)
+def test_unreachable_hub_fails_in_seconds_without_offline_mode(name: str, offline_caches: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import huggingface_hub.constants
+
+    # Offline mode not set, as on a fresh worker; the hub at a closed local port stands for no network.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    began = time.monotonic()
+    with pytest.raises(WeightsUnavailable, match="127.0.0.1 cannot be reached") as info:
+        build_model(name, pretrained=True)
+    assert time.monotonic() - began < 5  # the hub's own retries take ~45 s
+    assert str(weights_cache_path(name)) in str(info.value)
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False  # restored after the attempt

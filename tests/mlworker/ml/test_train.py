@@ -197,3 +197,28 @@ def test_should_stop_cancels_within_an_epoch_and_keeps_the_last_checkpoint(tmp_p
     result = fit(config, crops, crops.select(range(8)), checkpoint_dir=tmp_path, should_stop=should_stop)
     assert result.cancelled and [h["epoch"] for h in result.history] == [1]
     assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1
+
+
+def test_progress_is_reported_after_every_batch_with_throughput_and_eta(make_crops: MakeCrops,
+                                                                        tmp_path: Path) -> None:
+    seen: list[dict] = []
+    result = fit(_config(epochs=2), make_crops(20), make_crops(8, seed=1), checkpoint_dir=tmp_path,
+                 on_progress=seen.append)
+    # 20 crops in batches of 8: 8, 8, 4 -> three batches per epoch.
+    assert [(p["epoch"], p["batch"], p["batches"], p["images"]) for p in seen] == [
+        (1, 1, 3, 8), (1, 2, 3, 16), (1, 3, 3, 20), (2, 1, 3, 8), (2, 2, 3, 16), (2, 3, 3, 20)]
+    assert all(p["images_per_s"] > 0 and p["epochs"] == 2 for p in seen)
+    assert seen[-1]["epoch_eta_s"] == 0 and seen[-1]["run_eta_s"] == 0
+    assert seen[2]["epoch_eta_s"] == 0 and seen[2]["run_eta_s"] > 0  # end of epoch 1, one epoch to go
+    assert result.images_per_s == pytest.approx(2 * 20 / sum(h["seconds"] for h in result.history))
+
+
+def test_epoch_progress_arithmetic() -> None:
+    from mlworker.ml import epoch_progress
+
+    first = epoch_progress(epoch=1, epochs=3, batches_done=2, batches_total=10, images=64, elapsed_s=4.0, history=[])
+    assert first["images_per_s"] == 16.0 and first["epoch_eta_s"] == 16.0
+    assert first["run_eta_s"] == 16.0 + 2 * 20.0  # no finished epoch yet: this epoch's rate, 20 s an epoch
+    later = epoch_progress(epoch=3, epochs=5, batches_done=5, batches_total=10, images=160, elapsed_s=10.0,
+                           history=[{"seconds": 30.0}, {"seconds": 34.0}])
+    assert later["epoch_eta_s"] == 10.0 and later["run_eta_s"] == 10.0 + 2 * 32.0  # finished epochs' mean

@@ -184,3 +184,42 @@ def test_runs_silent_too_long_are_queued_again(locked_split, monkeypatch):
     # whichever task arrives first takes the requeued run; a later one (say, the old redelivered task) can't
     assert services.run_claim(run_id=silent.pk, task_id="t3", worker="w").status == "running"
     assert services.run_claim(run_id=silent.pk, task_id="t1", worker="w") is None
+
+
+def test_a_run_trains_on_the_frozen_manifest_after_an_roi_changed(locked_split, no_queue, tmp_path, settings):
+    from studyapp.annotations.models import RoiAnnotation
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
+    member = locked_split.members.first()
+    roi = RoiAnnotation.objects.filter(frame__clip__hand=member.hand).first()
+    RoiAnnotation.objects.filter(pk=roi.pk).update(x=roi.x + 3)  # an annotator's edit after the lock
+    assert services.split_verify(locked_split)  # new launches are blocked ...
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"  # ... the launched run finishes
+    run.refresh_from_db()
+    assert run.status == "done" and run.error == ""
+    assert run.images_per_s > 0  # measured, for later estimates
+    assert run.progress["epoch"] == 2 and run.progress["batch"] == run.progress["batches"]
+
+
+def test_offline_imagenet_weights_fail_in_seconds_naming_cts_weights_dir(locked_split, no_queue, tmp_path, settings,
+                                                                         monkeypatch):
+    import time
+
+    import huggingface_hub.constants
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    settings.CTS_WEIGHTS_DIR = str(tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    # A worker without network and without HF_HUB_OFFLINE: the hub sits at a closed local port.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    run = launch(locked_split, ["efficientnet_b0"]).runs.get()
+    began = time.monotonic()
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    assert time.monotonic() - began < 10  # the hub's retries alone took ~45 s per file
+    run.refresh_from_db()
+    assert "CTS_WEIGHTS_DIR" in run.error and str(tmp_path / "weights" / "efficientnet_b0.pth") in run.error
+    assert "random initialisation" in run.error

@@ -1,0 +1,77 @@
+"""Reads for the PI's pages: splits with their counts and blocking problems, launch estimates, kept weights."""
+
+from __future__ import annotations
+
+import math
+
+from mlworker.ml import MODEL_LABELS
+
+from . import services
+from .estimates import Measured, duration, training_estimate
+from .models import Split, TrainingRun
+from .weights import imagenet_weights_status
+
+
+def split_rows(*, limit: int = 50) -> list[dict]:
+    """The latest splits with train/test counts and, for locked ones, what blocks training (if anything)."""
+    splits = list(Split.objects.all()[:limit])
+    counts = services.splits_counts(splits)
+    # split_verify loads each split's data in a fixed number of queries, whatever its number of hands.
+    return [{"split": split, "counts": counts[split.pk],
+             "problems": services.split_verify(split) if split.is_locked else []} for split in splits]
+
+
+def _measured(model_name: str, input_size: int) -> Measured | None:
+    """The latest throughput of this model at this size, on the device the latest finished run used if any."""
+    done = TrainingRun.objects.filter(status=TrainingRun.Status.DONE, images_per_s__isnull=False).order_by(
+        "-finished_at")
+    # The web process can't see the workers' hardware; the last run tells where training runs now.
+    device = done.values_list("device", flat=True).first()
+    same = done.filter(model_name=model_name, config__input_size=input_size)
+    run = same.filter(device=device).first() or same.first()
+    if run is None:
+        return None
+    return Measured(images_per_s=run.images_per_s, input_size=input_size, device=run.device or "an unknown device",
+                    run_id=run.pk)
+
+
+def launch_estimates(split: Split, *, models: list[str], epochs: int, input_size: int, seed: int) -> dict:
+    """Per chosen model, how long training takes on this split's training crops, and where the figure is from."""
+    fit_set, val_set, _ = services.fit_val_test(split.manifest or [], seed=seed)
+    rows = []
+    for model_name in models:
+        estimate = training_estimate(model_name=model_name, crops=len(fit_set), epochs=epochs,
+                                     input_size=input_size, measured=_measured(model_name, input_size))
+        rows.append({"model": model_name, "label": MODEL_LABELS[model_name], "duration": duration(estimate.seconds),
+                     "seconds": estimate.seconds, "images_per_s": estimate.images_per_s, "source": estimate.source})
+    total = sum(row["seconds"] for row in rows)
+    return {"rows": rows, "crops": len(fit_set), "val_crops": len(val_set), "epochs": epochs,
+            "total": duration(total) if rows else None}
+
+
+def weights_availability() -> dict[str, dict]:
+    """Per model, whether ImageNet weights are on this machine (as the web server sees it)."""
+    return {name: imagenet_weights_status(name).__dict__ for name in MODEL_LABELS}
+
+
+def kept_weights_note(run: TrainingRun) -> str:
+    """Which epoch's weights the run kept and why, by fit's rule: lowest finite validation loss."""
+    history = run.history or []
+    if not history or run.best_epoch is None:
+        return ""
+    planned = run.config.get("epochs", len(history))
+    best = next((h for h in history if h["epoch"] == run.best_epoch), None)
+    if best is None:
+        return ""
+    auc = best.get("val_auc")
+    auc_text = f", validation AUC {auc:.3f}" if auc is not None and math.isfinite(auc) else ""
+    note = (f"Weights of epoch {run.best_epoch} of {history[-1]['epoch']} kept: lowest validation loss "
+            f"({best['val_loss']:.3f}{auc_text}).")
+    patience = run.config.get("early_stopping_patience")
+    since_best = history[-1]["epoch"] - run.best_epoch
+    if patience and len(history) < planned and since_best >= patience:
+        note += (f" Stopped early after {since_best} epochs without a lower validation loss "
+                 f"(patience {patience}; {planned} planned).")
+    elif len(history) >= planned:
+        note += f" All {planned} planned epochs ran."
+    return note
