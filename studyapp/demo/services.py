@@ -25,10 +25,15 @@ from studyapp.annotations.models import RoiAnnotation
 from studyapp.clips import services as clip_services
 from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import Participant
+from studyapp.ops.models import BackgroundJob
 
 DEMO_PREFIX = "DEMO-"
 SECOND_RATER = "annotator-b"
 BILATERAL_SHARE = 0.3  # about a third of participants contribute both hands, as in clinical series
+# Newly enrolled hands whose clips wait for ROIs, so the annotator's worklist has work on the demo; the first
+# is assigned to the demo's annotator. They stay out of splits until annotated.
+DEMO_AWAITING = 4
+DEMO_ENROLLED = dt.date(2026, 1, 5)
 
 
 def _user(username: str):
@@ -58,34 +63,67 @@ def demo_seeded() -> bool:
     return Participant.objects.filter(study_code__startswith=DEMO_PREFIX).exists()
 
 
+def demo_job_queue(*, hands: int = 100, seed: int = 2022, awaiting: int = DEMO_AWAITING) -> BackgroundJob:
+    """Queue the demo study for the worker (after commit); the job row carries its progress for the cohort page."""
+    from .tasks import seed_demo_study
+
+    job = BackgroundJob.objects.create(kind="seed_demo", params={"hands": hands, "seed": seed, "awaiting": awaiting},
+                                       total=hands + awaiting)
+    transaction.on_commit(lambda: seed_demo_study.delay(job.pk))
+    return job
+
+
 def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = PhantomConfig(),
-              second_rater_every: int = 4, progress: Callable[[int, int], None] | None = None) -> int:
-    """Create the demo study; returns the number of hands created. Refuses to run twice."""
+              second_rater_every: int = 4, awaiting_annotation: int = 0,
+              progress: Callable[[int, int], None] | None = None) -> int:
+    """Create the demo study; returns the number of hands created. Refuses to run twice.
+
+    `n_hands` are fully annotated; `awaiting_annotation` more have extracted clips and no ROI yet.
+    """
     if demo_seeded():
         raise ValueError("The demo study is already seeded (participants DEMO-…); nothing was added.")
     rng = np.random.default_rng(seed)
     rater, second = _user("annotator"), _user(SECOND_RATER)
-    enrolled = dt.date(2026, 1, 5)
     done = 0
     with tempfile.TemporaryDirectory(prefix="cts-demo-") as tmp:
-        for number, (group, sides) in enumerate(_plan(n_hands, rng), start=1):
-            person = sample_participant(group, rng)
-            with transaction.atomic():
-                participant = cohort_services.participant_create(
-                    study_code=f"{DEMO_PREFIX}{number:03d}", enrolled_on=enrolled + dt.timedelta(days=number),
-                    **person)
-                hands = [cohort_services.hand_create(participant=participant, side=side) for side in sides]
-            for hand in hands:
+        plan = _plan(n_hands, rng)
+        for number, (group, sides) in enumerate(plan, start=1):
+            for hand in _enroll(number, group, sides, rng):
                 clip_seed = int(rng.integers(2**31))
                 _seed_hand(hand, group, clip_seed, config, Path(tmp), rng, rater,
                            second if done % second_rater_every == 0 else None)
                 done += 1
                 if progress:
-                    progress(done, n_hands)
+                    progress(done, n_hands + awaiting_annotation)
+        for extra in range(awaiting_annotation):
+            group = ("control", "cts")[extra % 2]
+            [hand] = _enroll(len(plan) + 1 + extra, group, [str(rng.choice(["right", "left"]))], rng)
+            clip = _seed_clip(hand, group, int(rng.integers(2**31)), config, Path(tmp), rng)[0]
+            if extra == 0:
+                clip_services.clip_take(clip=clip, annotator=rater)
+            done += 1
+            if progress:
+                progress(done, n_hands + awaiting_annotation)
     return done
 
 
+def _enroll(number: int, group: str, sides: list[str], rng) -> list:
+    """A demo participant DEMO-<number> and their hands."""
+    person = sample_participant(group, rng)
+    with transaction.atomic():
+        participant = cohort_services.participant_create(
+            study_code=f"{DEMO_PREFIX}{number:03d}", enrolled_on=DEMO_ENROLLED + dt.timedelta(days=number), **person)
+        return [cohort_services.hand_create(participant=participant, side=side) for side in sides]
+
+
 def _seed_hand(hand, group, clip_seed, config, tmp: Path, rng, rater, second_rater) -> None:
+    clip, phantom = _seed_clip(hand, group, clip_seed, config, tmp, rng)
+    with transaction.atomic():
+        _annotate_from_truth(clip, phantom, rng, rater, second_rater)
+
+
+def _seed_clip(hand, group, clip_seed, config, tmp: Path, rng):
+    """EPS, a manual CSA and an uploaded, extracted phantom clip for a hand: (clip, phantom)."""
     phantom = generate_clip(group, clip_seed, config)
     exam_date = hand.participant.enrolled_on + dt.timedelta(days=7)
     cohort_services.eps_exam_create(hand=hand, exam_date=exam_date, **sample_eps(group, rng))
@@ -104,8 +142,7 @@ def _seed_hand(hand, group, clip_seed, config, tmp: Path, rng, rater, second_rat
                                          notes="Synthetic phantom clip (demo study).", queue_extraction=False)
     path.unlink()
     clip_services.clip_extract_frames(clip_id=clip.pk)
-    with transaction.atomic():
-        _annotate_from_truth(clip, phantom, rng, rater, second_rater)
+    return clip, phantom
 
 
 def _annotate_from_truth(clip, phantom, rng, rater, second_rater) -> None:

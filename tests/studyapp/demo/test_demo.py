@@ -18,14 +18,19 @@ def test_demo_study_is_consistent_and_seeded_once(settings):
     from studyapp.protocol.models import StudySettings
 
     StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 6})
-    assert demo_seed(n_hands=8, config=SMALL, second_rater_every=2) == 8
-    hands = Hand.objects.all()
+    assert demo_seed(n_hands=8, config=SMALL, second_rater_every=2, awaiting_annotation=2) == 10
+    awaiting = Hand.objects.filter(clips__frames__rois__isnull=True).distinct()
+    assert awaiting.count() == 2 and all(h.clips.get().extraction_status == "done" for h in awaiting)
+    # The first waits in the demo annotator's worklist; the other is open to any annotator.
+    assert sorted(Clip.objects.filter(hand__in=awaiting).values_list("assigned_to__username", flat=True),
+                  key=str) == [None, "annotator"]
+    hands = Hand.objects.exclude(pk__in=awaiting)
     assert hands.filter(group="control").count() == 4 and hands.filter(group="cts").count() == 4
     assert all(h.stage == 1 for h in hands.filter(group="control"))
     assert all(2 <= h.stage <= 5 for h in hands.filter(group="cts"))
     assert set(Clip.objects.values_list("format", flat=True)) == {"video", "dicom"}
     assert all(c.extraction_status == "done" and c.spacing_mm for c in Clip.objects.all())
-    assert Frame.objects.count() == 8 * 6
+    assert Frame.objects.count() == 10 * 6
     assert RoiAnnotation.objects.filter(annotator__username="annotator", status="confirmed").count() == 48
     assert all(h.csa_measurements.filter(method="manual").exists() for h in hands)
     assert NerveOutline.objects.filter(annotator__username="annotator").count() == 8
@@ -40,7 +45,7 @@ def test_demo_study_is_consistent_and_seeded_once(settings):
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_in_the_background_on_a_real_worker(celery_worker_process, settings):
     settings.MEDIA_ROOT = celery_worker_process.media_root
-    call_command("seed_demo", "--hands", "2", "--background")
+    call_command("seed_demo", "--hands", "2", "--awaiting", "0", "--background")
     job = BackgroundJob.objects.get(kind="seed_demo")
     job = wait_for(lambda: BackgroundJob.objects.filter(pk=job.pk, status__in=["done", "failed"]).first(),
                    timeout=180, worker=celery_worker_process)
@@ -51,10 +56,10 @@ def test_seed_demo_in_the_background_on_a_real_worker(celery_worker_process, set
 
 @pytest.mark.django_db
 def test_pi_is_offered_the_demo_on_an_empty_study(client_for, django_capture_on_commit_callbacks, monkeypatch):
-    from studyapp.demo import views
+    from studyapp.demo.tasks import seed_demo_study
 
     queued = []
-    monkeypatch.setattr(views.seed_demo_study, "delay", queued.append)
+    monkeypatch.setattr(seed_demo_study, "delay", queued.append)
     client = client_for("pi")
     assert "Seed the demo study" in client.get("/cohort/").content.decode()
     assert "Seed the demo study" not in client_for("coordinator").get("/cohort/").content.decode()

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from studyapp.demo.services import demo_seed, demo_seeded
-from studyapp.ops.models import BackgroundJob
+from studyapp.demo.services import DEMO_AWAITING, demo_job_queue, demo_seed, demo_seeded
 
 
 class Command(BaseCommand):
@@ -10,24 +10,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--hands", type=int, default=100)
         parser.add_argument("--seed", type=int, default=2022)
+        parser.add_argument("--awaiting", type=int, default=DEMO_AWAITING,
+                            help="More hands whose clips wait for ROIs (the annotator's worklist).")
         parser.add_argument("--background", action="store_true",
                             help="Queue it for the worker and return at once; progress shows in the app.")
 
-    def handle(self, *args, hands, seed, background, **options):
+    def handle(self, *args, hands, seed, awaiting, background, **options):
         if hands < 2:
             raise CommandError("Seed at least 2 hands (one per group).")
+        if awaiting < 0:
+            raise CommandError("--awaiting can't be negative.")
         if background:
-            from studyapp.demo.tasks import seed_demo_study
-
             if demo_seeded():  # e.g. `run.sh --demo` started again: nothing to do, and no failed job to show
                 self.stdout.write("The demo study is already seeded.")
                 return
-            job = BackgroundJob.objects.create(kind="seed_demo", params={"hands": hands, "seed": seed}, total=hands)
-            seed_demo_study.delay(job.pk)
+            with transaction.atomic():
+                demo_job_queue(hands=hands, seed=seed, awaiting=awaiting)
             self.stdout.write(f"Demo study queued ({hands} hands); the cohort page shows its progress.")
             return
         try:
-            created = demo_seed(n_hands=hands, seed=seed,
+            created = demo_seed(n_hands=hands, seed=seed, awaiting_annotation=awaiting,
                                 progress=lambda done, total: self.stdout.write(f"\r{done}/{total} hands", ending=""))
         except ValueError as error:
             raise CommandError(str(error)) from None
