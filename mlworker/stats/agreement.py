@@ -107,7 +107,7 @@ def icc_2_1(ratings, *, level: float = 0.95, drop_incomplete: bool = False) -> d
 
 
 def bland_altman(a, b) -> dict:
-    """Differences a - b: bias = mean, sd (ddof=1), limits bias +- 1.96 sd, 95% bias CI by Student t."""
+    """Differences a - b: bias = mean, sd (ddof=1), limits bias +- 1.96 sd, 95% CIs of the bias and of each limit."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
     if x.ndim != 1 or y.ndim != 1:
@@ -122,12 +122,18 @@ def bland_altman(a, b) -> dict:
     n = d.size
     bias = float(d.mean())
     sd = float(d.std(ddof=1))
-    half = float(t_dist.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    t = float(t_dist.ppf(0.975, n - 1))
+    half = t * sd / math.sqrt(n)
+    # Each limit's standard error is about sqrt(3 sd^2 / n) (Bland & Altman 1999, section 4.2).
+    loa_half = t * sd * math.sqrt(3.0 / n)
+    loa_low, loa_high = bias - 1.96 * sd, bias + 1.96 * sd  # 1.96 as in Bland & Altman (1986)
     return {
         "bias": bias,
         "sd": sd,
-        "loa_low": bias - 1.96 * sd,  # 1.96 as in Bland & Altman (1986)
-        "loa_high": bias + 1.96 * sd,
+        "loa_low": loa_low,
+        "loa_high": loa_high,
+        "loa_low_ci": [loa_low - loa_half, loa_low + loa_half],
+        "loa_high_ci": [loa_high - loa_half, loa_high + loa_half],
         "bias_ci_low": bias - half,
         "bias_ci_high": bias + half,
         "n": int(n),

@@ -105,5 +105,12 @@ def csa_baseline(train_csa, train_labels, test_csa, test_labels, *, test_hand_id
 
 
 def csa_between_groups(control_csa, cts_csa) -> dict:
-    """Mann–Whitney U of manual CSA between control and CTS hands over the cohort."""
-    return _finite(mann_whitney(np.asarray(control_csa, float), np.asarray(cts_csa, float)))
+    """Mann–Whitney U of manual CSA between control (x) and CTS (y) hands over the cohort.
+
+    The Hodges–Lehmann shift is also given as CTS minus control, the way a paper reports it.
+    """
+    result = mann_whitney(np.asarray(control_csa, float), np.asarray(cts_csa, float))
+    low, high = result["hodges_lehmann_ci"]
+    result["shift_cts_minus_control"] = -result["hodges_lehmann_shift"]
+    result["shift_cts_minus_control_ci"] = [-high, -low]
+    return _finite(result)

@@ -67,6 +67,11 @@ def test_bland_altman_against_numpy():
     assert r["loa_high"] == pytest.approx(np.mean(d) + 1.96 * np.std(d, ddof=1))
     lo, hi = stats.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))
     assert (r["bias_ci_low"], r["bias_ci_high"]) == pytest.approx((lo, hi))
+    # Limits' CIs: Bland & Altman (1999) SE of a limit = sqrt(3 s^2 / n), with Student t.
+    se_limit = np.sqrt(3 * np.var(d, ddof=1) / len(d))
+    t = stats.t.ppf(0.975, len(d) - 1)
+    assert r["loa_low_ci"] == pytest.approx([r["loa_low"] - t * se_limit, r["loa_low"] + t * se_limit])
+    assert r["loa_high_ci"] == pytest.approx([r["loa_high"] - t * se_limit, r["loa_high"] + t * se_limit])
     np.testing.assert_allclose(r["means"], (a + b) / 2)
     np.testing.assert_allclose(r["differences"], d)
     assert r["n"] == 8
