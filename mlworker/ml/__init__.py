@@ -29,6 +29,7 @@ from .train import (
     predict_proba,
     prepare_model,
     roc_auc,
+    runtime_settings,
     select_device,
     train_one_epoch,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "predict_proba",
     "prepare_model",
     "roc_auc",
+    "runtime_settings",
     "select_device",
     "train_one_epoch",
 ]

@@ -171,6 +171,8 @@ class TrainingRun(models.Model):
                                 help_text="Within the epoch: batches, images/s, ETAs (ml.epoch_progress).")
     images_per_s = models.FloatField(null=True, blank=True,
                                      help_text="Measured training crops per second of epoch time; drives estimates.")
+    runtime = models.JSONField(default=dict, blank=True,
+                               help_text="Device, CPU threads and determinism flags a reproduction must match.")
     resumed_from_epoch = models.PositiveIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -74,4 +74,15 @@ def kept_weights_note(run: TrainingRun) -> str:
                  f"(patience {patience}; {planned} planned).")
     elif len(history) >= planned:
         note += f" All {planned} planned epochs ran."
-    return note
+    return note + reproduction_note(run)
+
+
+def reproduction_note(run: TrainingRun) -> str:
+    """The settings a rerun must match to give the same numbers (and the same weights SHA-256)."""
+    rt = run.runtime or {}
+    if not rt:
+        return ""
+    determinism = "deterministic algorithms on" if rt.get("deterministic_algorithms") else "non-deterministic kernels"
+    exact = "" if rt.get("device", "").startswith("cpu") else " (GPU runs are not bitwise reproducible)"
+    return (f" A reproduction must use the same split manifest, seed and code on {rt.get('device')} with "
+            f"{rt.get('torch_threads')} CPU thread(s) and {determinism}{exact}.")

@@ -331,7 +331,7 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                      should_stop=should_stop, on_progress=on_progress)
         TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
                                                      device=result.device, best_epoch=result.best_epoch,
-                                                     images_per_s=result.images_per_s)
+                                                     images_per_s=result.images_per_s, runtime=result.runtime)
         if result.cancelled:
             _finish(run_id, TrainingRun.Status.CANCELLED)
             return "cancelled"

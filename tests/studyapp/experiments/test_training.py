@@ -101,6 +101,23 @@ def test_a_weights_file_named_in_settings_is_loaded(locked_split, no_queue, tmp_
     assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
 
 
+def test_a_rerun_reproduces_the_registered_weights_hash(locked_split, no_queue, tmp_path, settings):
+    """Same split, seed and settings on the CPU: the same numbers and the same weights SHA-256."""
+    from studyapp.experiments.selectors import kept_weights_note
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    first, second = (launch(locked_split, ["squeezenet1_1"], random_init=True, name=f"e{i}").runs.get()
+                     for i in range(2))
+    for run in (first, second):
+        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+        run.refresh_from_db()
+    assert first.weights_sha256 == second.weights_sha256
+    assert first.predictions["probabilities"] == second.predictions["probabilities"]
+    assert first.runtime == second.runtime and first.runtime["torch_threads"] == torch.get_num_threads()
+    assert first.runtime["deterministic_algorithms"] is True
+    assert f"{first.runtime['torch_threads']} CPU thread(s)" in kept_weights_note(first)
+
+
 def test_cancel(locked_split, no_queue, tmp_path, settings):
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
     experiment = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True)
