@@ -14,7 +14,7 @@ from .constants import (
     MODEL_LABELS,
     MODEL_NAMES,
 )
-from .data import CropSample, CropTensors, batches, crop_image, load_crops
+from .data import CropSample, CropTensors, ImageChanged, batches, crop_image, load_crops
 from .models import WeightsUnavailable, build_model, model_normalization, normalization, weights_cache_path
 from .train import (
     OPTIMIZERS,
@@ -46,6 +46,7 @@ __all__ = [
     "MODEL_NAMES",
     "CropSample",
     "CropTensors",
+    "ImageChanged",
     "batches",
     "crop_image",
     "load_crops",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 
 from .augment import BatchAugment
 
-__all__ = ["CropSample", "CropTensors", "crop_image", "load_crops", "batches"]
+__all__ = ["CropSample", "CropTensors", "ImageChanged", "crop_image", "load_crops", "batches"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class CropSample:
     label: int  # 0 control, 1 CTS
     hand_id: int
     frame_id: int
+    sha256: str = ""  # of the image file's bytes when known (a locked manifest's); a mismatch refuses the crop
 
 
 @dataclass
@@ -77,8 +80,22 @@ def crop_image(image: np.ndarray, box: tuple[int, int, int, int], size: int) -> 
     return cv2.resize(out, (size, size), interpolation=interp)
 
 
+class ImageChanged(ValueError):
+    """An image's bytes differ from the SHA-256 recorded when its dataset was frozen."""
+
+
 def _load_one(sample: CropSample, size: int) -> np.ndarray:
-    image = cv2.imread(sample.image_path, cv2.IMREAD_GRAYSCALE)
+    try:
+        data = Path(sample.image_path).read_bytes()
+    except OSError:
+        data = b""
+    if sample.sha256 and data and hashlib.sha256(data).hexdigest() != sample.sha256:
+        raise ImageChanged(
+            f"The image of frame {sample.frame_id} ({sample.image_path}) changed since its split was locked "
+            f"(SHA-256 {hashlib.sha256(data).hexdigest()[:12]}…, locked {sample.sha256[:12]}…); make a new split "
+            "version from the current frames."
+        )
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if image is None:
         raise FileNotFoundError(
             f"Cannot read image {sample.image_path!r} (frame {sample.frame_id}); check that the file exists "

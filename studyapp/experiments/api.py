@@ -35,8 +35,11 @@ class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     @extend_schema(responses={200: SplitCheckSerializer})
     @action(detail=True, methods=["get"])
     def check(self, request, pk=None):
-        """Whether the data still matches the locked manifest (training is blocked otherwise)."""
-        return Response(split_check(self.get_object()))
+        """Whether the data still matches the locked manifest (training is blocked otherwise).
+
+        `?files=1` also re-hashes every member frame's stored image (slower; training checks each crop it loads).
+        """
+        return Response(split_check(self.get_object(), files=request.query_params.get("files") in ("1", "true")))
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])

@@ -57,8 +57,8 @@ def _entries(hand: Hand, clips: list[Clip], rois_of_clip) -> list[dict]:
             roi = rois[frame.pk]
             entries.append({"hand": hand.pk, "participant": hand.participant_id, "clip": clip.pk,
                             "clip_sha256": clip.sha256, "frame": frame.pk, "index": frame.index,
-                            "image": frame.image.name, "box": [roi.x, roi.y, roi.w, roi.h],
-                            "annotator": roi.annotator_id})
+                            "image": frame.image.name, "image_sha256": frame.sha256,
+                            "box": [roi.x, roi.y, roi.w, roi.h], "annotator": roi.annotator_id})
     return entries
 
 

@@ -4,7 +4,7 @@ from mlworker.ml import MODEL_NAMES
 from studyapp.clips.models import Clip
 
 from .models import Experiment, Split, TrainingRun
-from .services import split_counts, split_verify
+from .services import split_counts, split_verify, split_verify_files
 
 
 class SplitSerializer(serializers.ModelSerializer):
@@ -42,11 +42,14 @@ class SplitCreateSerializer(serializers.Serializer):
 class SplitCheckSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     problems = serializers.ListField(child=serializers.CharField())
+    files_checked = serializers.BooleanField(help_text="Whether every member frame's image was re-hashed.")
 
 
-def split_check(split) -> dict:
+def split_check(split, *, files: bool = False) -> dict:
     problems = split_verify(split)
-    return {"ok": not problems, "problems": problems}
+    if files and split.is_locked:
+        problems += split_verify_files(split)
+    return {"ok": not problems, "problems": problems, "files_checked": files}
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -19,7 +19,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable, fit, load_crops, load_trained
+from mlworker.ml import MODEL_NAMES, CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, load_crops
+from mlworker.ml import load_trained
 from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from studyapp.cohort.models import Hand
@@ -144,6 +145,9 @@ def split_verify(split: Split) -> list[str]:
         current = _current_manifest(split)
     except datasets.NotReady as reason:
         return [f"A member hand is no longer ready: {reason}."]
+    if split.manifest and "image_sha256" not in split.manifest[0]:
+        # Locked before frames were hashed: compare what that manifest recorded.
+        current = [{k: v for k, v in e.items() if k != "image_sha256"} for e in current]
     if datasets.manifest_hash(current) == split.manifest_hash:
         return []
     before = {(e["hand"], e["frame"]): e for e in split.manifest}
@@ -152,6 +156,28 @@ def split_verify(split: Split) -> list[str]:
                            | {key[0] for key in set(before) & set(after) if before[key] != after[key]})
     names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed_hands).select_related("participant")}
     return [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked." for h in changed_hands]
+
+
+def split_verify_files(split: Split) -> list[str]:
+    """Member frames whose stored image no longer has the SHA-256 the locked manifest recorded.
+
+    Reads every image, so it is asked for explicitly (`check/?files=1`); training checks each crop it loads.
+    """
+    changed: dict[int, list[int]] = {}
+    for entry in split.manifest or []:
+        expected = entry.get("image_sha256")
+        if not expected:
+            continue
+        try:
+            with default_storage.open(entry["image"], "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            digest = ""
+        if digest != expected:
+            changed.setdefault(entry["hand"], []).append(entry["index"])
+    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")}
+    return [f"{names.get(h, h)}: the image of frame(s) {', '.join(map(str, sorted(idx)))} changed on storage since "
+            "the split was locked." for h, idx in sorted(changed.items())]
 
 
 # --- experiments ----------------------------------------------------------------------------------------
@@ -250,7 +276,7 @@ def fit_val_test(entries: list[dict], *, seed: int) -> tuple[list[dict], list[di
 
 def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
     return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
-                       hand_id=e["hand"], frame_id=e["frame"]) for e in entries]
+                       hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
 
 
 def code_version() -> str:
@@ -348,6 +374,9 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                              "probabilities": [float(p) for p in probabilities]})
     except WeightsUnavailable as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
+        return "failed"
+    except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
+        _finish(run_id, TrainingRun.Status.FAILED, error=str(error))
         return "failed"
     except Exception as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")

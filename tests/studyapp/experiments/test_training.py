@@ -205,3 +205,43 @@ def test_offline_imagenet_weights_fail_in_seconds_naming_cts_weights_dir(locked_
     run.refresh_from_db()
     assert "CTS_WEIGHTS_DIR" in run.error and str(tmp_path / "weights" / "efficientnet_b0.pth") in run.error
     assert "random initialisation" in run.error
+
+
+def test_a_changed_frame_image_is_caught_by_the_check_and_by_training(locked_split, no_queue, tmp_path, settings,
+                                                                       api_for):
+    """The manifest covers the pixels: overwriting a member frame's PNG on storage is detected."""
+    from django.core.files.storage import default_storage
+
+    from studyapp.clips.models import Frame
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    entry = locked_split.manifest[0]
+    assert entry["image_sha256"] == Frame.objects.get(pk=entry["frame"]).sha256 != ""
+    api = api_for("pi")
+    assert api.get(f"/api/splits/{locked_split.pk}/check/?files=1").json() == {
+        "ok": True, "problems": [], "files_checked": True}
+    other = Frame.objects.exclude(pk=entry["frame"]).first()
+    with default_storage.open(other.image.name, "rb") as handle:
+        replacement = handle.read()
+    with default_storage.open(entry["image"], "wb") as handle:  # same size and format, other pixels
+        handle.write(replacement)
+    assert api.get(f"/api/splits/{locked_split.pk}/check/").json()["ok"]  # the database did not change
+    body = api.get(f"/api/splits/{locked_split.pk}/check/?files=1").json()
+    assert not body["ok"] and f"frame(s) {entry['index']} changed on storage" in body["problems"][0]
+    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and f"frame {entry['frame']}" in run.error and "changed since" in run.error
+
+
+def test_a_split_locked_before_frames_were_hashed_still_checks_clean(locked_split):
+    from django.db.models import QuerySet
+
+    from studyapp.experiments import datasets
+    from studyapp.experiments.models import Split
+
+    legacy = [{k: v for k, v in e.items() if k != "image_sha256"} for e in locked_split.manifest]
+    # Bypass the lock guard, as a database from before the frame hashes would hold it.
+    QuerySet.update(Split.objects.filter(pk=locked_split.pk), manifest=legacy,
+                    manifest_hash=datasets.manifest_hash(legacy))
+    assert services.split_verify(Split.objects.get(pk=locked_split.pk)) == []
