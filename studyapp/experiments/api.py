@@ -63,7 +63,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = body.validated_data
         experiment = services.experiment_launch(
             split=data["split"], name=data["name"], models=data.get("models"), random_init=data["random_init"],
-            hyperparameters=data.get("hyperparameters"), created_by=request.user)
+            hyperparameters=data.get("hyperparameters"), created_by=request.user, null_controls=data["null_controls"])
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
 

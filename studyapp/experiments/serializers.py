@@ -4,7 +4,7 @@ from mlworker.ml import MODEL_NAMES
 from studyapp.clips.models import Clip
 
 from .models import Experiment, Split, TrainingRun
-from .services import split_counts, split_verify, split_verify_files
+from .services import MAX_NULL_CONTROLS, split_counts, split_verify, split_verify_files
 
 
 class SplitSerializer(serializers.ModelSerializer):
@@ -69,7 +69,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "name", "split", "split_version", "manifest_hash", "config", "runs", "comparison",
-                  "created_at"]
+                  "null_of", "permutation_seed", "created_at"]
         read_only_fields = fields
 
 
@@ -92,6 +92,9 @@ class ExperimentLaunchSerializer(serializers.Serializer):
                                    min_length=1)
     random_init = serializers.BooleanField(default=False, help_text="Train without ImageNet weights (recorded).")
     hyperparameters = HyperparametersSerializer(required=False)
+    null_controls = serializers.IntegerField(
+        min_value=0, max_value=MAX_NULL_CONTROLS, default=0,
+        help_text="Also launch this many permuted-label controls (training labels shuffled; seeds 1..n).")
 
 
 class PredictSerializer(serializers.Serializer):

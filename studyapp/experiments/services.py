@@ -30,12 +30,13 @@ from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
-from .splitting import Candidate, plan_split, validation_hands
+from .splitting import Candidate, permuted_labels, plan_split, validation_hands
 from .weights import expected_weights_file, weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
+MAX_NULL_CONTROLS = 20
 logger = logging.getLogger(__name__)
 # How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
 CANCEL_POLL_S = 2.0
@@ -184,8 +185,12 @@ def split_verify_files(split: Split) -> list[str]:
 
 @transaction.atomic
 def experiment_launch(*, split: Split, name: str = "", models: list[str] | None = None, random_init: bool = False,
-                      hyperparameters: dict | None = None, created_by=None) -> Experiment:
-    """Create one training run per model on a locked, unchanged split and queue them for the workers."""
+                      hyperparameters: dict | None = None, created_by=None, null_controls: int = 0) -> Experiment:
+    """Create one training run per model on a locked, unchanged split and queue them for the workers.
+
+    `null_controls` more experiments run the same models with the training labels permuted (seeds 1..n):
+    their test AUCs show what chance looks like on this split, beside the real one.
+    """
     problems = split_verify(split)
     if problems:
         raise _invalid("split", "Training is blocked on this split: " + " ".join(problems[:5])
@@ -194,15 +199,29 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
     unknown = sorted(set(models) - set(MODEL_NAMES))
     if unknown:
         raise _invalid("models", f"Unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}.", "unknown_model")
+    if not 0 <= null_controls <= MAX_NULL_CONTROLS:
+        raise _invalid("null_controls", f"Ask for 0 to {MAX_NULL_CONTROLS} permuted-label controls.",
+                       "bad_null_controls")
     shared = {**DEFAULT_TRAIN, **(hyperparameters or {})}
-    experiment = Experiment.objects.create(name=name or f"{split} {timezone.localdate()}", split=split,
-                                           manifest_hash=split.manifest_hash, config=shared, created_by=created_by)
+    configs = {}
     for model_name in models:
         try:
-            config = TrainConfig(model_name=model_name, pretrained=not random_init,
-                                 weights_file=None if random_init else weights_file(model_name), **shared)
+            configs[model_name] = TrainConfig(model_name=model_name, pretrained=not random_init,
+                                              weights_file=None if random_init else weights_file(model_name), **shared)
         except (TypeError, ValueError) as error:
             raise _invalid("hyperparameters", str(error), "bad_hyperparameters") from None
+    name = name or f"{split} {timezone.localdate()}"
+    experiment = _experiment_with_runs(split, name, shared, configs, random_init, created_by)
+    for seed in range(1, null_controls + 1):
+        _experiment_with_runs(split, f"{name} · null control {seed}", shared, configs, random_init, created_by,
+                              null_of=experiment, permutation_seed=seed)
+    return experiment
+
+
+def _experiment_with_runs(split, name, shared, configs, random_init, created_by, **null) -> Experiment:
+    experiment = Experiment.objects.create(name=name, split=split, manifest_hash=split.manifest_hash, config=shared,
+                                           created_by=created_by, **null)
+    for model_name, config in configs.items():
         run = TrainingRun.objects.create(experiment=experiment, model_name=model_name, config=config.to_dict(),
                                          random_init=random_init, manifest_hash=split.manifest_hash)
         transaction.on_commit(lambda run_id=run.pk: queue_run(run_id))
@@ -263,9 +282,17 @@ def runs_requeue_orphans(*, worker: str) -> list[int]:
 
 # --- the training run (executed by the worker) --------------------------------------------------------
 
-def fit_val_test(entries: list[dict], *, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
-    """A locked manifest's entries to fit on, to select on (held-out training hands) and to test on."""
+def fit_val_test(entries: list[dict], *, seed: int,
+                 permutation_seed: int | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """A locked manifest's entries to fit on, to select on (held-out training hands) and to test on.
+
+    With `permutation_seed` (a null control) the training hands' labels are shuffled across hands first;
+    the test hands keep their true labels, so the test AUC shows what chance looks like.
+    """
     train_entries = [e for e in entries if e["subset"] == "train"]
+    if permutation_seed is not None:
+        permuted = permuted_labels({e["hand"]: e["label"] for e in train_entries}, seed=permutation_seed)
+        train_entries = [{**e, "label": permuted[e["hand"]]} for e in train_entries]
     train_hands = {e["hand"]: Candidate(e["hand"], e["participant"], "cts" if e["label"] else "control")
                    for e in train_entries}
     val_hands = set(validation_hands(list(train_hands.values()), fraction=VALIDATION_FRACTION, seed=seed))
@@ -325,7 +352,8 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         config = TrainConfig.from_dict(run.config)
         # The frozen manifest holds every frame, box and label: a run trains on it, whatever was edited since
         # the lock (launch refuses a split whose data changed; a run already going finishes as it began).
-        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed)
+        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
+                                                  permutation_seed=run.experiment.permutation_seed)
         checkpoint_dir = run_checkpoint_dir(run)
         cache = checkpoint_dir / "frames"
         size = config.input_size

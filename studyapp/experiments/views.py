@@ -60,7 +60,8 @@ def split_detail(request, pk):
             try:
                 experiment = services.experiment_launch(
                     split=split, name=data["name"], models=data["models"], random_init=data["random_init"],
-                    hyperparameters={k: data[k] for k in LaunchForm.HYPERPARAMETERS}, created_by=request.user)
+                    hyperparameters={k: data[k] for k in LaunchForm.HYPERPARAMETERS}, created_by=request.user,
+                    null_controls=data["null_controls"] or 0)
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
@@ -95,13 +96,14 @@ def launch_estimate(request, pk):
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_detail(request, pk):
-    experiment = get_object_or_404(Experiment.objects.select_related("split"), pk=pk)
+    experiment = get_object_or_404(Experiment.objects.select_related("split", "null_of"), pk=pk)
     runs = list(experiment.runs.all())
     for run in runs:
         run.kept_note = selectors.kept_weights_note(run) if run.status == TrainingRun.Status.DONE else ""
     template = "experiments/_runs.html" if request.headers.get("HX-Request") else "experiments/experiment.html"
     return render(request, template, {
         "experiment": experiment, "runs": runs, "labels": MODEL_LABELS,
+        "null": selectors.null_distribution(experiment),
         "active": any(not run.is_finished for run in runs), "metrics": ["auc", "accuracy", "precision", "recall",
                                                                        "specificity", "f1"]})
 

@@ -245,3 +245,45 @@ def test_a_split_locked_before_frames_were_hashed_still_checks_clean(locked_spli
     QuerySet.update(Split.objects.filter(pk=locked_split.pk), manifest=legacy,
                     manifest_hash=datasets.manifest_hash(legacy))
     assert services.split_verify(Split.objects.get(pk=locked_split.pk)) == []
+
+
+def test_null_controls_train_on_permuted_labels_and_sit_beside_the_real_result(locked_split, no_queue, tmp_path,
+                                                                                settings, client_for):
+    from studyapp.experiments.models import Experiment
+    from studyapp.experiments.selectors import null_distribution
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    real = launch(locked_split, ["squeezenet1_1"], random_init=True, name="real", null_controls=2)
+    controls = list(real.null_controls.order_by("permutation_seed"))
+    assert [(c.permutation_seed, c.name) for c in controls] == [(1, "real · null control 1"),
+                                                                (2, "real · null control 2")]
+    # The control's training labels are shuffled across hands; its test labels are the truth.
+    entries = locked_split.manifest
+    fit_set, val_set, test_set = services.fit_val_test(entries, seed=0, permutation_seed=1)
+    true = {e["hand"]: e["label"] for e in entries}
+    train_hands = {e["hand"]: e["label"] for e in fit_set + val_set}
+    assert train_hands != {h: true[h] for h in train_hands}
+    assert sorted(train_hands.values()) == sorted(true[h] for h in train_hands)
+    assert all(e["label"] == true[e["hand"]] for e in test_set)
+    for experiment in (real, *controls):
+        run = experiment.runs.get()
+        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+    real_run, control_run = real.runs.get(), controls[0].runs.get()
+    assert real_run.predictions["probabilities"] != control_run.predictions["probabilities"]
+    null = null_distribution(Experiment.objects.get(pk=real.pk))
+    [model] = null["models"]
+    assert null["controls"] == 2 and model["n"] == 2 and model["real_auc"] == real_run.evaluation["hand"]["metrics"]["auc"]
+    expected_p = (1 + sum(v >= model["real_auc"] for v in model["null_aucs"])) / 3
+    assert model["p_value"] == expected_p
+    page = client_for("pi").get(f"/experiments/{real.pk}/").content.decode()
+    assert 'id="null-distribution"' in page and "2 of 2" in page
+    control_page = client_for("pi").get(f"/experiments/{controls[0].pk}/").content.decode()
+    assert 'id="null-control-banner"' in control_page and "permutation seed 1" in control_page
+
+
+def test_null_controls_are_bounded(locked_split, no_queue):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        launch(locked_split, ["squeezenet1_1"], random_init=True, null_controls=services.MAX_NULL_CONTROLS + 1)
+    assert "null_controls" in error.value.message_dict
