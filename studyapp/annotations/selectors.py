@@ -165,6 +165,20 @@ def csa_disagreements(*, threshold: float | None = None) -> list[CsaDisagreement
     return found
 
 
+def adjudicated_outline_csa(*, hand_ids) -> dict[int, float]:
+    """The outline CSA the PI kept for adjudicated hands: the kept rater's latest outline, or the third value."""
+    decisions = list(CsaAdjudication.objects.filter(hand_id__in=hand_ids))
+    kept = {d.hand_id: d.chosen_annotator_id for d in decisions if d.chosen_annotator_id}
+    values = {d.hand_id: d.csa_mm2 for d in decisions if not d.chosen_annotator_id}
+    for hand_id, annotator_id, csa in (NerveOutline.objects.filter(frame__clip__hand_id__in=list(kept))
+                                       .order_by("csa_measurement__measured_on", "csa_measurement_id")
+                                       .values_list("frame__clip__hand_id", "annotator_id",
+                                                    "csa_measurement__csa_mm2")):
+        if kept[hand_id] == annotator_id:
+            values[hand_id] = csa  # ordered, so the latest wins
+    return values
+
+
 def blinding_statement() -> dict:
     """What the agreement page says about how independent the ratings were."""
     settings = StudySettings.current()

@@ -154,3 +154,19 @@ def test_the_agreement_page_states_the_blinding(client, users, rated):
     page = client.get("/clips/agreement/").content.decode()
     assert "Raters are blinded now, but were not always" in page and "adjudicated 1 frame and 0 hands" in page
     assert client.get("/api/agreement/").json()["blinding"]["roi_adjudications"] == 1
+
+
+def test_the_outline_csa_baseline_takes_the_value_the_pi_kept(rated, users):
+    from studyapp.experiments import services as experiment_services
+
+    frame, hand = rated["frames"][0], rated["hand"]
+    services.outline_create(frame=frame, annotator=rated["a"], points=[[50, 50], [70, 50], [70, 70], [50, 70]])
+    services.outline_create(frame=frame, annotator=rated["b"], points=[[40, 40], [80, 40], [80, 80], [40, 80]])
+    cohort_services.study_settings_update(csa_baseline_method="outline")
+    assert experiment_services._latest_manual_csa([hand.pk]) == {hand.pk: 100.0}  # B's, the latest
+    services.csa_adjudicate(hand=hand, decided_by=users["pi"], chosen_annotator=rated["a"])
+    assert experiment_services._latest_manual_csa([hand.pk]) == {hand.pk: 25.0}
+    services.csa_adjudicate(hand=hand, decided_by=users["pi"], csa_mm2=30.0)
+    assert experiment_services._latest_manual_csa([hand.pk]) == {hand.pk: 30.0}
+    cohort_services.study_settings_update(csa_baseline_method="manual")
+    assert experiment_services._latest_manual_csa([hand.pk]) == {}  # typed scanner values only
