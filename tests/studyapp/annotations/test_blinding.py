@@ -199,3 +199,15 @@ def test_clip_pages_show_a_second_annotator_only_their_own_work(client, study):
     assert client.get("/clips/review/").status_code == 403
     worklist = _page(client, second, "/clips/worklist/")
     _no_diagnosis(worklist)
+
+
+def test_unblinded_the_annotation_page_loads_other_raters_outlines(client, study):
+    StudySettings.objects.update_or_create(id=1, defaults={"raters_blinded": False})
+    annotate = _page(client, study["second"], f"/clips/{study['clip'].pk}/annotate/")
+    config = json.loads(re.search(r'<script id="annotate-config" type="application/json">(.*?)</script>',
+                                  annotate, re.S).group(1))
+    assert config["blinded"] is False
+    _no_diagnosis(annotate)
+    outlines = api(study["second"]).get(f"/api/outlines/?frame__clip={study['clip'].pk}").json()["results"]
+    assert [o["annotator"] for o in outlines] == ["annot"]
+    assert _page(client, study["second"], f"/clips/{study['clip'].pk}/").count("<td>annot</td>") == 1
