@@ -51,6 +51,10 @@ def make_hand(*, side="right", recruitment="patient", eps=None, exclusion_reason
     return hand
 
 
+# The study settings form's rater fields at their defaults, for tests that post the whole form.
+RATER_FORM = {"primary_rater_rule": "most_confirmed", "primary_rater": "", "raters_blinded": "on",
+              "adjudication_iou_threshold": "0.5", "adjudication_csa_difference_mm2": "2.0"}
+
 SMALL_PHANTOM = dict(width=160, height=120, n_frames=12, pixel_spacing_mm=0.25)
 
 

@@ -65,6 +65,15 @@ class StudySettingsForm(forms.ModelForm):
     class Meta:
         model = StudySettings
         fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method"]
+        fields += ["primary_rater_rule", "primary_rater", "raters_blinded", "adjudication_iou_threshold",
+                   "adjudication_csa_difference_mm2"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from studyapp.clips.selectors import assignable_annotators
+
+        # Annotators only, plus whoever is named now (a role may have changed since).
+        self.fields["primary_rater"].queryset = assignable_annotators(current=self.instance.primary_rater)
 
 
 class CsvImportForm(forms.Form):

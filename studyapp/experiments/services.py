@@ -23,7 +23,7 @@ from mlworker.ml import MODEL_NAMES, CropSample, ImageChanged, TrainConfig, Weig
 from mlworker.ml import load_trained
 from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
-from studyapp.cohort.models import Hand
+from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
@@ -430,7 +430,13 @@ def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
 
 
 def _latest_manual_csa(hand_ids) -> dict[int, float]:
-    return latest_inlet_csa(hand_ids=hand_ids, method=StudySettings.current().csa_baseline_method)
+    method = StudySettings.current().csa_baseline_method
+    values = latest_inlet_csa(hand_ids=hand_ids, method=method)
+    if method == CsaMeasurement.Method.OUTLINE:  # where raters disagreed, the value the PI kept
+        from studyapp.annotations.selectors import adjudicated_outline_csa
+
+        values.update(adjudicated_outline_csa(hand_ids=hand_ids))
+    return values
 
 
 @transaction.atomic

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import assert_web_access
-from tests.factories import make_clip, make_hand, phantom_file, upload_file
+from tests.factories import UserFactory
+from tests.factories import RATER_FORM, make_clip, make_hand, phantom_file, upload_file
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +31,14 @@ def hand(tmp_path, monkeypatch):
     hand.frame = clip.frames.first()
     hand.exam = hand.eps_exams.get()
     hand.upload_path = phantom_file(tmp_path, "other.mp4", seed=9, n_frames=4)[0]
+    # Two raters who disagree on the first frame, for the PI's review pages.
+    from studyapp.annotations import services as annotation_services
+
+    for name, x in (("rater-a", 40), ("rater-b", 120)):
+        rater = UserFactory(username=name, role="annotator")
+        annotation_services.roi_save(frame=hand.frame, annotator=rater, center_x=x, center_y=60)
+        annotation_services.outline_create(frame=hand.frame, annotator=rater,
+                                           points=[[x - 10, 50], [x + 10, 50], [x + 10 + x / 10, 70]])
     return hand
 
 
@@ -53,7 +62,7 @@ API = [
     ("post", lambda h: "/api/eps-exams/", lambda r: None, COORD),
     ("get", lambda h: "/api/csa-measurements/", None, EVERYONE),
     ("post", lambda h: "/api/csa-measurements/", lambda r: None, COORD),
-    ("get", lambda h: "/api/cohort/flow/", None, EVERYONE),
+    ("get", lambda h: "/api/cohort/flow/", None, CLINICAL),
     ("post", lambda h: "/api/cohort/restage/", lambda r: {}, {"coordinator", "pi", "admin"}),
     ("get", lambda h: "/api/schema/", None, EVERYONE | {"norole"}),
     ("post", lambda h: "/api/ops/ping-worker/", lambda r: {}, EVERYONE | {"norole"}),
@@ -72,7 +81,7 @@ API = [
     ("get", lambda h: "/api/outlines/", None, EVERYONE),
     ("post", lambda h: "/api/outlines/", lambda r: {"frame": "FRAME", "points": [[10, 10], [50, 10], [50, 40]]},
      ANNOTATE),
-    ("get", lambda h: "/api/agreement/", None, EVERYONE),
+    ("get", lambda h: "/api/agreement/", None, CLINICAL),
     # Splits, experiments and models: the PI's (the others stay blinded to results).
     ("get", lambda h: "/api/splits/", None, {"pi", "admin"}),
     ("post", lambda h: "/api/splits/", lambda r: {"name": "s"}, {"pi", "admin"}),
@@ -125,7 +134,7 @@ WEB = [
     ("get", lambda h: f"/cohort/hands/{h.pk}/", None, EVERYONE),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/", {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"},
      COORD),
-    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, EVERYONE),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, CLINICAL),
     ("get", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/", None, COORD),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/",
      {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"}, COORD),
@@ -141,6 +150,12 @@ WEB = [
     ("get", lambda h: "/cohort/settings/", None, EVERYONE),
     ("get", lambda h: f"/clips/frames/{h.frame.pk}/image.png", None, EVERYONE),
     ("get", lambda h: "/clips/worklist/", None, ANNOTATE),
+    ("get", lambda h: "/clips/review/", None, {"pi", "admin"}),
+    ("get", lambda h: f"/clips/review/frames/{h.frame.pk}/", None, {"pi", "admin"}),
+    ("post", lambda h: f"/clips/review/frames/{h.frame.pk}/", {"keep": "rater-a"}, {"pi", "admin"}),
+    ("get", lambda h: f"/clips/review/hands/{h.pk}/", None, {"pi", "admin"}),
+    ("post", lambda h: f"/clips/review/hands/{h.pk}/", {"keep": "__third__", "csa_mm2": "9.5"}, {"pi", "admin"}),
+    ("get", lambda h: "/clips/agreement/", None, CLINICAL),
     ("post", lambda h: f"/clips/{h.clip.pk}/take/", {}, ANNOTATE),
     ("post", lambda h: f"/clips/{h.clip.pk}/release/", {}, EVERYONE),
     ("post", lambda h: f"/clips/{h.clip.pk}/assign/", {"annotator": ""}, {"coordinator", "pi", "admin"}),
@@ -148,7 +163,7 @@ WEB = [
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
-                                             "csa_baseline_method": "manual"}, {"pi", "admin"}),
+                                             "csa_baseline_method": "manual", **RATER_FORM}, {"pi", "admin"}),
 ]
 
 
