@@ -64,7 +64,8 @@ class CsaMeasurementForm(forms.ModelForm):
 class StudySettingsForm(forms.ModelForm):
     class Meta:
         model = StudySettings
-        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method"]
+        fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method",
+                  "explain_frames_occlusion", "explain_frames_lime", "explain_frames_gradcam", "perineural_ring_mm"]
 
 
 class CsvImportForm(forms.Form):

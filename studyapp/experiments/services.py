@@ -346,6 +346,9 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                 library_versions=library_versions(), evaluation=evaluation,
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
+        from studyapp.explanations.services import jobs_queue_after_training
+
+        jobs_queue_after_training(run_id=run_id)
     except WeightsUnavailable as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
         return "failed"

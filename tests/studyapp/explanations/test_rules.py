@@ -1,0 +1,48 @@
+"""The plain rules: outcomes at the threshold, evenly spaced frames, and the carried outline's geometry."""
+
+import numpy as np
+import pytest
+
+from studyapp.explanations import rules
+
+
+@pytest.mark.parametrize("label, probability, expected", [
+    (1, 0.5, "TP"), (1, 0.49, "FN"), (0, 0.5, "FP"), (0, 0.2, "TN"), (1, 0.99, "TP"), (0, 0.0, "TN")])
+def test_outcome_at_the_threshold_counts_equal_as_positive(label, probability, expected):
+    assert rules.outcome(label, probability, 0.5) == expected
+
+
+def test_outcome_follows_another_threshold():
+    assert rules.outcome(1, 0.6, 0.7) == "FN" and rules.outcome(0, 0.75, 0.7) == "FP"
+
+
+def test_evenly_spaced_keeps_first_and_last_and_all_when_not_fewer():
+    items = list(range(100))
+    picked = rules.evenly_spaced(items, 10)
+    assert len(picked) == 10 and picked[0] == 0 and picked[-1] == 99
+    assert np.all(np.diff(picked) >= 10)
+    assert rules.evenly_spaced(items, None) == items and rules.evenly_spaced(items[:4], 10) == items[:4]
+    assert rules.evenly_spaced(items, 1) == [0]
+
+
+def test_carried_outline_moves_with_the_roi_centre():
+    square = np.array([[10, 10], [20, 10], [20, 20], [10, 20]], float)
+    moved = rules.carried_outline(square, source_box=[0, 0, 30, 30], target_box=[7, -3, 30, 30])
+    assert np.allclose(moved, square + [7, -3])
+    # boxes of another size (clamped at the border): the centre's shift, not the corner's
+    moved = rules.carried_outline(square, source_box=[0, 0, 30, 30], target_box=[0, 0, 20, 30])
+    assert np.allclose(moved, square + [-5, 0])
+    # the shape is unchanged
+    assert np.allclose(np.diff(moved, axis=0), np.diff(square, axis=0))
+
+
+def test_nearest_traced_frame_ties_to_the_earlier_one():
+    assert rules.nearest_traced(5, [0, 10]) == 0
+    assert rules.nearest_traced(6, [0, 10]) == 10
+    assert rules.nearest_traced(3, [3]) == 3
+    assert rules.nearest_traced(3, []) is None
+
+
+def test_mm_per_crop_pixel():
+    assert rules.mm_per_crop_px([0, 0, 60, 60], spacing_col_mm=0.25, size=224) == pytest.approx(15 / 224)
+    assert rules.mm_per_crop_px([0, 0, 60, 60], spacing_col_mm=None, size=224) is None
