@@ -14,7 +14,7 @@ from .constants import (
     MODEL_LABELS,
     MODEL_NAMES,
 )
-from .data import CropSample, CropTensors, batches, crop_image, load_crops
+from .data import CropSample, CropTensors, GreyNormalizer, batches, crop_image, load_crops
 from .models import WeightsUnavailable, build_model, model_normalization, normalization, weights_cache_path
 from .train import (
     OPTIMIZERS,
@@ -24,6 +24,7 @@ from .train import (
     epoch_progress,
     evaluate,
     fit,
+    autocast,
     library_versions,
     load_trained,
     predict_proba,
@@ -45,6 +46,7 @@ __all__ = [
     "MODEL_NAMES",
     "CropSample",
     "CropTensors",
+    "GreyNormalizer",
     "batches",
     "crop_image",
     "load_crops",
@@ -60,6 +62,7 @@ __all__ = [
     "epoch_progress",
     "evaluate",
     "fit",
+    "autocast",
     "library_versions",
     "load_trained",
     "predict_proba",
