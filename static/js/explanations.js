@@ -10,4 +10,5 @@
   };
   slider.addEventListener("input", apply);
   apply();
+  gallery.dataset.ready = "1";
 })();
