@@ -46,3 +46,27 @@ def test_nearest_traced_frame_ties_to_the_earlier_one():
 def test_mm_per_crop_pixel():
     assert rules.mm_per_crop_px([0, 0, 60, 60], spacing_col_mm=0.25, size=224) == pytest.approx(15 / 224)
     assert rules.mm_per_crop_px([0, 0, 60, 60], spacing_col_mm=None, size=224) is None
+
+
+@pytest.mark.django_db
+def test_the_pi_sets_frames_per_hand_and_the_ring_on_the_settings_page_and_it_is_audited(client_for):
+    from studyapp.protocol.models import StudySettings
+
+    defaults = StudySettings.current()
+    assert (defaults.explain_frames_occlusion, defaults.explain_frames_lime, defaults.explain_frames_gradcam,
+            defaults.perineural_ring_mm) == (None, 10, None, 1.0)
+    pi = client_for("pi")
+    response = pi.post("/cohort/settings/", {
+        "dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40", "frames_per_clip": "100", "crop_size_mm": "15",
+        "csa_baseline_method": "manual", "explain_frames_occlusion": "", "explain_frames_lime": "5",
+        "explain_frames_gradcam": "20", "perineural_ring_mm": "1.5"})
+    assert response.status_code == 302
+    current = StudySettings.current()
+    assert (current.explain_frames_lime, current.explain_frames_gradcam, current.perineural_ring_mm) == (5, 20, 1.5)
+    assert current.history.first().perineural_ring_mm == 1.5
+    html = pi.get("/cohort/settings/").content.decode()
+    assert "LIME: test frames per hand" in html and "all / 5 / 20" in html
+    bad = pi.post("/cohort/settings/", {
+        "dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40", "frames_per_clip": "100", "crop_size_mm": "15",
+        "csa_baseline_method": "manual", "explain_frames_lime": "0", "perineural_ring_mm": "50"})
+    assert bad.status_code == 200 and StudySettings.current().perineural_ring_mm == 1.5
