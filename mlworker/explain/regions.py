@@ -86,7 +86,9 @@ def ring_mask(nerve, width_px: float) -> np.ndarray:
 
     A nerve pixel's centre sits half a pixel inside the outline, so an outside pixel whose centre is d
     from the nearest nerve-pixel centre is about d - 0.5 from the outline: the band is d <= width_px + 0.5
-    (a Euclidean dilation by that disc, minus the nerve). Its area is about perimeter × width_px.
+    (a Euclidean dilation by that disc, minus the nerve). That is exact along edges parallel to the pixel
+    grid and within a pixel of width elsewhere (the mask no longer knows where between two pixel centres
+    the outline ran); the area is about perimeter × width_px.
     """
     m = _mask(nerve, name="nerve")
     width = float(width_px)
