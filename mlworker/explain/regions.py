@@ -13,17 +13,13 @@ from scipy import ndimage
 from skimage.draw import polygon as fill_polygon
 
 __all__ = [
-    "DEFAULT_RING_MM",
     "REGIONS",
     "attribution_shares",
-    "frame_regions",
     "nerve_mask",
     "outline_to_crop",
     "ring_mask",
 ]
 
-# The study's "surrounding tissues" of the nerve: a 1 mm band just outside the traced outline.
-DEFAULT_RING_MM = 1.0
 REGIONS = ("nerve", "ring", "outside")
 
 
@@ -99,17 +95,6 @@ def ring_mask(nerve, width_px: float) -> np.ndarray:
         return np.zeros_like(m)
     distance = ndimage.distance_transform_edt(~m)
     return (~m) & (distance <= width + 0.5)
-
-
-def frame_regions(
-    points, box: tuple[int, int, int, int], size: int, *, mm_per_px: float, ring_mm: float = DEFAULT_RING_MM
-) -> tuple[np.ndarray, np.ndarray]:
-    """(nerve, ring) masks of one frame's outline in its crop; mm_per_px is the crop's (crop side in mm / size)."""
-    scale = float(mm_per_px)
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px!r}")
-    nerve = nerve_mask(outline_to_crop(points, box, size), size)
-    return nerve, ring_mask(nerve, ring_mm / scale)
 
 
 def _pointing(attribution: np.ndarray, labels: np.ndarray) -> str:

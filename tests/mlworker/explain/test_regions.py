@@ -5,7 +5,6 @@ import pytest
 
 from mlworker.explain.regions import (
     attribution_shares,
-    frame_regions,
     nerve_mask,
     outline_to_crop,
     ring_mask,
@@ -103,14 +102,6 @@ def test_ring_of_no_nerve_is_empty_and_width_must_be_positive():
             ring_mask(nerve, width)
     with pytest.raises(ValueError, match="bool"):
         ring_mask(nerve.astype(np.uint8), 1.0)
-
-
-def test_frame_regions_converts_the_ring_width_from_millimetres():
-    points = np.array([[40.0, 30.0], [60.0, 30.0], [60.0, 50.0], [40.0, 50.0]])
-    box = (20, 10, 60, 60)
-    nerve, ring = frame_regions(points, box, 60, mm_per_px=0.25, ring_mm=1.0)
-    np.testing.assert_array_equal(nerve, nerve_mask(outline_to_crop(points, box, 60), 60))
-    np.testing.assert_array_equal(ring, ring_mask(nerve, 4.0))
 
 
 def _regions(size=32):
