@@ -49,7 +49,9 @@ def test_estimates_are_frame_means_and_cis_bracket_them():
         assert summary[stat]["low"] < summary[stat]["estimate"] < summary[stat]["high"], stat
     assert (summary["n_frames"], summary["n_hands"], summary["n_measured"]) == (len(rows), 24, len(rows))
     assert (summary["n_hands_control"], summary["n_hands_cts"]) == (12, 12)
-    assert summary["ci"] == {"kind": "bootstrap over hands, stratified by label", "level": 0.95, "n_boot": 400, "seed": 0}
+    assert summary["ci"] == {
+        "kind": "bootstrap over hands, stratified by label", "level": 0.95, "n_boot": 400, "seed": 0
+    }
 
 
 def test_copies_of_a_hands_frames_do_not_narrow_the_interval():
