@@ -13,17 +13,13 @@ from scipy import ndimage
 from skimage.draw import polygon as fill_polygon
 
 __all__ = [
-    "DEFAULT_RING_MM",
     "REGIONS",
     "attribution_shares",
-    "frame_regions",
     "nerve_mask",
     "outline_to_crop",
     "ring_mask",
 ]
 
-# The study's "surrounding tissues" of the nerve: a 1 mm band just outside the traced outline.
-DEFAULT_RING_MM = 1.0
 REGIONS = ("nerve", "ring", "outside")
 
 
@@ -86,7 +82,9 @@ def ring_mask(nerve, width_px: float) -> np.ndarray:
 
     A nerve pixel's centre sits half a pixel inside the outline, so an outside pixel whose centre is d
     from the nearest nerve-pixel centre is about d - 0.5 from the outline: the band is d <= width_px + 0.5
-    (a Euclidean dilation by that disc, minus the nerve). Its area is about perimeter × width_px.
+    (a Euclidean dilation by that disc, minus the nerve). That is exact along edges parallel to the pixel
+    grid and within a pixel of width elsewhere (the mask no longer knows where between two pixel centres
+    the outline ran); the area is about perimeter × width_px.
     """
     m = _mask(nerve, name="nerve")
     width = float(width_px)
@@ -97,17 +95,6 @@ def ring_mask(nerve, width_px: float) -> np.ndarray:
         return np.zeros_like(m)
     distance = ndimage.distance_transform_edt(~m)
     return (~m) & (distance <= width + 0.5)
-
-
-def frame_regions(
-    points, box: tuple[int, int, int, int], size: int, *, mm_per_px: float, ring_mm: float = DEFAULT_RING_MM
-) -> tuple[np.ndarray, np.ndarray]:
-    """(nerve, ring) masks of one frame's outline in its crop; mm_per_px is the crop's (crop side in mm / size)."""
-    scale = float(mm_per_px)
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px!r}")
-    nerve = nerve_mask(outline_to_crop(points, box, size), size)
-    return nerve, ring_mask(nerve, ring_mm / scale)
 
 
 def _pointing(attribution: np.ndarray, labels: np.ndarray) -> str:

@@ -85,13 +85,16 @@ def summarise_shares(
     summaries = []
     for key in sorted(grouped, key=_group_order):
         group = grouped[key]
+        hand_labels: dict = {}
+        for row in group:
+            if hand_labels.setdefault(row["hand"], row["label"]) != row["label"]:
+                raise ValueError(f"hand {row['hand']} has frames labelled both 0 and 1; a hand has one label")
         values = np.array([_frame_values(row["shares"]) for row in group], dtype=float)
         hands = np.array([row["hand"] for row in group])
         labels = np.array([row["label"] for row in group], dtype=np.int64)
         ci = bootstrap_mean_ci(values, clusters=hands, strata=labels, n_boot=n_boot, seed=seed, level=CI_LEVEL)
         n_without_outline = sum(row["shares"] is None for row in group)
         n_measured = int(ci["n_values"][0])
-        hand_labels = {row["hand"]: row["label"] for row in group}
         summary = dict(zip(by, key))
         summary.update(
             n_frames=len(group),
