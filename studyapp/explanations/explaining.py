@@ -6,6 +6,7 @@ Imports torch (through mlworker): only the Celery task imports this module.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import tempfile
@@ -119,6 +120,41 @@ def _store(name: str, content: bytes, *, replace: bool = True) -> str:
     return default_storage.save(name, ContentFile(content))
 
 
+def explain_by_scale(method: str, model, images, mm_per_px: list[float], *, params, device, seed: int) -> np.ndarray:
+    """Maps float32 (N, S, S) of crops whose scale may differ (clips of a hand, boxes clamped at a border):
+    one explain_crops call per scale, since patch and smoothing sizes are given in millimetres."""
+    size = images.shape[-1]
+    maps = np.zeros((images.shape[0], size, size), np.float32)
+    scales: dict[float, list[int]] = defaultdict(list)
+    for i, value in enumerate(mm_per_px):
+        scales[round(value, 9)].append(i)
+    for scale, indices in scales.items():
+        maps[indices] = explain_crops(method, model, images[indices], mm_per_px=scale, params=params,
+                                      device=device, seed=seed)
+    return maps
+
+
+def crop_heatmaps(*, run, model, images, boxes: list, spacing_col_mm: float | None, methods: list[str],
+                  device) -> list[dict[str, str]]:
+    """Per crop {method: base64 PNG heatmap}, with the parameters and seed of the run's explanation jobs
+    (the methods' defaults where none ran), so a predicted clip's maps read like the gallery's."""
+    size = images.shape[-1]
+    scales = [rules.mm_per_crop_px(box, spacing_col_mm=spacing_col_mm, size=size) for box in boxes]
+    if any(scale is None for scale in scales):
+        raise ValueError("The clip has no pixel spacing, so the methods' millimetre sizes can't be placed; "
+                         "calibrate it first.")
+    jobs = {job.method: job for job in ExplanationJob.objects.filter(run=run, method__in=methods)}
+    out: list[dict[str, str]] = [{} for _ in boxes]
+    for method in methods:
+        job = jobs.get(method)
+        params = params_from_dict(method, job.params) if job and job.params else default_params(method)
+        maps = explain_by_scale(method, model, images, scales, params=params, device=device,
+                                seed=job.seed if job else run.config.get("seed", 0))
+        for i, attribution in enumerate(maps):
+            out[i][method] = base64.b64encode(heatmap_png(attribution)).decode("ascii")
+    return out
+
+
 class _Context:
     """What every hand of one job needs: the model, the run's predictions, the outlines and spacings."""
 
@@ -148,15 +184,10 @@ class _Context:
         return value
 
     def explain(self, entries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """(crops uint8 (N, S, S), maps float32 (N, S, S)); one call per crop scale (a hand's clips may differ)."""
+        """(crops uint8 (N, S, S), maps float32 (N, S, S)) of some test frames."""
         crops = load_crops(_samples(entries, self.cache), size=self.size).images
-        maps = np.zeros((len(entries), self.size, self.size), np.float32)
-        scales: dict[float, list[int]] = defaultdict(list)
-        for i, entry in enumerate(entries):
-            scales[round(self.mm_per_px(entry), 9)].append(i)
-        for mm_per_px, indices in scales.items():
-            maps[indices] = explain_crops(self.job.method, self.model, crops[indices], mm_per_px=mm_per_px,
-                                          params=self.params, device=self.device, seed=self.job.seed)
+        maps = explain_by_scale(self.job.method, self.model, crops, [self.mm_per_px(e) for e in entries],
+                                params=self.params, device=self.device, seed=self.job.seed)
         return crops[:, 0].numpy(), maps
 
     def shares(self, entry: dict, attribution: np.ndarray) -> tuple[dict | None, str, int | None]:

@@ -95,6 +95,15 @@ def test_gallery_shows_methods_side_by_side_filters_and_the_summary(explained, c
     assert client_for("annotator").get(f"/explanations/experiments/{run.experiment_id}/").status_code == 403
 
 
+def test_prediction_page_links_the_gallery_once_the_model_is_explained(explained, client_for):
+    from studyapp.clips.models import Clip
+
+    clip = Clip.objects.get(hand_id=explained.evaluation["hand"]["hand_ids"][0])
+    html = client_for("pi").get(f"/experiments/clips/{clip.pk}/predict/?model={explained.pk}").content.decode()
+    assert 'id="heatmaps-gallery"' in html and f"/explanations/experiments/{explained.experiment_id}/" in html
+    assert 'id="no-heatmaps"' not in html
+
+
 def test_gallery_flags_a_method_that_failed_the_sanity_check(explained, client_for):
     from studyapp.explanations.models import ExplanationJob
 
@@ -102,3 +111,28 @@ def test_gallery_flags_a_method_that_failed_the_sanity_check(explained, client_f
         sanity={"passed": False, "median": 0.97, "reason": "maps barely change", "spearman": [0.97]})
     html = client_for("pi").get(f"/explanations/experiments/{explained.experiment_id}/").content.decode()
     assert html.count("does not reflect the model") >= 2  # jobs table and summary
+
+
+def test_prediction_endpoint_returns_the_gallery_s_heatmaps_on_request(explained, api_for):
+    import base64
+
+    from django.core.files.storage import default_storage
+
+    from studyapp.clips.models import Clip
+
+    run = explained
+    row = FrameExplanation.objects.filter(job__run=run, job__method="occlusion").select_related("frame").first()
+    clip = Clip.objects.get(pk=row.frame.clip_id)
+    pi = api_for("pi")
+    plain = pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk}, format="json").json()
+    assert "heatmaps" not in plain["frames"][0]
+    response = pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk, "heatmaps": ["occlusion", "gradcam"]},
+                       format="json")
+    assert response.status_code == 200, response.content
+    frames = {f["frame"]: f for f in response.json()["frames"]}
+    assert all(set(f["heatmaps"]) == {"occlusion", "gradcam"} for f in frames.values())
+    png = base64.b64decode(frames[row.frame_id]["heatmaps"]["occlusion"])
+    with default_storage.open(row.heatmap.name) as stored:
+        assert png == stored.read()  # same function, parameters and crop as the stored explanation
+    bad = pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk, "heatmaps": ["saliency"]}, format="json")
+    assert bad.status_code == 400 and "heatmaps" in bad.json()
