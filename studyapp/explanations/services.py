@@ -5,6 +5,8 @@ Nothing here imports torch at module import: the worker's part (models, maps) is
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -17,6 +19,7 @@ from studyapp.experiments.models import TrainingRun
 from .models import ExplanationJob, FrameExplanation
 
 METHODS = tuple(ExplanationJob.Method.values)
+logger = logging.getLogger(__name__)
 
 
 def _invalid(field: str, message: str, code: str) -> ValidationError:
@@ -98,9 +101,13 @@ def jobs_queue_after_training(*, run_id: int) -> None:
         return
 
     def queue() -> None:
-        run = TrainingRun.objects.get(pk=run_id)
-        if not ExplanationJob.objects.filter(run=run).exists():
-            jobs_queue(run=run)
+        # The run is done whatever happens here: a broker hiccup must not turn it into a failed run.
+        try:
+            run = TrainingRun.objects.get(pk=run_id)
+            if not ExplanationJob.objects.filter(run=run).exists():
+                jobs_queue(run=run)
+        except Exception:
+            logger.exception("Queueing the explanations of run %s failed; queue them from the gallery", run_id)
 
     transaction.on_commit(queue)
 

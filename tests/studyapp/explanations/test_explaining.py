@@ -172,3 +172,21 @@ def test_method_names_match_the_pure_package():
     from mlworker.explain import METHODS
 
     assert tuple(ExplanationJob.Method.values) == tuple(METHODS)
+
+
+def test_a_failure_to_queue_explanations_leaves_the_run_done(trained_run, settings, monkeypatch,
+                                                             django_capture_on_commit_callbacks, caplog):
+    settings.CTS_EXPLAIN_AFTER_TRAINING = True
+
+    def broker_down(**kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(services, "jobs_queue", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.jobs_queue_after_training(run_id=trained_run.pk)
+    trained_run.refresh_from_db()
+    assert trained_run.status == "done" and "queue them from the gallery" in caplog.text
+    settings.CTS_EXPLAIN_AFTER_TRAINING = False
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.jobs_queue_after_training(run_id=trained_run.pk)
+    assert callbacks == []

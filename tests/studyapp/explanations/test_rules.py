@@ -70,3 +70,21 @@ def test_the_pi_sets_frames_per_hand_and_the_ring_on_the_settings_page_and_it_is
         "dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40", "frames_per_clip": "100", "crop_size_mm": "15",
         "csa_baseline_method": "manual", "explain_frames_lime": "0", "perineural_ring_mm": "50"})
     assert bad.status_code == 200 and StudySettings.current().perineural_ring_mm == 1.5
+
+
+def test_the_web_side_of_explanations_imports_without_torch():
+    """Views, API, URLs, services, selectors and the task module load no torch (the worker's code does)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, django; django.setup(); assert 'torch' not in sys.modules; "
+            "import studyapp.explanations.views, studyapp.explanations.api, studyapp.explanations.urls, "
+            "studyapp.explanations.services, studyapp.explanations.selectors, studyapp.explanations.tasks, "
+            "studyapp.explanations.serializers, studyapp.explanations.filters; "
+            "print('torch' in sys.modules)")
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "studyapp.settings.test"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
