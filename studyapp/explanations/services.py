@@ -140,5 +140,18 @@ def job_claim(*, job_id: int, task_id: str, worker: str) -> ExplanationJob | Non
     return ExplanationJob.objects.select_related("run__experiment__split").get(pk=job_id)
 
 
+def jobs_requeue_orphans(*, worker: str) -> list[int]:
+    """Jobs a worker of this name held when it died: queue them again; they resume at the next unexplained frame."""
+    orphans = list(ExplanationJob.objects.filter(status=ExplanationJob.Status.RUNNING, worker=worker)
+                   .values_list("pk", flat=True))
+    requeued = []
+    for job_id in orphans:
+        if ExplanationJob.objects.filter(pk=job_id, status=ExplanationJob.Status.RUNNING, worker=worker).update(
+                status=ExplanationJob.Status.QUEUED, task_id=""):
+            queue_job(job_id)
+            requeued.append(job_id)
+    return requeued
+
+
 def job_finish(job_id: int, status: str, **fields) -> None:
     ExplanationJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)

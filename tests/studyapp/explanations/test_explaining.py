@@ -190,3 +190,13 @@ def test_a_failure_to_queue_explanations_leaves_the_run_done(trained_run, settin
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.jobs_queue_after_training(run_id=trained_run.pk)
     assert callbacks == []
+
+
+def test_a_job_held_by_a_dead_worker_is_queued_again_and_resumes(trained_run, no_queue):
+    job = services.jobs_queue(run=trained_run, methods=["gradcam"])[0]
+    assert services.job_claim(job_id=job.pk, task_id="old", worker="w1@host") is not None
+    no_queue.clear()
+    assert services.jobs_requeue_orphans(worker="w2@host") == []
+    assert services.jobs_requeue_orphans(worker="w1@host") == [job.pk] and no_queue == [job.pk]
+    assert explaining.job_run(job_id=job.pk, task_id="new", worker="w1@host") == "done"
+    assert explaining.job_run(job_id=job.pk, task_id="old", worker="w1@host") == "not claimed"
