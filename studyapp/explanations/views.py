@@ -20,7 +20,7 @@ FRAMES_PER_PAGE = 12
 CONTENT_TYPES = {"attribution": "application/octet-stream"}
 
 
-def _choices(experiment: Experiment, rows) -> dict:
+def _choices(experiment: Experiment) -> dict:
     hands = (Hand.objects.filter(explanations__job__run__experiment=experiment).distinct()
              .select_related("participant").order_by("participant__study_code", "side"))
     return {"models": sorted(set(experiment.runs.values_list("model_name", flat=True))),
@@ -71,7 +71,7 @@ def gallery(request, pk):
     query.pop("page", None)
     return render(request, "explanations/gallery.html", {
         "experiment": experiment, "jobs": jobs, "active": active, "filters": filtered,
-        "errors": filtered.errors, "chosen": request.GET, "choices": _choices(experiment, rows), "page": page,
+        "errors": filtered.errors, "chosen": request.GET, "choices": _choices(experiment), "page": page,
         "entries": entries, "methods": [(m, ExplanationJob.Method(m).label) for m in methods],
         "summaries": selectors.summaries(rows, by=("model", "method")), "query": query.urlencode(),
         "n_rows": rows.count(), "n_without_outline": rows.filter(outline_source="none").count()})

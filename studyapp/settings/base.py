@@ -207,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "ExplanationMethodEnum": "studyapp.explanations.models.ExplanationJob.Method",
+        "ExplanationStatusEnum": "studyapp.explanations.models.ExplanationJob.Status",
+        "OutcomeEnum": "studyapp.explanations.models.Outcome",
+    },
 }
 
 LOGGING = {
