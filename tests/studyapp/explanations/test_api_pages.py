@@ -59,7 +59,7 @@ def test_api_lists_filters_and_summarises(explained, api_for, client_for):
     assert api.get(f"/api/explanation-summaries/?run={run.pk}&by=colour").status_code == 400
 
 
-def test_pi_queues_and_cancels_through_the_api(explained, api_for):
+def test_pi_queues_and_cancels_through_the_api(explained, api_for, client_for):
     pi = api_for("pi")
     response = pi.post("/api/explanation-jobs/", {"run": explained.pk, "methods": ["lime"],
                                                   "params": {"lime": {"num_samples": 20}}}, format="json")
@@ -68,6 +68,9 @@ def test_pi_queues_and_cancels_through_the_api(explained, api_for):
     assert job["status"] == "queued" and job["params"]["num_samples"] == 20
     again = pi.post("/api/explanation-jobs/", {"run": explained.pk, "methods": ["lime"]}, format="json")
     assert again.status_code == 400 and "already" in str(again.json())
+    polled = client_for("pi").get(f"/explanations/experiments/{explained.experiment_id}/?part=jobs",
+                                  HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 2s"' in polled and "Queued" in polled  # progress is polled while a job is open
     cancelled = pi.post(f"/api/explanation-jobs/{job['id']}/cancel/").json()
     assert cancelled["status"] == "cancelled"
     bad = pi.post("/api/explanation-jobs/", {"run": explained.pk, "methods": ["lime"],
@@ -91,6 +94,9 @@ def test_gallery_shows_methods_side_by_side_filters_and_the_summary(explained, c
     filtered = pi.get(f"/explanations/experiments/{run.experiment_id}/?hand_outcome=FN&method=gradcam").content.decode()
     assert f"{len(set(fn))} frame" in filtered
     assert filtered.count("not explained</div>") == 0
+    polled = pi.get(f"/explanations/experiments/{run.experiment_id}/?part=jobs", HTTP_HX_REQUEST="true")
+    assert 'id="explanation-jobs"' in polled.content.decode() and "xp-frame" not in polled.content.decode()
+    assert "hx-trigger" not in polled.content.decode()  # every job is finished: no more polling
     # an annotator never sees it; a coordinator reads it
     assert client_for("annotator").get(f"/explanations/experiments/{run.experiment_id}/").status_code == 403
 
