@@ -79,11 +79,11 @@ def outline_sources(test_set: list[dict]) -> dict[int, tuple[str, np.ndarray | N
         traced[outline.frame.clip_id][(outline.annotator_id, outline.frame.index)] = outline  # latest wins
     sources = {}
     for clip_id, entries in by_clip.items():
-        annotator = entries[0]["annotator"]
-        mine = {index: o for (who, index), o in traced[clip_id].items() if who == annotator}
         boxes = {e["index"]: e["box"] for e in entries}
-        usable = sorted(index for index in mine if index in boxes)
         for entry in entries:
+            # The rater whose ROI made this crop (frames of one clip may differ after an adjudication).
+            mine = {index: o for (who, index), o in traced[clip_id].items() if who == entry["annotator"]}
+            usable = sorted(index for index in mine if index in boxes)
             nearest = rules.nearest_traced(entry["index"], usable)
             if nearest is None:
                 sources[entry["frame"]] = ("none", None, None)
