@@ -14,7 +14,7 @@ from .constants import (
     MODEL_LABELS,
     MODEL_NAMES,
 )
-from .data import CropSample, CropTensors, ImageChanged, batches, crop_image, load_crops
+from .data import CropSample, CropTensors, GreyNormalizer, ImageChanged, batches, crop_image, load_crops
 from .models import WeightsUnavailable, build_model, model_normalization, normalization, weights_cache_path
 from .train import (
     OPTIMIZERS,
@@ -24,6 +24,7 @@ from .train import (
     epoch_progress,
     evaluate,
     fit,
+    autocast,
     library_versions,
     load_trained,
     predict_proba,
@@ -46,6 +47,7 @@ __all__ = [
     "MODEL_NAMES",
     "CropSample",
     "CropTensors",
+    "GreyNormalizer",
     "ImageChanged",
     "batches",
     "crop_image",
@@ -62,6 +64,7 @@ __all__ = [
     "epoch_progress",
     "evaluate",
     "fit",
+    "autocast",
     "library_versions",
     "load_trained",
     "predict_proba",

@@ -15,7 +15,7 @@ import torch
 
 from .augment import BatchAugment
 
-__all__ = ["CropSample", "CropTensors", "ImageChanged", "crop_image", "load_crops", "batches"]
+__all__ = ["CropSample", "CropTensors", "GreyNormalizer", "ImageChanged", "crop_image", "load_crops", "batches"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,25 @@ def load_crops(samples: Sequence[CropSample], *, size: int, workers: int | None 
     )
 
 
+class GreyNormalizer:
+    """uint8 grey crops -> the float (B, 3, S, S) input the networks expect; one path for training and explaining."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device | str) -> None:
+        device = torch.device(device)
+        # Shaped for broadcasting a 1-channel batch to 3 channels: grey replicated as the ImageNet stem expects.
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    @staticmethod
+    def to_unit(images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 1, S, S) -> float32 in [0, 1] on the images' device (augmentation and occlusion work here)."""
+        return images.float().div_(255.0)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Float grey (B, 1, S, S) in [0, 1] -> normalised (B, 3, S, S)."""
+        return (x - self.mean) * self.inv_std
+
+
 def batches(
     crops: CropTensors,
     *,
@@ -148,9 +167,7 @@ def batches(
     n = len(crops)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     cuda = device.type == "cuda"
-    # Shaped for broadcasting a 1-channel batch to 3 channels: grey replicated as the ImageNet stem expects.
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    normalise = GreyNormalizer(mean, std, device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
@@ -159,11 +176,11 @@ def batches(
             # Pinned pages let the copy run asynchronously while the GPU still works on the previous batch.
             images, labels = images.pin_memory(), labels.pin_memory()
         # uint8 travels (4x fewer bytes than float); conversion, warp and normalisation run on the device.
-        x = images.to(device, non_blocking=cuda).float().div_(255.0)
+        x = GreyNormalizer.to_unit(images.to(device, non_blocking=cuda))
         y = labels.to(device, non_blocking=cuda)
         if augment is not None:
             x = augment(x)
-        x = (x - mean_t) * inv_std
+        x = normalise(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, y, idx

@@ -34,6 +34,7 @@ __all__ = [
     "FitResult",
     "select_device",
     "runtime_settings",
+    "autocast",
     "train_one_epoch",
     "evaluate",
     "predict_proba",
@@ -132,7 +133,8 @@ def select_device(pref: str = "auto") -> torch.device:
     return device
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing on the CPU: the precision training, evaluation and explanations run in."""
     # bf16 keeps fp32's exponent range, so no GradScaler is needed; the CPU stays fp32 for exact reproducibility.
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -202,7 +204,7 @@ def train_one_epoch(
     ), start=1):
         if should_stop is not None and should_stop():
             raise Stopped
-        with _autocast(device):
+        with autocast(device):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -233,7 +235,7 @@ def _logits(
             crops, batch_size=batch_size, shuffle=False, generator=None, device=device,
             mean=mean, std=std, augment=None, channels_last=cuda,
         ):
-            with _autocast(device):
+            with autocast(device):
                 outputs.append(model(x).float())
     if not outputs:
         return torch.empty((0, 2))

@@ -1,7 +1,13 @@
 """Statistics of the CTS study as pure numpy/scipy functions (no Django, no scikit-learn)."""
 
 from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
-from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
+from .bootstrap import (
+    BOOTSTRAP_METRICS,
+    bootstrap_ci,
+    bootstrap_mean_ci,
+    bootstrap_mean_replicates,
+    bootstrap_replicates,
+)
 from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from .delong import delong_auc_covariance, delong_ci, delong_test
 from .group_tests import mann_whitney
@@ -15,6 +21,8 @@ __all__ = [
     "binary_metrics",
     "bland_altman",
     "bootstrap_ci",
+    "bootstrap_mean_ci",
+    "bootstrap_mean_replicates",
     "bootstrap_replicates",
     "compare_models",
     "csa_baseline",

@@ -169,7 +169,8 @@ def study_settings_update(*, history_user=None, **fields) -> StudySettings:
     """Change protocol settings; existing hands keep their stage and are flagged for re-staging."""
     study_settings = StudySettings.current()
     _assign(study_settings, fields, ("dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm",
-                                     "csa_baseline_method")
+                                     "csa_baseline_method", "explain_frames_occlusion", "explain_frames_lime",
+                                     "explain_frames_gradcam", "perineural_ring_mm")
             + RATER_SETTINGS)
     return _save(study_settings, history_user=history_user)
 

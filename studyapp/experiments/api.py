@@ -82,10 +82,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @extend_schema(request=PredictSerializer, responses={200: dict})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("experiments.view_trainingrun")])
     def predict(self, request, pk=None):
-        """Per-frame and per-hand CTS probability of a clip with a confirmed ROI."""
+        """Per-frame and per-hand CTS probability of a clip with a confirmed ROI; optionally heatmaps per frame."""
         body = PredictSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(services.predict_clip(run=self.get_object(), clip=body.validated_data["clip"]))
+        return Response(services.predict_clip(run=self.get_object(), clip=body.validated_data["clip"],
+                                              heatmaps=body.validated_data["heatmaps"]))
 
 
 def register(router):

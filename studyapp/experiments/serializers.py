@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from mlworker.ml import MODEL_NAMES
 from studyapp.clips.models import Clip
+from studyapp.explanations.models import ExplanationJob
 
 from .models import Experiment, Split, TrainingRun
 from .services import MAX_NULL_CONTROLS, split_counts, split_verify, split_verify_files
@@ -99,3 +100,6 @@ class ExperimentLaunchSerializer(serializers.Serializer):
 
 class PredictSerializer(serializers.Serializer):
     clip = serializers.PrimaryKeyRelatedField(queryset=Clip.objects.all())
+    heatmaps = serializers.ListField(
+        child=serializers.ChoiceField(choices=ExplanationJob.Method.choices), required=False, default=list,
+        help_text="Explanation methods whose heatmap (base64 PNG) comes with each frame.")

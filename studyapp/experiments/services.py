@@ -400,6 +400,9 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                 library_versions=library_versions(), evaluation=evaluation,
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
+        from studyapp.explanations.services import jobs_queue_after_training
+
+        jobs_queue_after_training(run_id=run_id)
     except WeightsUnavailable as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
         return "failed"
@@ -503,8 +506,11 @@ def _csa_groups() -> dict:
 _MODEL_CACHE: dict[str, object] = {}
 
 
-def predict_clip(*, run: TrainingRun, clip) -> dict:
-    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model."""
+def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = ()) -> dict:
+    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model.
+
+    `heatmaps` names explanation methods whose per-frame heatmap PNGs (base64) come with each frame.
+    """
     if run.status != TrainingRun.Status.DONE or not run.weights:
         raise _invalid("model", "This run has no registered model (it is not done).", "not_registered")
     rois = list(datasets.primary_rois(clip).values())
@@ -520,9 +526,19 @@ def predict_clip(*, run: TrainingRun, clip) -> dict:
         model, config = _MODEL_CACHE[key]
         samples = [CropSample(image_path=str(local_path(r.frame.image.name, Path(tmp))), box=r.box, label=0,
                               hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
-        probabilities = predict_proba(model, load_crops(samples, size=config.input_size), device=device)
+        crops = load_crops(samples, size=config.input_size)
+        probabilities = predict_proba(model, crops, device=device)
+        maps = [{} for _ in rois]
+        if heatmaps:
+            from studyapp.explanations.explaining import crop_heatmaps
+
+            try:
+                maps = crop_heatmaps(run=run, model=model, images=crops.images, boxes=[r.box for r in rois],
+                                     spacing_col_mm=clip.pixel_spacing_col_mm, methods=list(heatmaps), device=device)
+            except ValueError as error:
+                raise _invalid("heatmaps", str(error), "no_spacing") from None
     return {"model": run.model_name, "run": run.pk, "weights_sha256": run.weights_sha256, "clip": clip.pk,
             "hand": clip.hand_id,
-            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p)}
-                       for r, p in zip(rois, probabilities)],
+            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p),
+                        **({"heatmaps": m} if heatmaps else {})} for r, p, m in zip(rois, probabilities, maps)],
             "hand_probability": float(np.mean(probabilities))}

@@ -52,6 +52,18 @@ class StudySettings(models.Model):
         "adjudicate CSA differences above (mm²)", default=2.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
         help_text="Hands whose raters' outline CSA differ by more than this go to the PI's review.")
+    explain_frames_occlusion = models.PositiveIntegerField(
+        "occlusion: test frames per hand", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Test frames of each hand explained by occlusion sensitivity, evenly spaced; empty: all.")
+    explain_frames_lime = models.PositiveIntegerField(
+        "LIME: test frames per hand", null=True, blank=True, default=10, validators=[MinValueValidator(1)],
+        help_text="Test frames of each hand explained by LIME, evenly spaced; empty: all (LIME is the slowest).")
+    explain_frames_gradcam = models.PositiveIntegerField(
+        "Grad-CAM: test frames per hand", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Test frames of each hand explained by Grad-CAM, evenly spaced; empty: all.")
+    perineural_ring_mm = models.FloatField(
+        "perineural ring (mm)", default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(10.0)],
+        help_text="Width of the band just outside the nerve outline whose share of the attribution is measured.")
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

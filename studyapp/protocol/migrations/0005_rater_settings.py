@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('protocol', '0003_csa_baseline_method'),
+        ('protocol', '0004_explanation_settings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -16,8 +16,11 @@ COORD = {"coordinator", "admin"}
 CLINICAL = {"coordinator", "pi", "admin"}  # may see EPS and demographics
 UPLOAD = {"coordinator", "annotator", "admin"}
 ANNOTATE = {"annotator", "admin"}
+RESULTS = {"coordinator", "pi", "admin"}  # explanations: read by PI and coordinator, never by annotators
+PI_ONLY = {"pi", "admin"}
 PLACEHOLDER = SimpleNamespace(pk=1, participant_id=1, clip=SimpleNamespace(pk=1), frame=SimpleNamespace(pk=1),
-                              exam=SimpleNamespace(pk=1))
+                              exam=SimpleNamespace(pk=1), experiment=SimpleNamespace(pk=1),
+                              run=SimpleNamespace(pk=1), job=SimpleNamespace(pk=1), explanation=SimpleNamespace(pk=1))
 
 
 @pytest.fixture
@@ -39,7 +42,26 @@ def hand(tmp_path, monkeypatch):
         annotation_services.roi_save(frame=hand.frame, annotator=rater, center_x=x, center_y=60)
         annotation_services.outline_create(frame=hand.frame, annotator=rater,
                                            points=[[x - 10, 50], [x + 10, 50], [x + 10 + x / 10, 70]])
+    _explanation_objects(hand)
     return hand
+
+
+def _explanation_objects(hand):
+    """An experiment with a (not done) run, its explanation job and one explained frame with a crop file."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from studyapp.experiments.models import Experiment, Split, TrainingRun
+    from studyapp.explanations.models import ExplanationJob, FrameExplanation
+
+    hand.experiment = Experiment.objects.create(name="e", split=Split.objects.create(name="s"), manifest_hash="x")
+    hand.run = TrainingRun.objects.create(experiment=hand.experiment, model_name="squeezenet1_1", config={})
+    hand.job = ExplanationJob.objects.create(run=hand.run, method="gradcam")
+    crop = default_storage.save("explanations/crop.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
+    hand.explanation = FrameExplanation.objects.create(
+        job=hand.job, frame=hand.frame, hand=hand, box=[0, 0, 60, 60], mm_per_px=0.5, attribution="a.npz",
+        crop=crop, heatmap="h.png", overlay="o.png", probability=0.7, label=1, frame_outcome="TP",
+        hand_probability=0.7, hand_outcome="TP", outline_source="none")
 
 
 def participant_payload(role):
@@ -88,6 +110,14 @@ API = [
     ("get", lambda h: "/api/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/api/experiments/", lambda r: {"split": 1}, {"pi", "admin"}),
     ("get", lambda h: "/api/models/", None, {"pi", "admin"}),
+    # Explanations: results, so PI and coordinator read them; only the PI queues and cancels.
+    ("get", lambda h: "/api/explanation-jobs/", None, RESULTS),
+    ("get", lambda h: f"/api/explanation-jobs/{h.job.pk}/", None, RESULTS),
+    ("post", lambda h: "/api/explanation-jobs/", lambda r: {"run": "RUN"}, PI_ONLY),
+    ("post", lambda h: f"/api/explanation-jobs/{h.job.pk}/cancel/", lambda r: {}, PI_ONLY),
+    ("get", lambda h: "/api/frame-explanations/", None, RESULTS),
+    ("get", lambda h: f"/api/frame-explanations/{h.explanation.pk}/", None, RESULTS),
+    ("get", lambda h: f"/api/explanation-summaries/?experiment={h.experiment.pk}", None, RESULTS),
 ]
 
 
@@ -99,6 +129,8 @@ def _payload(spec, role, hand):
     data = spec(role)
     if isinstance(data, dict) and data.get("frame") == "FRAME":
         data["frame"] = hand.frame.pk
+    if isinstance(data, dict) and data.get("run") == "RUN":
+        data["run"] = hand.run.pk
     if data is None:  # resources that point at the hand
         data = {"hand": hand.pk, "exam_date": "2026-03-01", "dml_ms": 4.0, "sncv_m_s": 50.0, "csa_mm2": 9.5,
                 "participant": hand.participant_id, "side": "left"}
@@ -161,6 +193,10 @@ WEB = [
     ("post", lambda h: f"/clips/{h.clip.pk}/assign/", {"annotator": ""}, {"coordinator", "pi", "admin"}),
     ("get", lambda h: f"/experiments/clips/{h.clip.pk}/predict/", None, {"pi", "admin"}),
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
+    ("get", lambda h: f"/explanations/experiments/{h.experiment.pk}/", None, RESULTS),
+    ("get", lambda h: f"/explanations/frames/{h.explanation.pk}/crop/", None, RESULTS),
+    ("post", lambda h: f"/explanations/runs/{h.run.pk}/explain/", {}, PI_ONLY),
+    ("post", lambda h: f"/explanations/jobs/{h.job.pk}/cancel/", {}, PI_ONLY),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
                                              "csa_baseline_method": "manual", **RATER_FORM}, {"pi", "admin"}),
