@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "studyapp.annotations",
     "studyapp.demo",
     "studyapp.experiments",
+    "studyapp.dashboards",
 ]
 
 MIDDLEWARE = [

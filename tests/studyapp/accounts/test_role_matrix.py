@@ -146,6 +146,9 @@ WEB = [
     ("post", lambda h: f"/clips/{h.clip.pk}/assign/", {"annotator": ""}, {"coordinator", "pi", "admin"}),
     ("get", lambda h: f"/experiments/clips/{h.clip.pk}/predict/", None, {"pi", "admin"}),
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
+    # Dashboards: the cohort one shows demographics (clinical roles); the annotation one shows none.
+    ("get", lambda h: "/dashboards/cohort/", None, CLINICAL),
+    ("get", lambda h: "/dashboards/annotation/", None, EVERYONE),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
                                              "csa_baseline_method": "manual"}, {"pi", "admin"}),
