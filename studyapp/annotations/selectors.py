@@ -6,21 +6,26 @@ from collections import defaultdict
 from itertools import combinations
 
 import numpy as np
+from django.contrib.auth import get_user_model
 
 from mlworker.stats import bland_altman, box_iou, icc_2_1
 
 from .models import NerveOutline, RoiAnnotation
 from .services import ANCHORS
 
+User = get_user_model()
+
 
 def roi_agreement(*, clip_id: int | None = None) -> dict:
     """Mean pairwise IoU of confirmed ROIs on frames that two or more annotators marked."""
-    rois = RoiAnnotation.objects.filter(status__in=ANCHORS).select_related("frame", "annotator")
+    rois = RoiAnnotation.objects.filter(status__in=ANCHORS)
     if clip_id is not None:
         rois = rois.filter(frame__clip_id=clip_id)
     by_frame: dict[tuple[int, int], dict[str, tuple]] = defaultdict(dict)
-    for roi in rois:
-        by_frame[(roi.frame.clip_id, roi.frame.index)][roi.annotator.get_username()] = roi.box
+    # Plain tuples, not model instances: a study holds tens of thousands of ROIs and the dashboards read them all.
+    for clip, index, username, *box in rois.order_by().values_list(
+            "frame__clip_id", "frame__index", f"annotator__{User.USERNAME_FIELD}", "x", "y", "w", "h"):
+        by_frame[(clip, index)][username] = tuple(box)
     per_clip: dict[int, list[float]] = defaultdict(list)
     pairs: dict[str, list[float]] = defaultdict(list)
     for (clip, _index), boxes in sorted(by_frame.items()):
@@ -31,7 +36,7 @@ def roi_agreement(*, clip_id: int | None = None) -> dict:
             iou = box_iou(box_a, box_b)
             ious.append(iou)
             pairs[f"{a} vs {b}"].append(iou)
-        per_clip[clip].append(float(np.mean(ious)))
+        per_clip[clip].append(sum(ious) / len(ious))
     everything = [v for values in per_clip.values() for v in values]
     return {
         "frames_compared": len(everything),
@@ -50,8 +55,9 @@ def csa_agreement() -> dict:
     compared are those who outlined the most hands; hands outlined by all of them enter.
     """
     values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for outline in NerveOutline.objects.select_related("frame__clip", "annotator"):
-        values[outline.annotator.get_username()][outline.frame.clip.hand_id].append(outline.area_mm2)
+    for username, hand_id, area in NerveOutline.objects.order_by().values_list(
+            f"annotator__{User.USERNAME_FIELD}", "frame__clip__hand_id", "area_mm2"):
+        values[username][hand_id].append(area)
     raters = sorted(values, key=lambda name: (-len(values[name]), name))
     result = {"raters": raters, "hands": 0, "icc": None, "bland_altman": None,
               "note": "Needs outlines by at least two annotators on at least three of the same hands."}
