@@ -27,3 +27,24 @@ def test_queries_stay_flat_when_the_cohort_grows_tenfold(client, users, url):
     bulk_cohort(36, annotators=annotators, frames_per_clip=3, prefix="LARGE")
     large = _queries(client, url)
     assert 0 < large == small, f"{small} queries for 4 hands, {large} for 40"
+
+
+def test_on_the_demo_study_the_dashboards_show_its_cohort(client_for):
+    from mlworker.phantom import PhantomConfig
+    from studyapp.cohort.selectors import cohort_flow
+    from studyapp.demo.services import demo_seed
+    from studyapp.protocol.models import StudySettings
+
+    StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 4})
+    demo_seed(n_hands=8, config=PhantomConfig(width=160, height=120, n_frames=4, pixel_spacing_mm=0.25),
+              second_rater_every=2, awaiting_annotation=2)
+    response = client_for("coordinator").get("/dashboards/cohort/")
+    flow = cohort_flow()
+    rows = {(step, what): n for step, what, n in response.context["flow"].table.rows}
+    assert rows[("screened", "hands")] == flow["screened"]["hands"] >= 10
+    assert rows[("group", "cts")] == flow["included"]["by_group"]["cts"] > 0
+    table = response.context["table_one"]
+    assert table["n"] == {g: flow["included"]["by_group"][g] for g in ("control", "cts")}
+    annotation = client_for("annotator").get("/dashboards/annotation/")
+    assert annotation.status_code == 200 and len(annotation.context["waiting"]) >= 2
+    assert [p.key for p in annotation.context["agreement_panels"]][:1] == ["iou-clip"]
