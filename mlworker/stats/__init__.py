@@ -1,6 +1,7 @@
 """Statistics of the CTS study as pure numpy/scipy functions (no Django, no scikit-learn)."""
 
 from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
+from .calibration import brier_score, reliability_bins, wilson_interval
 from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
 from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from .delong import delong_auc_covariance, delong_ci, delong_test
@@ -15,6 +16,7 @@ __all__ = [
     "binary_metrics",
     "bland_altman",
     "bootstrap_ci",
+    "brier_score",
     "bootstrap_replicates",
     "compare_models",
     "csa_baseline",
@@ -28,7 +30,9 @@ __all__ = [
     "icc_2_1",
     "mann_whitney",
     "mean_pairwise_iou",
+    "reliability_bins",
     "roc_auc",
     "roc_curve",
+    "wilson_interval",
     "youden_threshold",
 ]
