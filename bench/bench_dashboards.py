@@ -2,8 +2,11 @@
 
 Run: .venv/bin/python bench/bench_dashboards.py   (needs the PostgreSQL of DATABASE_URL; it creates and then
 drops its own throwaway database, `bench_dashboards_<name>`). Study scale is 100 hands × 100 frames with
-two annotators confirming every frame and outlining every hand; the tenth is 10 such hands. The data are
-written with bulk_create (tests/factories.bulk_cohort), not the phantom: the pages read rows, not pixels.
+two annotators confirming every frame and outlining every hand, and an experiment of three models tested on
+40% of the hands; the tenth is 10 such hands. The data are written with bulk_create
+(tests/factories.bulk_cohort) and the runs' stored results computed by mlworker.stats from drawn
+probabilities (tests/factories.locked_split_with_experiment), not the phantom and no training: the pages
+read rows, not pixels.
 Server time is the Django test client's request in this process (no network), the median of `--repeat`
 requests after one warm-up. Goals: under 300 ms at study scale, the same number of queries at both scales.
 """
@@ -30,7 +33,9 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
-PAGES = {"cohort": "/dashboards/cohort/", "annotation": "/dashboards/annotation/", "agreement": "/clips/agreement/"}
+PAGES = {"cohort": "/dashboards/cohort/", "annotation": "/dashboards/annotation/", "agreement": "/clips/agreement/",
+         "experiment": "/dashboards/experiments/{experiment}/"}
+MODELS = ("squeezenet1_1", "mobilenetv2_100", "efficientnet_b0")
 STUDY_HANDS, FRAMES, GOAL_MS = 100, 100, 300.0
 
 
@@ -59,7 +64,8 @@ def main() -> int:
     from tests.factories import UserFactory, bulk_cohort, locked_split_with_experiment
 
     setup_test_environment()
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_dashboards_{settings.DATABASES['default']['NAME']}"
+    database = settings.DATABASES["default"]
+    database.setdefault("TEST", {})["NAME"] = f"bench_dashboards_{database['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         pi = UserFactory(username="bench-pi", role="pi")
@@ -71,15 +77,20 @@ def main() -> int:
         for label, n_new, prefix in (("tenth", tenth, "TENTH"), ("study", args.hands - tenth, "STUDY")):
             start = time.perf_counter()
             bulk_cohort(n_new, annotators=annotators, frames_per_clip=args.frames, prefix=prefix, seed=len(results))
-            # Each scale has a locked split and an experiment, so the two differ in hands and frames only.
-            locked_split_with_experiment(name=label, test_per_group=3 if label == "tenth" else 10)
+            # Each scale has a locked split and an experiment of three models testing 40% of its hands, so the
+            # two differ in hands and frames only.
+            n_hands = tenth if label == "tenth" else args.hands
+            _split, experiment, _cut = locked_split_with_experiment(name=label, test_per_group=n_hands // 5,
+                                                                    models=MODELS)
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")  # planner statistics, as autovacuum keeps them on a running database
             built = time.perf_counter() - start
-            results[label] = {page: measure(client, url, args.repeat) for page, url in PAGES.items()}
+            results[label] = {page: measure(client, url.format(experiment=experiment.pk), args.repeat)
+                              for page, url in PAGES.items()}
             print(f"built {label} scale ({tenth if label == 'tenth' else args.hands} hands × {args.frames} frames, "
                   f"{len(annotators)} annotators) in {built:.1f} s")
-        print(f"\n{'page':<12} {'tenth ms':>9} {'study ms':>9} {'ratio':>6} {'queries tenth':>14} {'queries study':>14}")
+        print(f"\n{'page':<12} {'tenth ms':>9} {'study ms':>9} {'ratio':>6} "
+              f"{'queries tenth':>14} {'queries study':>14}")
         ok = True
         for page in PAGES:
             (t_small, q_small), (t_large, q_large) = results["tenth"][page], results["study"][page]

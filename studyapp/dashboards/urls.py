@@ -7,4 +7,6 @@ app_name = "dashboards"
 urlpatterns = [
     path("cohort/", views.cohort_dashboard, name="cohort"),
     path("annotation/", views.annotation_dashboard, name="annotation"),
+    path("experiments/", views.experiment_index, name="experiments"),
+    path("experiments/<int:pk>/", views.experiment_dashboard, name="experiment"),
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.shortcuts import render
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from studyapp.cohort.models import CsaMeasurement
 
@@ -46,4 +48,55 @@ def annotation_dashboard(request):
         "annotator_panel": panels.annotator_progress(data["annotators"]),
         "roi": data["roi"], "csa": data["csa"],
         "agreement_panels": panels.agreement_panels(data["roi"], data["csa"]),
+    })
+
+
+def _model_labels() -> dict[str, str]:
+    # The experiments app has loaded mlworker.ml already; importing it here keeps this module light.
+    from mlworker.ml.constants import MODEL_LABELS
+
+    return MODEL_LABELS
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def experiment_index(request):
+    """The latest experiment's dashboard, or a page saying there is none yet."""
+    choices = selectors.experiment_choices()
+    if choices:
+        return redirect("dashboards:experiment", pk=choices[0]["pk"])
+    return render(request, "dashboards/experiment.html", {"data": None, "choices": []})
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def experiment_dashboard(request, pk):
+    data = selectors.experiment_dashboard_data(experiment_id=pk)
+    if data is None:
+        raise Http404("No such experiment.")
+    labels = _model_labels()
+    runs = data["runs"]
+    active = any(run["status"] in ("queued", "running") for run in runs)
+    training = panels.training_panels(runs, labels)
+    status = [{"model": labels.get(run["model_name"], run["model_name"]), "status": run["status"],
+               "epochs_done": run["epochs_done"], "epochs": run["epochs"]} for run in runs]
+    if request.GET.get("live") == "1":  # the page polls this while runs train: curves and progress only
+        return JsonResponse({"active": active, "status": status,
+                             "figures": {panel.script_id: panel.figure for panel in training}})
+    evaluated = [run for run in runs if run["evaluation"]]
+    threshold = evaluated[0]["evaluation"].get("threshold", 0.5) if evaluated else 0.5
+    hand_url = reverse("cohort:hand-detail", args=[0]).replace("/0/", "/{pk}/")
+    comparison = data["experiment"]["comparison"] or {}
+    calibration, brier = panels.calibration_panels(runs, labels) if evaluated else ([], [])
+    return render(request, "dashboards/experiment.html", {
+        "data": data, "experiment": data["experiment"], "choices": selectors.experiment_choices(),
+        "active": active, "status": status, "training": training, "evaluated": bool(evaluated),
+        "threshold": threshold,
+        "roc": panels.roc_panels(runs, labels, comparison.get("csa_baseline"), threshold) if evaluated else [],
+        "confusion": panels.confusion_panels(runs, labels),
+        "hands": panels.hand_panels(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url),
+        "stages": panels.stage_panel(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url)
+        if evaluated else None,
+        "calibration": calibration, "brier": brier,
+        "delong": panels.delong_rows(comparison, labels),
     })

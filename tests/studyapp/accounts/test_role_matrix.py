@@ -149,6 +149,7 @@ WEB = [
     # Dashboards: the cohort one shows demographics (clinical roles); the annotation one shows none.
     ("get", lambda h: "/dashboards/cohort/", None, CLINICAL),
     ("get", lambda h: "/dashboards/annotation/", None, EVERYONE),
+    ("get", lambda h: "/dashboards/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
                                              "csa_baseline_method": "manual"}, {"pi", "admin"}),

@@ -48,3 +48,31 @@ def test_on_the_demo_study_the_dashboards_show_its_cohort(client_for):
     annotation = client_for("annotator").get("/dashboards/annotation/")
     assert annotation.status_code == 200 and len(annotation.context["waiting"]) >= 2
     assert [p.key for p in annotation.context["agreement_panels"]][:1] == ["iou-clip"]
+
+
+def test_the_experiment_dashboard_needs_as_many_queries_for_many_test_hands_as_for_few(client, users):
+    from tests.factories import locked_split_with_experiment
+
+    client.force_login(users["pi"])
+    annotators = [users["annotator"], users["coordinator"]]
+    bulk_cohort(8, annotators=annotators, frames_per_clip=3, prefix="SMALL")
+    _split, few, _cut = locked_split_with_experiment(name="few", test_per_group=2, n_boot=20)
+    bulk_cohort(72, annotators=annotators, frames_per_clip=3, prefix="LARGE")
+    _split, many, _cut = locked_split_with_experiment(name="many", test_per_group=20, n_boot=20)
+    small = _queries(client, f"/dashboards/experiments/{few.pk}/")
+    large = _queries(client, f"/dashboards/experiments/{many.pk}/")
+    assert 0 < large == small, f"{small} queries for 4 test hands, {large} for 40"
+
+
+@pytest.mark.parametrize("role", ["coordinator", "annotator", "norole"])
+def test_only_the_pi_opens_an_experiment_dashboard(client, users, role):
+    from tests.factories import locked_split_with_experiment
+
+    bulk_cohort(8, annotators=[users["annotator"]], frames_per_clip=2)
+    _split, experiment, _cut = locked_split_with_experiment(test_per_group=2, n_boot=20)
+    client.force_login(users[role])
+    assert client.get(f"/dashboards/experiments/{experiment.pk}/").status_code == 403
+    assert client.get(f"/dashboards/experiments/{experiment.pk}/?live=1").status_code == 403
+    client.force_login(users["pi"])
+    assert client.get(f"/dashboards/experiments/{experiment.pk}/?live=1").json()["active"] is False
+    assert client.get("/dashboards/experiments/999999/").status_code == 404
