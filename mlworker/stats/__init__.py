@@ -1,6 +1,6 @@
 """Statistics of the CTS study as pure numpy/scipy functions (no Django, no scikit-learn)."""
 
-from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
+from .agreement import Box, bland_altman, box_iou, box_iou_many, icc_2_1, mean_pairwise_iou
 from .calibration import brier_score, reliability_bins, wilson_interval
 from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
 from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
@@ -23,6 +23,7 @@ __all__ = [
     "csa_between_groups",
     "evaluate_predictions",
     "box_iou",
+    "box_iou_many",
     "confusion",
     "delong_auc_covariance",
     "delong_ci",

@@ -94,3 +94,20 @@ def test_mean_pairwise_iou():
     assert mean_pairwise_iou(boxes) == pytest.approx((1 / 3 + 1 + 1 / 3) / 3)
     with pytest.raises(ValueError, match="at least 2 raters"):
         mean_pairwise_iou({"r1": (0, 0, 1, 1)})
+
+
+def test_box_iou_many_equals_box_iou_row_by_row():
+    import numpy as np
+
+    from mlworker.stats import box_iou, box_iou_many
+
+    rng = np.random.default_rng(3)
+    a = np.column_stack([rng.integers(0, 50, 200), rng.integers(0, 50, 200), rng.integers(1, 40, 200),
+                         rng.integers(1, 40, 200)])
+    b = np.column_stack([rng.integers(0, 50, 200), rng.integers(0, 50, 200), rng.integers(1, 40, 200),
+                         rng.integers(1, 40, 200)])
+    many = box_iou_many(a, b)
+    assert many.tolist() == [box_iou(x, y) for x, y in zip(a.tolist(), b.tolist())]
+    assert np.isnan(box_iou_many([[0, 0, 0, 0]], [[5, 5, 0, 0]])[0])
+    with pytest.raises(ValueError):
+        box_iou_many([[0, 0, -1, 2]], [[0, 0, 1, 1]])
