@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from studyapp.cohort.models import CsaMeasurement
 
-from . import panels, selectors, tables
+from . import experiment_panels, panels, selectors, tables
 from .figures import DataTable
 
 
@@ -77,7 +77,7 @@ def experiment_dashboard(request, pk):
     labels = _model_labels()
     runs = data["runs"]
     active = any(run["status"] in ("queued", "running") for run in runs)
-    training = panels.training_panels(runs, labels)
+    training = experiment_panels.training_panels(runs, labels)
     status = [{"model": labels.get(run["model_name"], run["model_name"]), "status": run["status"],
                "epochs_done": run["epochs_done"], "epochs": run["epochs"]} for run in runs]
     if request.GET.get("live") == "1":  # the page polls this while runs train: curves and progress only
@@ -87,16 +87,17 @@ def experiment_dashboard(request, pk):
     threshold = evaluated[0]["evaluation"].get("threshold", 0.5) if evaluated else 0.5
     hand_url = reverse("cohort:hand-detail", args=[0]).replace("/0/", "/{pk}/")
     comparison = data["experiment"]["comparison"] or {}
-    calibration, brier = panels.calibration_panels(runs, labels) if evaluated else ([], [])
+    calibration, brier = experiment_panels.calibration_panels(runs, labels) if evaluated else ([], [])
     return render(request, "dashboards/experiment.html", {
         "data": data, "experiment": data["experiment"], "choices": selectors.experiment_choices(),
         "active": active, "status": status, "training": training, "evaluated": bool(evaluated),
         "threshold": threshold,
-        "roc": panels.roc_panels(runs, labels, comparison.get("csa_baseline"), threshold) if evaluated else [],
-        "confusion": panels.confusion_panels(runs, labels),
-        "hands": panels.hand_panels(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url),
-        "stages": panels.stage_panel(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url)
+        "roc": experiment_panels.roc_panels(runs, labels, comparison.get("csa_baseline"), threshold)
+        if evaluated else [],
+        "confusion": experiment_panels.confusion_panels(runs, labels),
+        "hands": experiment_panels.hand_panels(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url),
+        "stages": experiment_panels.stage_panel(runs, data["hands"], labels, threshold=threshold, hand_url=hand_url)
         if evaluated else None,
         "calibration": calibration, "brier": brier,
-        "delong": panels.delong_rows(comparison, labels),
+        "delong": experiment_panels.delong_rows(comparison, labels),
     })

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 
 from mlworker.stats import evaluate_predictions, wilson_interval
-from studyapp.dashboards import panels
+from studyapp.dashboards import experiment_panels as panels
 
 LABELS = {"squeezenet1_1": "SqueezeNet 1.1", "efficientnet_b0": "EfficientNet-B0"}
 HANDS = {1: {"stage": 1, "study_code": "A", "side": "left"}, 2: {"stage": 1, "study_code": "B", "side": "left"},
