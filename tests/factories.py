@@ -148,9 +148,12 @@ def locked_split_with_experiment(*, name="main", test_per_group=3, seed=0,
     """Lock a split of the eligible hands and record a finished experiment on it without training: each model's
     frame probabilities are drawn (seeded; the later models separate the groups better), then evaluated and
     compared by the same statistics and service a finished run goes through (mlworker.stats, the CSA baseline)."""
+    from dataclasses import asdict
+
     import numpy as np
     from django.utils import timezone
 
+    from mlworker.ml.train import TrainConfig
     from mlworker.stats import evaluate_predictions
     from studyapp.clips.models import Frame
     from studyapp.experiments import services as experiment_services
@@ -172,8 +175,10 @@ def locked_split_with_experiment(*, name="main", test_per_group=3, seed=0,
         history = [{"epoch": e, "train_loss": 0.7 / (e + i), "val_loss": 0.75 / (e + i) + 0.05,
                     "val_accuracy": 0.6 + 0.1 * e, "val_auc": 0.6 + 0.1 * e + 0.03 * i} for e in (1, 2, 3)]
         TrainingRun.objects.create(
-            experiment=experiment, model_name=model, config={"epochs": 3}, status="done", epochs_done=3,
-            history=history, best_epoch=3, finished_at=timezone.now(),
+            experiment=experiment, model_name=model, config=asdict(TrainConfig(model_name=model, epochs=3)),
+            status="done", epochs_done=3, history=history, best_epoch=3, finished_at=timezone.now(), device="cpu",
+            code_version="0" * 40, weights_sha256=f"{i:064d}", manifest_hash=split.manifest_hash,
+            library_versions={"torch": "test", "numpy": np.__version__},
             evaluation=evaluate_predictions(y.tolist(), probabilities, hand_ids, n_boot=n_boot, seed=0),
             predictions={"frame_ids": [f for f, _ in frames], "hand_ids": hand_ids, "labels": y.tolist(),
                          "probabilities": probabilities})

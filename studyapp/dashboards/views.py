@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, JsonResponse
-from django.shortcuts import redirect, render
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from studyapp.cohort.models import CsaMeasurement
+from studyapp.experiments.models import Experiment
 
-from . import experiment_panels, panels, selectors, tables
+from . import experiment_panels, panels, reports, selectors, tables
 from .figures import DataTable
 
 
@@ -100,4 +103,41 @@ def experiment_dashboard(request, pk):
         if evaluated else None,
         "calibration": calibration, "brier": brier,
         "delong": experiment_panels.delong_rows(comparison, labels),
+        "report": _report_context(pk),
     })
+
+
+def _report_context(experiment_id: int) -> dict:
+    job = reports.report_job_latest(experiment_id=experiment_id)
+    return {"experiment_id": experiment_id, "job": job, "busy": job is not None and job.status in ("queued", "running"),
+            "available": reports.report_available(experiment_id=experiment_id)}
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def report_status(request, pk):
+    """The report's progress partial; it polls itself (htmx) while the job is queued or running."""
+    get_object_or_404(Experiment, pk=pk)
+    return render(request, "dashboards/_report_status.html", _report_context(pk))
+
+
+@login_required
+@require_POST
+@permission_required("experiments.view_experiment", raise_exception=True)
+def report_create(request, pk):
+    get_object_or_404(Experiment, pk=pk)
+    reports.report_queue(experiment_id=pk)
+    if request.headers.get("HX-Request"):
+        return render(request, "dashboards/_report_status.html", _report_context(pk))
+    return redirect("dashboards:experiment", pk=pk)
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def report_download(request, pk, kind):
+    get_object_or_404(Experiment, pk=pk)
+    name = reports.report_names(pk)[kind]
+    if not default_storage.exists(name):
+        raise Http404("No report yet: generate it first.")
+    filename = f"experiment-{pk}-report.html" if kind == "html" else f"experiment-{pk}-bundle.zip"
+    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=filename)

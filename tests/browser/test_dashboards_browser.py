@@ -119,3 +119,28 @@ def test_the_annotator_sees_progress_and_agreement_but_no_group_stage_or_demogra
     for url in ("/dashboards/cohort/", "/dashboards/experiments/"):
         assert page.goto(f"{base}{url}").status == 403
     assert not [e for e in errors if "403" not in e], errors
+
+
+def test_the_report_opens_offline_with_every_figure_drawn(page, study, tmp_path):
+    from django.core.files.storage import default_storage
+
+    from studyapp.dashboards import reports
+    from studyapp.experiments.models import Experiment
+
+    errors = _console_errors(page)
+    names = reports.report_generate(experiment_id=Experiment.objects.get().pk)
+    path = tmp_path / "report.html"
+    path.write_bytes(default_storage.open(names["html"]).read())
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(path.as_uri())
+    plots = page.locator(".panel .plot")
+    assert plots.count() >= 12
+    for i in range(plots.count()):
+        plots.nth(i).locator(".main-svg").first.wait_for(state="attached")
+    assert page.locator("#table-one tbody tr").count() > 10 and page.locator("#results tbody tr").count() == 4
+    assert [url for url in requests if not url.startswith("file:")] == []  # nothing fetched from anywhere
+    page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
+    page.emulate_media(media="print")  # the print stylesheet drops the data tables (they are in the bundle)
+    assert page.locator("details.data-table").first.is_hidden()
+    assert not errors, errors
