@@ -76,3 +76,22 @@ def test_only_the_pi_opens_an_experiment_dashboard(client, users, role):
     client.force_login(users["pi"])
     assert client.get(f"/dashboards/experiments/{experiment.pk}/?live=1").json()["active"] is False
     assert client.get("/dashboards/experiments/999999/").status_code == 404
+
+
+def test_while_a_run_trains_the_page_polls_its_curves(client, users):
+    from studyapp.experiments.models import TrainingRun
+    from tests.factories import locked_split_with_experiment
+
+    bulk_cohort(8, annotators=[users["annotator"]], frames_per_clip=2)
+    _split, experiment, _cut = locked_split_with_experiment(test_per_group=2, n_boot=20)
+    run = experiment.runs.get(model_name="efficientnet_b0")
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", epochs_done=2,
+                                                 history=run.history[:2], evaluation=None)
+    client.force_login(users["pi"])
+    page = client.get(f"/dashboards/experiments/{experiment.pk}/").content.decode()
+    assert f'data-live-url="/dashboards/experiments/{experiment.pk}/?live=1"' in page
+    live = client.get(f"/dashboards/experiments/{experiment.pk}/?live=1").json()
+    assert live["active"] is True
+    assert {"model": "EfficientNet-B0", "status": "running", "epochs_done": 2, "epochs": 3} in live["status"]
+    validation = next(t for t in live["figures"]["figure-loss"]["data"] if t["name"] == "EfficientNet-B0 validation")
+    assert validation["x"] == [1, 2]
