@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from django.conf import settings as django_settings
+from django.contrib.staticfiles import finders
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.template.loader import render_to_string
@@ -26,8 +26,9 @@ from .figures import DataTable
 
 REPORT_DIR = "reports"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the zip format's epoch: no generation time inside the bundle
-PLOTLY_JS = Path(django_settings.STATICFILES_DIRS[1][1]) / "plotly.min.js"
-FIGURES_JS = Path(django_settings.STATICFILES_DIRS[0]) / "js" / "figures.js"
+# The very files the pages load, found where the static files are (one copy of each).
+PLOTLY_JS = "vendor/plotly/plotly.min.js"
+FIGURES_JS = "js/figures.js"
 
 
 def report_names(experiment_id: int) -> dict[str, str]:
@@ -141,7 +142,11 @@ def report_html(content: dict, *, generated_at) -> str:
     panels_json = [p for group in content["figures"].values() for p in group]
     return render_to_string("dashboards/report.html", {
         **content, "generated_at": generated_at, "panel_count": len(panels_json),
-        "plotly_js": PLOTLY_JS.read_text(encoding="utf-8"), "figures_js": FIGURES_JS.read_text(encoding="utf-8")})
+        "plotly_js": _static_text(PLOTLY_JS), "figures_js": _static_text(FIGURES_JS)})
+
+
+def _static_text(path: str) -> str:
+    return Path(finders.find(path)).read_text(encoding="utf-8")
 
 
 def report_generate(*, experiment_id: int, progress: Callable[[int, int, str], None] | None = None) -> dict:
