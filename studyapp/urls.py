@@ -12,6 +12,7 @@ urlpatterns = [
     path("demo/", include("studyapp.demo.urls")),
     path("experiments/", include("studyapp.experiments.urls")),
     path("explanations/", include("studyapp.explanations.urls")),
+    path("dashboards/", include("studyapp.dashboards.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import F
 
-from mlworker.stats import bland_altman, box_iou, icc_2_1
+from mlworker.stats import bland_altman, box_iou, box_iou_many, icc_2_1
 from studyapp.protocol.models import StudySettings
 
 from .models import CsaAdjudication, NerveOutline, RoiAdjudication, RoiAnnotation
@@ -28,34 +30,42 @@ def visible_annotations(queryset, *, user):
     return queryset if sees_other_raters(user) else queryset.filter(annotator=user)
 
 
+User = get_user_model()
+
+
 def roi_agreement(*, clip_id: int | None = None) -> dict:
-    """Mean pairwise IoU of confirmed ROIs on frames that two or more annotators marked."""
-    rois = RoiAnnotation.objects.filter(status__in=ANCHORS).select_related("frame", "annotator")
+    """Mean pairwise IoU of confirmed ROIs on frames that two or more annotators marked.
+
+    The database pairs the ROIs of a frame (each pair once, annotators in name order) and numpy computes
+    every IoU at once: a study holds tens of thousands of ROIs and the dashboards read them all.
+    """
+    name = f"annotator__{User.USERNAME_FIELD}"
+    other = f"frame__rois__annotator__{User.USERNAME_FIELD}"
+    pairs_qs = RoiAnnotation.objects.filter(status__in=ANCHORS, frame__rois__status__in=ANCHORS,
+                                            **{f"{other}__gt": F(name)})
     if clip_id is not None:
-        rois = rois.filter(frame__clip_id=clip_id)
-    by_frame: dict[tuple[int, int], dict[str, tuple]] = defaultdict(dict)
-    for roi in rois:
-        by_frame[(roi.frame.clip_id, roi.frame.index)][roi.annotator.get_username()] = roi.box
-    per_clip: dict[int, list[float]] = defaultdict(list)
-    pairs: dict[str, list[float]] = defaultdict(list)
-    for (clip, _index), boxes in sorted(by_frame.items()):
-        if len(boxes) < 2:
-            continue
-        ious = []
-        for (a, box_a), (b, box_b) in combinations(sorted(boxes.items()), 2):
-            iou = box_iou(box_a, box_b)
-            ious.append(iou)
-            pairs[f"{a} vs {b}"].append(iou)
-        per_clip[clip].append(float(np.mean(ious)))
-    everything = [v for values in per_clip.values() for v in values]
-    return {
-        "frames_compared": len(everything),
-        "mean_iou": float(np.mean(everything)) if everything else None,
-        "per_clip": [{"clip": clip, "frames": len(v), "mean_iou": float(np.mean(v)), "min_iou": float(np.min(v))}
-                     for clip, v in sorted(per_clip.items())],
-        "per_pair": [{"pair": pair, "frames": len(v), "mean_iou": float(np.mean(v))}
-                     for pair, v in sorted(pairs.items())],
-    }
+        pairs_qs = pairs_qs.filter(frame__clip_id=clip_id)
+    rows = list(pairs_qs.order_by().values_list(
+        "frame_id", "frame__clip_id", name, other, "x", "y", "w", "h",
+        "frame__rois__x", "frame__rois__y", "frame__rois__w", "frame__rois__h"))
+    if not rows:
+        return {"frames_compared": 0, "mean_iou": None, "per_clip": [], "per_pair": []}
+    frame_ids = np.array([r[0] for r in rows])
+    clips = np.array([r[1] for r in rows])
+    ious = box_iou_many([r[4:8] for r in rows], [r[8:12] for r in rows])
+    # Each frame's value is the mean over its pairs; each clip's values are its frames'.
+    frames, inverse = np.unique(frame_ids, return_inverse=True)
+    frame_iou = np.bincount(inverse, weights=ious) / np.bincount(inverse)
+    frame_clip = np.zeros(len(frames), dtype=clips.dtype)
+    frame_clip[inverse] = clips
+    per_clip = [{"clip": int(clip), "frames": int((frame_clip == clip).sum()),
+                 "mean_iou": float(frame_iou[frame_clip == clip].mean()),
+                 "min_iou": float(frame_iou[frame_clip == clip].min())} for clip in np.unique(frame_clip)]
+    labels = np.array([f"{r[2]} vs {r[3]}" for r in rows])
+    per_pair = [{"pair": str(pair), "frames": int((labels == pair).sum()),
+                 "mean_iou": float(ious[labels == pair].mean())} for pair in np.unique(labels)]
+    return {"frames_compared": len(frames), "mean_iou": float(frame_iou.mean()), "per_clip": per_clip,
+            "per_pair": per_pair}
 
 
 def csa_agreement() -> dict:
@@ -65,8 +75,9 @@ def csa_agreement() -> dict:
     compared are those who outlined the most hands; hands outlined by all of them enter.
     """
     values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for outline in NerveOutline.objects.select_related("frame__clip", "annotator"):
-        values[outline.annotator.get_username()][outline.frame.clip.hand_id].append(outline.area_mm2)
+    for username, hand_id, area in NerveOutline.objects.order_by().values_list(
+            f"annotator__{User.USERNAME_FIELD}", "frame__clip__hand_id", "area_mm2"):
+        values[username][hand_id].append(area)
     raters = sorted(values, key=lambda name: (-len(values[name]), name))
     result = {"raters": raters, "hands": 0, "icc": None, "bland_altman": None,
               "note": "Needs outlines by at least two annotators on at least three of the same hands."}

@@ -23,6 +23,7 @@ from studyapp.annotations import selectors as annotation_selectors
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
 from studyapp.cohort.models import Hand
 from studyapp.common.forms import add_service_errors
+from studyapp.dashboards.figures import bland_altman_figure
 from studyapp.protocol.models import StudySettings
 
 from . import selectors, services
@@ -264,34 +265,6 @@ def _icc_label(value: float | None) -> str:
     return "excellent"
 
 
-def _bland_altman_plot(ba: dict, width: int = 520, height: int = 260, pad: int = 44) -> dict | None:
-    """Coordinates for a small inline-SVG Bland–Altman plot (difference against mean)."""
-    means, diffs = ba.get("means") or [], ba.get("differences") or []
-    if not means:
-        return None
-    x_lo, x_hi = min(means), max(means)
-    y_values = diffs + [ba["loa_low"], ba["loa_high"], 0.0]
-    y_lo, y_hi = min(y_values), max(y_values)
-    x_span, y_span = (x_hi - x_lo) or 1.0, (y_hi - y_lo) or 1.0
-    x_lo, x_hi = x_lo - 0.08 * x_span, x_hi + 0.08 * x_span
-    y_lo, y_hi = y_lo - 0.12 * y_span, y_hi + 0.12 * y_span
-
-    def px(x):
-        return round(pad + (x - x_lo) / (x_hi - x_lo) * (width - 2 * pad), 1)
-
-    def py(y):
-        return round(height - pad + (y_lo - y) / (y_hi - y_lo) * (height - 2 * pad), 1)
-
-    lines = [{"y": py(ba[key]), "label": f"{label} {ba[key]:+.2f}", "kind": kind}
-             for key, label, kind in (("loa_high", "+1.96 SD", "loa"), ("bias", "bias", "bias"),
-                                      ("loa_low", "−1.96 SD", "loa"))]
-    return {"width": width, "height": height, "left": pad, "right": width - pad, "top": pad / 2,
-            "bottom": height - pad, "zero": py(0.0), "lines": lines,
-            "points": [{"x": px(m), "y": py(d)} for m, d in zip(means, diffs)],
-            "x_min": f"{x_lo:.1f}", "x_max": f"{x_hi:.1f}", "x_axis_y": height - pad + 16,
-            "y_label_x": 12, "mid_y": height / 2}
-
-
 @login_required
 @permission_required(("annotations.view_roiannotation", annotation_selectors.ALL_RATERS_PERM), raise_exception=True)
 def agreement(request):
@@ -304,7 +277,7 @@ def agreement(request):
     return render(request, "clips/agreement.html", {
         "roi": roi, "per_clip": per_clip, "csa": csa, "icc": icc, "ba": ba,
         "icc_label": _icc_label(icc["icc"]) if icc else "",
-        "plot": _bland_altman_plot(ba) if ba else None,
+        "ba_panel": bland_altman_figure(ba) if ba else None,
         "crop_size_mm": StudySettings.current().crop_size_mm,
         "blinding": annotation_selectors.blinding_statement(),
     })

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "studyapp.demo",
     "studyapp.experiments",
     "studyapp.explanations",
+    "studyapp.dashboards",
 ]
 
 MIDDLEWARE = [

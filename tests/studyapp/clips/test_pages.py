@@ -332,6 +332,9 @@ def test_agreement_page_with_two_annotators(client_for, users, tmp_path_factory)
     assert f'<span id="mean-iou">{57 / 63:.3f}</span>' in html and "annot vs second" in html
     assert 'id="per-clip"' in html and html.count("/clips/") >= 3
     assert 'id="icc-value"' in html and 'id="icc-ci"' in html and 'id="ba-bias"' in html and 'id="ba-loa"' in html
-    assert "<svg" in html and "circle" in html
     ba = response.context["ba"]
     assert abs(ba["bias"]) == pytest.approx(4 / 3, abs=1e-6) and ba["n"] == 3
+    # The Bland–Altman plot is the shared plotly figure of these very pairs, drawn by static/js/figures.js.
+    panel = response.context["ba_panel"]
+    assert 'data-figure="figure-bland-altman"' in html and "vendor/plotly/plotly.min.js" in html
+    assert panel.figure["data"][0]["x"] == ba["means"] and panel.figure["data"][0]["y"] == ba["differences"]
