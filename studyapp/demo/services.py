@@ -34,6 +34,9 @@ BILATERAL_SHARE = 0.3  # about a third of participants contribute both hands, as
 # is assigned to the demo's annotator. They stay out of splits until annotated.
 DEMO_AWAITING = 4
 DEMO_ENROLLED = dt.date(2026, 1, 5)
+# Test frames per hand explained after training (occlusion, LIME, Grad-CAM): a sample, so that on a CPU the
+# demo's explanations finish in minutes and don't hold the training worker for hours (see bench_explain).
+DEMO_EXPLAIN_FRAMES = {"explain_frames_occlusion": 2, "explain_frames_lime": 1, "explain_frames_gradcam": 5}
 
 
 def _user(username: str):
@@ -83,6 +86,7 @@ def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = P
     if demo_seeded():
         raise ValueError("The demo study is already seeded (participants DEMO-…); nothing was added.")
     rng = np.random.default_rng(seed)
+    cohort_services.study_settings_update(**DEMO_EXPLAIN_FRAMES)  # audited like any settings change
     rater, second = _user("annotator"), _user(SECOND_RATER)
     done = 0
     with tempfile.TemporaryDirectory(prefix="cts-demo-") as tmp:

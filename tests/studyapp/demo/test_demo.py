@@ -19,6 +19,8 @@ def test_demo_study_is_consistent_and_seeded_once(settings):
 
     StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 6})
     assert demo_seed(n_hands=8, config=SMALL, second_rater_every=2, awaiting_annotation=2) == 10
+    explain = StudySettings.current()  # a sample of frames per hand, so explanations finish on a CPU
+    assert (explain.explain_frames_occlusion, explain.explain_frames_lime, explain.explain_frames_gradcam) == (2, 1, 5)
     awaiting = Hand.objects.filter(clips__frames__rois__isnull=True).distinct()
     assert awaiting.count() == 2 and all(h.clips.get().extraction_status == "done" for h in awaiting)
     # The first waits in the demo annotator's worklist; the other is open to any annotator.
