@@ -12,6 +12,9 @@ from scipy.stats import t as t_dist
 
 __all__ = ["Box", "icc_2_1", "bland_altman", "box_iou", "mean_pairwise_iou"]
 
+# Mean squares below this share of the ratings' variance are round-off, not disagreement.
+_RELATIVE_TOLERANCE = 1e-12
+
 # (x, y, w, h) with (x, y) the top-left corner; a mapping with keys x, y, w, h is also accepted.
 Box = Sequence[float] | Mapping[str, float]
 
@@ -45,28 +48,48 @@ def icc_2_1(ratings, *, level: float = 0.95, drop_incomplete: bool = False) -> d
         raise ValueError(f"level must be in (0, 1), got {level}")
 
     grand = x.mean()
-    ss_rows = k * ((x.mean(axis=1) - grand) ** 2).sum()
-    ss_cols = n * ((x.mean(axis=0) - grand) ** 2).sum()
-    ss_err = ((x - grand) ** 2).sum() - ss_rows - ss_cols
+    row_means, col_means = x.mean(axis=1), x.mean(axis=0)
+    ss_rows = k * ((row_means - grand) ** 2).sum()
+    ss_cols = n * ((col_means - grand) ** 2).sum()
+    # Residuals computed directly: by subtraction (total - rows - columns) perfect agreement leaves round-off
+    # of either sign instead of 0, which made two identical raters "undefined" and three give F ~ 1e16.
+    residuals = x - row_means[:, None] - col_means[None, :] + grand
+    ss_err = (residuals**2).sum()
     df1, df_cols, df2 = n - 1, k - 1, (n - 1) * (k - 1)
     msr, msc, mse = ss_rows / df1, ss_cols / df_cols, ss_err / df2
-    if mse <= 0:
-        raise ValueError("residual mean square is 0 (raters agree perfectly up to offsets); ICC undefined")
+    scale = ((x - grand) ** 2).sum() / (n * k - 1)  # the ratings' overall variance: tolerances are relative to it
+    if msr <= _RELATIVE_TOLERANCE * scale or scale == 0:
+        raise ValueError("the subjects' mean ratings do not vary (every subject rated alike); ICC undefined")
+    if mse <= _RELATIVE_TOLERANCE * scale:
+        mse = 0.0  # raters agree perfectly up to a constant offset per rater
 
     icc = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
-    f_value = msr / mse
-    p_value = float(f_dist.sf(f_value, df1, df2))
-
-    # McGraw & Wong (1996), case 2A: Satterthwaite df v for the mixed denominator.
     alpha = 1.0 - level
-    a = k * icc / (n * (1.0 - icc))
-    b = 1.0 + k * icc * (n - 1) / (n * (1.0 - icc))
-    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / df_cols + (b * mse) ** 2 / df2)
-    f_low = f_dist.ppf(1.0 - alpha / 2.0, df1, v)
-    f_high = f_dist.ppf(1.0 - alpha / 2.0, v, df1)
-    denom = k * msc + (k * n - k - n) * mse
-    ci_low = n * (msr - f_low * mse) / (f_low * denom + n * msr)
-    ci_high = n * (f_high * msr - mse) / (denom + n * f_high * msr)
+    if mse == 0.0:
+        # No residual error: F is infinite and the F-based interval degenerates. With identical raters the
+        # agreement is exactly 1; with constant offsets only the rater term remains (McGraw & Wong's CI with
+        # MSE = 0: Satterthwaite df equal to the raters' df).
+        f_value, p_value = math.inf, 0.0
+        if msc <= _RELATIVE_TOLERANCE * scale:
+            ci_low = ci_high = 1.0
+            icc = 1.0
+        else:
+            f_low = f_dist.ppf(1.0 - alpha / 2.0, df1, df_cols)
+            f_high = f_dist.ppf(1.0 - alpha / 2.0, df_cols, df1)
+            ci_low = n * msr / (f_low * k * msc + n * msr)
+            ci_high = n * f_high * msr / (k * msc + n * f_high * msr)
+    else:
+        f_value = msr / mse
+        p_value = float(f_dist.sf(f_value, df1, df2))
+        # McGraw & Wong (1996), case 2A: Satterthwaite df v for the mixed denominator.
+        a = k * icc / (n * (1.0 - icc))
+        b = 1.0 + k * icc * (n - 1) / (n * (1.0 - icc))
+        v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / df_cols + (b * mse) ** 2 / df2)
+        f_low = f_dist.ppf(1.0 - alpha / 2.0, df1, v)
+        f_high = f_dist.ppf(1.0 - alpha / 2.0, v, df1)
+        denom = k * msc + (k * n - k - n) * mse
+        ci_low = n * (msr - f_low * mse) / (f_low * denom + n * msr)
+        ci_high = n * (f_high * msr - mse) / (denom + n * f_high * msr)
     return {
         "icc": float(icc),
         "ci_low": float(ci_low),
@@ -84,7 +107,7 @@ def icc_2_1(ratings, *, level: float = 0.95, drop_incomplete: bool = False) -> d
 
 
 def bland_altman(a, b) -> dict:
-    """Differences a - b: bias = mean, sd (ddof=1), limits bias +- 1.96 sd, 95% bias CI by Student t."""
+    """Differences a - b: bias = mean, sd (ddof=1), limits bias +- 1.96 sd, 95% CIs of the bias and of each limit."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
     if x.ndim != 1 or y.ndim != 1:
@@ -99,12 +122,18 @@ def bland_altman(a, b) -> dict:
     n = d.size
     bias = float(d.mean())
     sd = float(d.std(ddof=1))
-    half = float(t_dist.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    t = float(t_dist.ppf(0.975, n - 1))
+    half = t * sd / math.sqrt(n)
+    # Each limit's standard error is about sqrt(3 sd^2 / n) (Bland & Altman 1999, section 4.2).
+    loa_half = t * sd * math.sqrt(3.0 / n)
+    loa_low, loa_high = bias - 1.96 * sd, bias + 1.96 * sd  # 1.96 as in Bland & Altman (1986)
     return {
         "bias": bias,
         "sd": sd,
-        "loa_low": bias - 1.96 * sd,  # 1.96 as in Bland & Altman (1986)
-        "loa_high": bias + 1.96 * sd,
+        "loa_low": loa_low,
+        "loa_high": loa_high,
+        "loa_low_ci": [loa_low - loa_half, loa_low + loa_half],
+        "loa_high_ci": [loa_high - loa_half, loa_high + loa_half],
         "bias_ci_low": bias - half,
         "bias_ci_high": bias + half,
         "n": int(n),

@@ -3,7 +3,8 @@
 Frames of one hand are not independent and the hand is what a clinic diagnoses, so every result is
 given at frame level and at hand level (a hand's probability is the mean of its frames'), with two
 labelled bootstrap intervals at frame level: resampling frames (as the reference study did) and
-resampling hands (cluster bootstrap).
+resampling hands (cluster bootstrap). Frame-level AUC intervals and model comparisons use Obuchowski's
+clustered variance with hands as clusters, never DeLong's, which assumes independent frames.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ def _finite(value):
 
 def _level(y_true, y_score, *, threshold: float, n_boot: int, seed: int, clusters=None) -> dict:
     metrics = binary_metrics(y_true, y_score, threshold=threshold)
-    auc_low, auc_high = delong_ci(y_true, y_score)
+    auc_low, auc_high = delong_ci(y_true, y_score, clusters=clusters)
     result = {
         "n": int(len(y_true)), "n_positive": int(np.sum(y_true)),
         "metrics": metrics,
         "confusion_matrix": [[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]],
         "roc": roc_curve(y_true, y_score),
         "auc_delong_ci": [auc_low, auc_high],
+        "auc_ci_method": "Obuchowski clustered by hand" if clusters is not None else "DeLong",
         "ci": {"resampling_frames" if clusters is not None else "resampling_hands":
                bootstrap_ci(y_true, y_score, threshold=threshold, n_boot=n_boot, seed=seed)},
     }
@@ -68,7 +70,7 @@ def evaluate_predictions(y_true, y_score, hand_ids, *, threshold: float = 0.5, n
 
 
 def compare_models(y_true, scores: Mapping[str, np.ndarray], hand_ids) -> dict:
-    """DeLong's test for every pair of models on the same test frames and on the same test hands."""
+    """Paired AUC tests for every pair of models: on the test frames clustered by hand (Obuchowski), and on hands."""
     y_true, hand_ids = np.asarray(y_true), np.asarray(hand_ids)
     per_hand = {}
     for name, score in scores.items():
@@ -77,7 +79,8 @@ def compare_models(y_true, scores: Mapping[str, np.ndarray], hand_ids) -> dict:
     pairs = []
     for a, b in combinations(sorted(scores), 2):
         pairs.append({"model_a": a, "model_b": b,
-                      "frame": delong_test(y_true, np.asarray(scores[a], float), np.asarray(scores[b], float)),
+                      "frame": delong_test(y_true, np.asarray(scores[a], float), np.asarray(scores[b], float),
+                                           clusters=hand_ids),
                       "hand": delong_test(hand_true, per_hand[a], per_hand[b])})
     return _finite({"pairs": pairs})
 
@@ -102,5 +105,12 @@ def csa_baseline(train_csa, train_labels, test_csa, test_labels, *, test_hand_id
 
 
 def csa_between_groups(control_csa, cts_csa) -> dict:
-    """Mann–Whitney U of manual CSA between control and CTS hands over the cohort."""
-    return _finite(mann_whitney(np.asarray(control_csa, float), np.asarray(cts_csa, float)))
+    """Mann–Whitney U of manual CSA between control (x) and CTS (y) hands over the cohort.
+
+    The Hodges–Lehmann shift is also given as CTS minus control, the way a paper reports it.
+    """
+    result = mann_whitney(np.asarray(control_csa, float), np.asarray(cts_csa, float))
+    low, high = result["hodges_lehmann_ci"]
+    result["shift_cts_minus_control"] = -result["hodges_lehmann_shift"]
+    result["shift_cts_minus_control_ci"] = [-high, -low]
+    return _finite(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from itertools import combinations
 
@@ -66,11 +67,16 @@ def csa_agreement() -> dict:
     else:
         return result
     matrix = np.array([[np.mean(values[r][hand]) for r in chosen] for hand in shared])
-    icc = icc_2_1(matrix)
+    try:
+        icc = icc_2_1(matrix)
+    except ValueError as error:  # e.g. every hand rated alike: said on the page, not a server error
+        return {**result, "raters": chosen, "hands": len(shared), "note": f"ICC not computed: {error}."}
     ba = bland_altman(matrix[:, 0], matrix[:, 1])
     return {
         "raters": chosen, "hands": len(shared), "note": "",
-        "icc": {key: icc[key] for key in ("icc", "ci_low", "ci_high", "f_value", "df1", "df2", "p_value", "n", "k")},
+        # F is infinite when raters agree perfectly (up to offsets); JSON has no infinity.
+        "icc": {key: (icc[key] if key != "f_value" or math.isfinite(icc[key]) else None)
+                for key in ("icc", "ci_low", "ci_high", "f_value", "df1", "df2", "p_value", "n", "k")},
         "bland_altman": {"raters": chosen[:2], **{key: ba[key] for key in (
             "bias", "sd", "loa_low", "loa_high", "bias_ci_low", "bias_ci_high", "n")},
             "means": list(map(float, ba["means"])), "differences": list(map(float, ba["differences"]))},

@@ -67,6 +67,11 @@ def test_bland_altman_against_numpy():
     assert r["loa_high"] == pytest.approx(np.mean(d) + 1.96 * np.std(d, ddof=1))
     lo, hi = stats.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=stats.sem(d))
     assert (r["bias_ci_low"], r["bias_ci_high"]) == pytest.approx((lo, hi))
+    # Limits' CIs: Bland & Altman (1999) SE of a limit = sqrt(3 s^2 / n), with Student t.
+    se_limit = np.sqrt(3 * np.var(d, ddof=1) / len(d))
+    t = stats.t.ppf(0.975, len(d) - 1)
+    assert r["loa_low_ci"] == pytest.approx([r["loa_low"] - t * se_limit, r["loa_low"] + t * se_limit])
+    assert r["loa_high_ci"] == pytest.approx([r["loa_high"] - t * se_limit, r["loa_high"] + t * se_limit])
     np.testing.assert_allclose(r["means"], (a + b) / 2)
     np.testing.assert_allclose(r["differences"], d)
     assert r["n"] == 8
@@ -94,3 +99,32 @@ def test_mean_pairwise_iou():
     assert mean_pairwise_iou(boxes) == pytest.approx((1 / 3 + 1 + 1 / 3) / 3)
     with pytest.raises(ValueError, match="at least 2 raters"):
         mean_pairwise_iou({"r1": (0, 0, 1, 1)})
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_icc_identical_raters_is_one(k):
+    truth = np.array([7.1, 9.4, 12.0, 8.3, 15.2, 10.9])
+    r = icc_2_1(np.tile(truth[:, None], (1, k)))
+    assert r["icc"] == 1.0 and (r["ci_low"], r["ci_high"]) == (1.0, 1.0)
+    assert r["f_value"] == np.inf and r["p_value"] == 0.0
+
+
+def test_icc_constant_offsets_give_the_defined_value_and_its_limit():
+    truth = np.array([7.1, 9.4, 12.0, 8.3, 15.2, 10.9, 6.6, 11.7])
+    offsets = np.array([0.0, 0.8, 1.5])
+    x = truth[:, None] + offsets[None, :]
+    n, k = x.shape
+    msr = k * truth.var(ddof=1)
+    msc = n * offsets.var(ddof=1)
+    expected = msr / (msr + k * msc / n)  # ICC(A,1) with no residual error
+    r = icc_2_1(x)
+    assert r["icc"] == pytest.approx(expected, rel=1e-12)
+    assert r["ci_low"] < r["icc"] < r["ci_high"] <= 1.0
+    # The value is the limit of data with vanishing residual noise (continuity, no special-case jump).
+    noisy = x + np.random.default_rng(0).normal(0, 1e-6, x.shape)
+    assert icc_2_1(noisy)["icc"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_icc_subjects_rated_alike_is_refused_clearly():
+    with pytest.raises(ValueError, match="do not vary"):
+        icc_2_1(np.full((5, 3), 9.0))

@@ -52,3 +52,18 @@ def test_roi_iou_and_csa_icc_and_bland_altman_match_independent_values(tmp_path)
 def test_agreement_api_with_too_few_raters(api_for):
     body = api_for("pi").get("/api/agreement/").json()
     assert body["roi"]["frames_compared"] == 0 and body["csa"]["icc"] is None and body["csa"]["note"]
+
+
+@pytest.mark.parametrize("raters", [2, 3])
+def test_identical_raters_give_icc_one_on_the_page_and_the_api(tmp_path, api_for, client_for, raters):
+    # Two identical raters used to raise "ICC undefined" (a server error); three gave 0.9999999999999996.
+    users = [UserFactory(username=f"same-{i}", role="annotator") for i in range(raters)]
+    for i, half in enumerate([6, 8, 10, 7]):
+        clip, _ = make_clip(tmp_path, hand=make_hand(study_code=f"ID-{i}"), name=f"i{i}.mp4", seed=i, n_frames=4)
+        for user in users:
+            services.outline_create(frame=clip.frames.first(), annotator=user, points=square(80, 60, half))
+    body = api_for("pi").get("/api/agreement/").json()
+    assert body["csa"]["icc"]["icc"] == 1.0 and body["csa"]["icc"]["f_value"] is None
+    assert body["csa"]["bland_altman"]["bias"] == 0.0
+    page = client_for("pi").get("/clips/agreement/")
+    assert page.status_code == 200 and "no residual disagreement" in page.content.decode()
