@@ -12,6 +12,7 @@ urlpatterns = [
     path("demo/", include("studyapp.demo.urls")),
     path("experiments/", include("studyapp.experiments.urls")),
     path("dashboards/", include("studyapp.dashboards.urls")),
+    path("reports/", include("studyapp.reports.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
 

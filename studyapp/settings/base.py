@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "studyapp.demo",
     "studyapp.experiments",
     "studyapp.dashboards",
+    "studyapp.reports",
 ]
 
 MIDDLEWARE = [
