@@ -11,7 +11,7 @@ MODELS = ("squeezenet1_1", "mobilenetv2_100", "efficientnet_b0")
 
 def evaluated_experiment(*, n_hands: int = 24, frames_per_clip: int = 4, models=MODELS, test_per_group: int | None = 3,
                          test_fraction: float | None = None, seed: int = 0, n_boot: int = 200, name: str = "study",
-                         cohort: bool = True, split=None):
+                         cohort: bool = True, split=None, n_annotators: int = 1):
     """(experiment, runs): a locked split of a bulk cohort and one done run per model with its evaluation."""
     from django.utils import timezone
 
@@ -24,8 +24,8 @@ def evaluated_experiment(*, n_hands: int = 24, frames_per_clip: int = 4, models=
 
     if split is None:
         if cohort:
-            annotator = UserFactory(username=f"{name}-annotator", role="annotator")
-            bulk_cohort(n_hands, annotators=[annotator], frames_per_clip=frames_per_clip, seed=seed,
+            annotators = [UserFactory(username=f"{name}-annotator{i}", role="annotator") for i in range(n_annotators)]
+            bulk_cohort(n_hands, annotators=annotators, frames_per_clip=frames_per_clip, seed=seed,
                         prefix=name.upper())
         split = services.split_lock(split=services.split_create(
             name=name, seed=seed, test_per_group=None if test_fraction else test_per_group,

@@ -82,6 +82,24 @@ def _operating_point(metrics: dict) -> tuple[float, float] | None:
     return fp / (tn + fp), tp / (tp + fn)
 
 
+def roc_vertices(fpr: list[float], tpr: list[float]) -> list[int]:
+    """Indices of the ROC points where the curve turns (and both ends): the same curve, drawn with fewer points.
+
+    A frame-level ROC has a point per distinct score (thousands), most on straight vertical or horizontal
+    stretches; a point collinear with the last kept one and the next adds nothing to the drawn line.
+    """
+    if len(fpr) <= 2:
+        return list(range(len(fpr)))
+    keep = [0]
+    for i in range(1, len(fpr) - 1):
+        ax, ay = fpr[i] - fpr[keep[-1]], tpr[i] - tpr[keep[-1]]
+        bx, by = fpr[i + 1] - fpr[i], tpr[i + 1] - tpr[i]
+        if abs(ax * by - ay * bx) > 1e-12:
+            keep.append(i)
+    keep.append(len(fpr) - 1)
+    return keep
+
+
 def roc_figure(*, level: str, models: list[dict], baseline: dict | None = None) -> Panel:
     """ROC curves of the models at one level, AUC and its CI in the legend, the operating point marked.
 
@@ -100,13 +118,15 @@ def roc_figure(*, level: str, models: list[dict], baseline: dict | None = None) 
         metrics = result.get("metrics", {})
         ci, method = _auc_ci(result, level)
         name = f"{label}: AUC {metrics.get('auc', float('nan')):.3f} (95% CI {_ci_text(ci)}, {method})"
-        thresholds = roc.get("thresholds") or [None] * len(roc["fpr"])
-        traces.append({"type": "scatter", "mode": "lines", "name": name, "x": list(roc["fpr"]),
-                       "y": list(roc["tpr"]), "line": {"color": colour, "dash": dash, "width": 2, "shape": "linear"},
-                       "customdata": list(thresholds), "legendgroup": label,
+        vertices = roc_vertices(roc["fpr"], roc["tpr"])
+        fpr, tpr = [roc["fpr"][i] for i in vertices], [roc["tpr"][i] for i in vertices]
+        thresholds = [(roc.get("thresholds") or [None] * len(roc["fpr"]))[i] for i in vertices]
+        traces.append({"type": "scatter", "mode": "lines", "name": name, "x": fpr,
+                       "y": tpr, "line": {"color": colour, "dash": dash, "width": 2, "shape": "linear"},
+                       "customdata": thresholds, "legendgroup": label,
                        "hovertemplate": f"{label}<br>FPR %{{x:.3f}}, TPR %{{y:.3f}}<br>"
                                         "positive when score ≥ %{customdata:.3f}<extra></extra>"})
-        rows += [[label, _r(f), _r(t), _r(th, 6)] for f, t, th in zip(roc["fpr"], roc["tpr"], thresholds)]
+        rows += [[label, _r(f), _r(t), _r(th, 6)] for f, t, th in zip(fpr, tpr, thresholds)]
         point = _operating_point(metrics)
         if point:
             cut = metrics.get("threshold")
@@ -128,6 +148,8 @@ def roc_figure(*, level: str, models: list[dict], baseline: dict | None = None) 
     caption = ("Diamonds: the operating point at the evaluation threshold (models) and at the manual-CSA cut-off "
                "chosen by Youden's J on the training hands.") if level == "hand" else \
         "Diamonds: the operating point at the evaluation threshold."
+    caption += (" Curves are drawn through their corners (points on a straight stretch add nothing to the line); "
+                "every threshold's point is in the API's results and the report's bundle.")
     return Panel(key=f"roc-{level}", title=title, figure=figure,
                  table=DataTable(["series", "false-positive rate", "true-positive rate", "threshold"], rows),
                  caption=caption)
@@ -224,12 +246,10 @@ def per_hand_figure(*, key: str, label: str, hands: list[dict], threshold: float
                                           "tickangle": -60, "tickfont": {"size": 10}},
         yaxis={"range": [-0.03, 1.03]}, meta={"click_url": True})}
     rows = [[h["name"], TRUTH[h["label"]][0], h["stage"], h["n_frames"], _r(h["mean"]), _r(h["sd"]), _r(h["min"]),
-             _r(h["q1"]), _r(h["median"]), _r(h["q3"]), _r(h["max"]),
-             "CTS" if h["mean"] >= threshold else "control",
-             "yes" if (h["mean"] >= threshold) == bool(h["label"]) else "no"] for h in ordered]
+             _r(h["max"]), "yes" if (h["mean"] >= threshold) == bool(h["label"]) else "no"] for h in ordered]
     return Panel(key=key, title=title, figure=figure,
-                 table=DataTable(["hand", "truth", "EPS stage", "frames", "mean", "SD", "min", "Q1", "median", "Q3",
-                                  "max", "called", "correct"], rows),
+                 table=DataTable(["hand", "truth", "EPS stage", "frames", "mean", "SD", "min", "max",
+                                  f"called right at {threshold:g}"], rows),
                  caption=f"A dot is a hand's mean frame probability, its whisker the range of its frames; the dashed "
                          f"line is the threshold ({threshold:g}). Click a hand to open its frames.")
 

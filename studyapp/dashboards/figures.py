@@ -50,12 +50,24 @@ def layout(*, title: str, x_title: str = "", y_title: str = "", height: int = 38
     return base
 
 
+# A page shows this many rows of a figure's data (a frame-level ROC has thousands); the CSV has them all.
+TABLE_PREVIEW_ROWS = 200
+
+
 @dataclass(frozen=True)
 class DataTable:
     """The numbers behind a figure, shown beside it and downloadable as CSV."""
 
     columns: list[str]
     rows: list[list]
+
+    @property
+    def preview(self) -> list[list]:
+        return self.rows[:TABLE_PREVIEW_ROWS]
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.rows) > TABLE_PREVIEW_ROWS
 
     def csv(self) -> str:
         out = io.StringIO()

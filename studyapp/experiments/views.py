@@ -98,7 +98,8 @@ def launch_estimate(request, pk):
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_detail(request, pk):
-    experiment = get_object_or_404(Experiment.objects.select_related("split"), pk=pk)
+    # The split's manifest (every frame) is not shown here: not read either.
+    experiment = get_object_or_404(Experiment.objects.select_related("split").defer("split__manifest"), pk=pk)
     runs = experiment_selectors.experiment_runs(experiment)
     for run in runs:
         run.kept_note = selectors.kept_weights_note(run) if run.status == TrainingRun.Status.DONE else ""

@@ -64,6 +64,34 @@ def test_per_hand_spread_and_sensitivity_per_stage():
     assert "unstaged" not in rows
 
 
+def _assert_same_curve(trace: dict, roc: dict) -> None:
+    """The trace draws the stored curve: its points are stored points, in order, from the first to the last, and
+    every stored point left out lies on the segment between the drawn points around it."""
+    points = list(zip(roc["fpr"], roc["tpr"]))
+    drawn = list(zip(trace["x"], trace["y"]))
+    index = [points.index(p) for p in drawn]
+    assert index == sorted(index) and index[0] == 0 and index[-1] == len(points) - 1
+    for a, b in zip(index, index[1:]):
+        (x0, y0), (x1, y1) = points[a], points[b]
+        for x, y in points[a + 1:b]:
+            assert abs((x - x0) * (y1 - y0) - (y - y0) * (x1 - x0)) < 1e-12
+            assert min(x0, x1) <= x <= max(x0, x1) and min(y0, y1) <= y <= max(y0, y1)
+
+
+def test_roc_vertices_keep_the_corners_of_a_long_staircase():
+    import numpy as np
+
+    from mlworker.stats import roc_curve
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 3000)
+    roc = roc_curve(labels, rng.normal(labels * 1.5, 1.0))
+    vertices = ef.roc_vertices(roc["fpr"], roc["tpr"])
+    assert len(vertices) < len(roc["fpr"]) / 2  # thousands of points, most on straight stretches
+    _assert_same_curve({"x": [roc["fpr"][i] for i in vertices], "y": [roc["tpr"][i] for i in vertices]}, roc)
+    assert ef.roc_vertices([0, 1], [0, 1]) == [0, 1]
+
+
 def test_roc_traces_are_the_stored_curves_with_auc_ci_in_the_legend(evaluation):
     baseline = {"roc": {"fpr": [0, 0, 1], "tpr": [0, 1, 1], "thresholds": [None, 12.0, 8.0]},
                 "metrics": {"auc": 1.0, "tn": 3, "fp": 0, "fn": 0, "tp": 3, "threshold": 10.5},
@@ -74,12 +102,13 @@ def test_roc_traces_are_the_stored_curves_with_auc_ci_in_the_legend(evaluation):
                               baseline=baseline if level == "hand" else None)
         go.Figure(panel.figure)  # valid plotly
         curve = next(t for t in panel.figure["data"] if t["name"].startswith("SqueezeNet 1.1: AUC"))
-        assert curve["x"] == evaluation[level]["roc"]["fpr"] and curve["y"] == evaluation[level]["roc"]["tpr"]
+        _assert_same_curve(curve, evaluation[level]["roc"])
         point = next(t for t in panel.figure["data"]
                      if t["mode"] == "markers" and t["legendgroup"] == "SqueezeNet 1.1")
         m = evaluation[level]["metrics"]
         assert point["x"] == [m["fp"] / (m["fp"] + m["tn"])] and point["y"] == [m["tp"] / (m["tp"] + m["fn"])]
-        assert len(panel.table.rows) == len(curve["x"]) + (3 if level == "hand" else 0)
+        assert len(panel.table.rows) == len(curve["x"]) + (len(ef.roc_vertices([0, 0, 1], [0, 1, 1]))
+                                                           if level == "hand" else 0)
     frame_name = ef.roc_figure(level="frame", models=[{"label": "S", "colour": SERIES[0],
                                                        "result": evaluation["frame"]}]).figure["data"][1]["name"]
     low, high = evaluation["frame"]["auc_delong_ci"]
