@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
+from datetime import timedelta
 from collections.abc import Callable
 
 from django.contrib.staticfiles import finders
@@ -36,13 +37,18 @@ from .models import StudyReport
 STEPS = ["Reading the results and building the figures", "Writing the bundle", "Writing the HTML file", "Storing"]
 VALIDATION_FRACTION = 0.2  # experiments.services.VALIDATION_FRACTION (not imported: it loads the model code)
 N_BOOT = 2000  # mlworker.stats.evaluation.N_BOOT
+STALE_AFTER = timedelta(minutes=30)  # a study-scale report takes seconds
 
 
 def report_queue(*, experiment: Experiment, requested_by=None) -> StudyReport:
     """Queue a report of a finished experiment; refused while one is being made or a run is unfinished."""
     from .tasks import generate_report
 
-    if experiment.reports.filter(status__in=[StudyReport.Status.QUEUED, StudyReport.Status.RUNNING]).exists():
+    unfinished = experiment.reports.filter(status__in=[StudyReport.Status.QUEUED, StudyReport.Status.RUNNING])
+    # A report still unfinished long after it was asked for lost its worker: it no longer blocks a new one.
+    unfinished.filter(created_at__lt=timezone.now() - STALE_AFTER).update(
+        status=StudyReport.Status.FAILED, error="No worker finished it; generate it again.", finished_at=timezone.now())
+    if unfinished.exists():
         raise ValidationError("A report of this experiment is already being generated.", code="report_running")
     runs = list(experiment.runs.values_list("status", flat=True))
     if not runs or any(status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING) for status in runs):

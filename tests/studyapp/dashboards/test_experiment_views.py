@@ -68,3 +68,42 @@ def test_training_curves_are_polled_while_runs_train_and_a_finished_run_reloads_
     TrainingRun.objects.filter(pk=runs[1].pk).update(status="cancelled")
     reload = pi.get(f"/experiments/{experiment.pk}/?finished=1", HTTP_HX_REQUEST="true")
     assert reload["HX-Refresh"] == "true"
+
+
+def test_a_run_evaluated_before_the_dashboard_gets_its_summary_once(client_for):
+    experiment, runs = evaluated_experiment(models=("squeezenet1_1",))
+    run = runs[0]
+    stored = run.evaluation.pop("dashboard")
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation=run.evaluation)
+    page = client_for("pi").get(f"/experiments/{experiment.pk}/").content.decode()
+    run.refresh_from_db()
+    summary = run.evaluation["dashboard"]
+    assert summary["hands"] == stored["hands"] and summary["by_stage"] == stored["by_stage"]
+    assert summary["stages_recorded"].startswith("after evaluation") and "evaluated before stages" in page
+
+
+def test_training_stores_the_dashboard_summary_with_the_stages_of_evaluation_time(monkeypatch, tmp_path, settings):
+    from studyapp.cohort.models import Hand
+    from studyapp.experiments import services
+    from tests.studyapp.experiments.conftest import TRAIN_FAST, seed_small_study
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    seed_small_study()
+    monkeypatch.setattr(services, "queue_run", lambda run_id: None)
+    split = services.split_lock(split=services.split_create(name="s", test_per_group=2))
+    experiment = services.experiment_launch(split=split, models=["squeezenet1_1"], random_init=True,
+                                            hyperparameters=TRAIN_FAST)
+    run = experiment.runs.get()
+    services.run_train(run_id=run.pk, task_id="t", worker="w")
+    run.refresh_from_db()
+    summary = run.evaluation["dashboard"]
+    test_hands = sorted(set(run.predictions["hand_ids"]))
+    assert [h["hand"] for h in summary["hands"]] == test_hands
+    stages = dict(Hand.objects.filter(pk__in=test_hands).values_list("pk", "stage"))
+    assert {h["hand"]: h["stage"] for h in summary["hands"]} == stages
+    assert summary["stages_recorded"] == "at evaluation" and summary["calibration"]["frame"]["n"] == len(
+        run.predictions["labels"])
+    # Restaging later does not rewrite what the run was evaluated against.
+    Hand.objects.filter(pk__in=test_hands).update(stage=None)
+    run.refresh_from_db()
+    assert {h["hand"]: h["stage"] for h in run.evaluation["dashboard"]["hands"]} == stages

@@ -95,3 +95,18 @@ def test_a_report_needs_finished_runs(experiment):
     with pytest.raises(ValidationError) as error:
         services.report_queue(experiment=experiment)
     assert error.value.code == "runs_unfinished" and not StudyReport.objects.exists()
+
+
+def test_a_report_whose_worker_vanished_does_not_block_a_new_one(experiment, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studyapp.reports import tasks
+
+    monkeypatch.setattr(tasks.generate_report, "delay", lambda report_id: None)
+    lost = StudyReport.objects.create(experiment=experiment, status="running")
+    StudyReport.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    fresh = services.report_queue(experiment=experiment)
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "generate it again" in lost.error and fresh.status == "queued"
