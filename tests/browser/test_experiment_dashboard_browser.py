@@ -101,3 +101,32 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
     assert not refused, refused
     assert not report_errors, report_errors
     assert not errors, errors
+
+
+def test_training_curves_grow_while_a_run_trains_and_its_results_appear_when_it_ends(live_server, page):
+    from studyapp.experiments.models import TrainingRun
+
+    pi = UserFactory(username="pia", role="pi")
+    experiment, runs = evaluated_experiment(n_hands=16, frames_per_clip=3, test_per_group=3,
+                                            models=("squeezenet1_1", "mobilenetv2_100"))
+    running = next(run for run in runs if run.model_name == "mobilenetv2_100")
+    history, evaluation = running.history, running.evaluation
+    TrainingRun.objects.filter(pk=running.pk).update(status="running", history=history[:2], epochs_done=2,
+                                                     evaluation=None)
+    errors = _console_errors(page)
+    base = live_server.url
+    url = f"/experiments/{experiment.pk}/"
+    _log_in(page, base, pi, url)
+    points = "() => ((document.getElementById('plot-training-loss') || {}).data || []).map(t => t.x.length)"
+    page.locator("#plot-training-loss .main-svg").first.wait_for(state="attached")
+    assert sorted(page.evaluate(points)) == [2, 2, 6, 6]
+    assert page.locator("#panel-confusion-mobilenetv2_100").count() == 0  # not evaluated yet
+    assert page.locator("#report-generate").count() == 0 and "once every run has finished" in page.inner_text("#report")
+    TrainingRun.objects.filter(pk=running.pk).update(history=history[:4], epochs_done=4)
+    page.wait_for_function(f"({points})().includes(4)", timeout=10_000)  # the 2 s poll redrew the curves
+    page.screenshot(path=str(SHOTS / "experiment-dashboard-training.png"))
+    TrainingRun.objects.filter(pk=running.pk).update(status="done", history=history, epochs_done=6,
+                                                     evaluation=evaluation)
+    page.locator("#panel-confusion-mobilenetv2_100 .main-svg").first.wait_for(state="attached", timeout=10_000)
+    assert page.locator("#report-generate").count() == 1
+    assert not errors, errors
