@@ -9,6 +9,7 @@ from studyapp.annotations import api as annotations_api
 from studyapp.clips import api as clips_api
 from studyapp.cohort import api as cohort_api
 from studyapp.experiments import api as experiments_api
+from studyapp.explanations import api as explanations_api
 from studyapp.ops import api as ops_api
 
 router = DefaultRouter()
@@ -16,11 +17,13 @@ cohort_api.register(router)
 clips_api.register(router)
 annotations_api.register(router)
 experiments_api.register(router)
+explanations_api.register(router)
 
 urlpatterns = [
     path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),
     path("cohort/restage/", cohort_api.RestageView.as_view(), name="cohort-restage"),
     path("agreement/", annotations_api.AgreementView.as_view(), name="agreement"),
+    path("explanation-summaries/", explanations_api.ExplanationSummaryView.as_view(), name="explanation-summaries"),
     path("health/", ops_api.HealthView.as_view(), name="health"),
     path("ops/ping-worker/", ops_api.WorkerPingView.as_view(), name="ping-worker"),
     path("auth/token/", obtain_auth_token, name="api-token"),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("clips/", include("studyapp.clips.urls")),
     path("demo/", include("studyapp.demo.urls")),
     path("experiments/", include("studyapp.experiments.urls")),
+    path("explanations/", include("studyapp.explanations.urls")),
     path("dashboards/", include("studyapp.dashboards.urls")),
     path("reports/", include("studyapp.reports.urls")),
     path("api/", include("studyapp.api_urls")),

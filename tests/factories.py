@@ -51,6 +51,10 @@ def make_hand(*, side="right", recruitment="patient", eps=None, exclusion_reason
     return hand
 
 
+# The study settings form's rater fields at their defaults, for tests that post the whole form.
+RATER_FORM = {"primary_rater_rule": "most_confirmed", "primary_rater": "", "raters_blinded": "on",
+              "adjudication_iou_threshold": "0.5", "adjudication_csa_difference_mm2": "2.0"}
+
 SMALL_PHANTOM = dict(width=160, height=120, n_frames=12, pixel_spacing_mm=0.25)
 
 
@@ -143,29 +147,44 @@ def bulk_cohort(n_hands: int, *, annotators=(), frames_per_clip: int = 0, seed: 
     return hands
 
 
-def locked_split_with_experiment(*, name="main", test_per_group=3, seed=0):
-    """Lock a split of the eligible hands, and record an experiment on it the way a finished one is stored:
-    the manual-CSA cut-off chosen by Youden's J on the training hands, and a done run that evaluated the
-    test hands (its probabilities are the labels' mirror; no model is trained)."""
+def locked_split_with_experiment(*, name="main", test_per_group=3, seed=0,
+                                 models=("squeezenet1_1", "efficientnet_b0"), n_boot=200):
+    """Lock a split of the eligible hands and record a finished experiment on it without training: each model's
+    frame probabilities are drawn (seeded; the later models separate the groups better), then evaluated and
+    compared by the same statistics and service a finished run goes through (mlworker.stats, the CSA baseline)."""
+    from dataclasses import asdict
+
+    import numpy as np
     from django.utils import timezone
 
-    from mlworker.stats import youden_threshold
-    from studyapp.cohort.selectors import latest_inlet_csa
+    from mlworker.ml.train import TrainConfig
+    from mlworker.stats import evaluate_predictions
+    from studyapp.clips.models import Frame
     from studyapp.experiments import services as experiment_services
     from studyapp.experiments.models import Experiment, TrainingRun
 
     split = experiment_services.split_lock(split=experiment_services.split_create(
         name=name, seed=seed, test_per_group=test_per_group))
-    members = list(split.members.values_list("hand_id", "subset", "label"))
-    csa = latest_inlet_csa(hand_ids=[m[0] for m in members], method="manual")
-    train = [(csa[h], label) for h, subset, label in members if subset == "train" and h in csa]
-    test = [(h, label) for h, subset, label in members if subset == "test"]
-    cut = youden_threshold([label for _, label in train], [c for c, _ in train])
+    labels = dict(split.members.filter(subset="test").values_list("hand_id", "label"))
+    frames = list(Frame.objects.filter(clip__hand_id__in=labels).order_by("pk").values_list("pk", "clip__hand_id"))
+    y = np.array([labels[hand] for _, hand in frames])
     experiment = Experiment.objects.create(name=f"{name} experiment", split=split, manifest_hash=split.manifest_hash,
-                                           comparison={"models": ["resnet18"],
-                                                       "csa_baseline": {"youden_on_training": cut}})
-    TrainingRun.objects.create(experiment=experiment, model_name="resnet18", config={}, status="done",
-                               finished_at=timezone.now(),
-                               evaluation={"hand": {"hand_ids": [h for h, _ in test], "labels": [l for _, l in test],
-                                                    "probabilities": [0.8 * l + 0.1 for _, l in test]}})
-    return split, experiment, cut
+                                           config={"epochs": 3})
+    rng = np.random.default_rng(seed)
+    for i, model in enumerate(models):
+        hand_effect = {hand: rng.normal(0, 0.8) for hand in labels}
+        logits = (2 * y - 1) * (1.0 + i) + np.array([hand_effect[h] for _, h in frames]) + rng.normal(0, 0.7, len(y))
+        probabilities = (1 / (1 + np.exp(-logits))).round(6).tolist()
+        hand_ids = [h for _, h in frames]
+        history = [{"epoch": e, "train_loss": 0.7 / (e + i), "val_loss": 0.75 / (e + i) + 0.05,
+                    "val_accuracy": 0.6 + 0.1 * e, "val_auc": 0.6 + 0.1 * e + 0.03 * i} for e in (1, 2, 3)]
+        TrainingRun.objects.create(
+            experiment=experiment, model_name=model, config=asdict(TrainConfig(model_name=model, epochs=3)),
+            status="done", epochs_done=3, history=history, best_epoch=3, finished_at=timezone.now(), device="cpu",
+            code_version="0" * 40, weights_sha256=f"{i:064d}", manifest_hash=split.manifest_hash,
+            library_versions={"torch": "test", "numpy": np.__version__},
+            evaluation=evaluate_predictions(y.tolist(), probabilities, hand_ids, n_boot=n_boot, seed=0),
+            predictions={"frame_ids": [f for f, _ in frames], "hand_ids": hand_ids, "labels": y.tolist(),
+                         "probabilities": probabilities})
+    comparison = experiment_services.experiment_compare_if_complete(experiment_id=experiment.pk)
+    return split, experiment, comparison["csa_baseline"]["youden_on_training"]

@@ -14,7 +14,7 @@ from .constants import (
     MODEL_LABELS,
     MODEL_NAMES,
 )
-from .data import CropSample, CropTensors, batches, crop_image, load_crops
+from .data import CropSample, CropTensors, GreyNormalizer, ImageChanged, batches, crop_image, load_crops
 from .models import WeightsUnavailable, build_model, model_normalization, normalization, weights_cache_path
 from .train import (
     OPTIMIZERS,
@@ -24,11 +24,13 @@ from .train import (
     epoch_progress,
     evaluate,
     fit,
+    autocast,
     library_versions,
     load_trained,
     predict_proba,
     prepare_model,
     roc_auc,
+    runtime_settings,
     select_device,
     train_one_epoch,
 )
@@ -45,6 +47,8 @@ __all__ = [
     "MODEL_NAMES",
     "CropSample",
     "CropTensors",
+    "GreyNormalizer",
+    "ImageChanged",
     "batches",
     "crop_image",
     "load_crops",
@@ -60,11 +64,13 @@ __all__ = [
     "epoch_progress",
     "evaluate",
     "fit",
+    "autocast",
     "library_versions",
     "load_trained",
     "predict_proba",
     "prepare_model",
     "roc_auc",
+    "runtime_settings",
     "select_device",
     "train_one_epoch",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 
 from .augment import BatchAugment
 
-__all__ = ["CropSample", "CropTensors", "crop_image", "load_crops", "batches"]
+__all__ = ["CropSample", "CropTensors", "GreyNormalizer", "ImageChanged", "crop_image", "load_crops", "batches"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class CropSample:
     label: int  # 0 control, 1 CTS
     hand_id: int
     frame_id: int
+    sha256: str = ""  # of the image file's bytes when known (a locked manifest's); a mismatch refuses the crop
 
 
 @dataclass
@@ -77,8 +80,22 @@ def crop_image(image: np.ndarray, box: tuple[int, int, int, int], size: int) -> 
     return cv2.resize(out, (size, size), interpolation=interp)
 
 
+class ImageChanged(ValueError):
+    """An image's bytes differ from the SHA-256 recorded when its dataset was frozen."""
+
+
 def _load_one(sample: CropSample, size: int) -> np.ndarray:
-    image = cv2.imread(sample.image_path, cv2.IMREAD_GRAYSCALE)
+    try:
+        data = Path(sample.image_path).read_bytes()
+    except OSError:
+        data = b""
+    if sample.sha256 and data and hashlib.sha256(data).hexdigest() != sample.sha256:
+        raise ImageChanged(
+            f"The image of frame {sample.frame_id} ({sample.image_path}) changed since its split was locked "
+            f"(SHA-256 {hashlib.sha256(data).hexdigest()[:12]}…, locked {sample.sha256[:12]}…); make a new split "
+            "version from the current frames."
+        )
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if image is None:
         raise FileNotFoundError(
             f"Cannot read image {sample.image_path!r} (frame {sample.frame_id}); check that the file exists "
@@ -111,6 +128,25 @@ def load_crops(samples: Sequence[CropSample], *, size: int, workers: int | None 
     )
 
 
+class GreyNormalizer:
+    """uint8 grey crops -> the float (B, 3, S, S) input the networks expect; one path for training and explaining."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device | str) -> None:
+        device = torch.device(device)
+        # Shaped for broadcasting a 1-channel batch to 3 channels: grey replicated as the ImageNet stem expects.
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    @staticmethod
+    def to_unit(images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 1, S, S) -> float32 in [0, 1] on the images' device (augmentation and occlusion work here)."""
+        return images.float().div_(255.0)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Float grey (B, 1, S, S) in [0, 1] -> normalised (B, 3, S, S)."""
+        return (x - self.mean) * self.inv_std
+
+
 def batches(
     crops: CropTensors,
     *,
@@ -131,9 +167,7 @@ def batches(
     n = len(crops)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     cuda = device.type == "cuda"
-    # Shaped for broadcasting a 1-channel batch to 3 channels: grey replicated as the ImageNet stem expects.
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    normalise = GreyNormalizer(mean, std, device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
@@ -142,11 +176,11 @@ def batches(
             # Pinned pages let the copy run asynchronously while the GPU still works on the previous batch.
             images, labels = images.pin_memory(), labels.pin_memory()
         # uint8 travels (4x fewer bytes than float); conversion, warp and normalisation run on the device.
-        x = images.to(device, non_blocking=cuda).float().div_(255.0)
+        x = GreyNormalizer.to_unit(images.to(device, non_blocking=cuda))
         y = labels.to(device, non_blocking=cuda)
         if augment is not None:
             x = augment(x)
-        x = (x - mean_t) * inv_std
+        x = normalise(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, y, idx

@@ -33,6 +33,8 @@ __all__ = [
     "TrainConfig",
     "FitResult",
     "select_device",
+    "runtime_settings",
+    "autocast",
     "train_one_epoch",
     "evaluate",
     "predict_proba",
@@ -117,6 +119,8 @@ class FitResult:
     # Training crops per second of epoch wall time (validation included) over the epochs run in this call;
     # None when none finished. Epochs x training crops / this is how long a run takes.
     images_per_s: float | None = None
+    # What a reproduction must match beyond code, data and seed: see `runtime_settings`.
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -129,7 +133,8 @@ def select_device(pref: str = "auto") -> torch.device:
     return device
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing on the CPU: the precision training, evaluation and explanations run in."""
     # bf16 keeps fp32's exponent range, so no GradScaler is needed; the CPU stays fp32 for exact reproducibility.
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -199,7 +204,7 @@ def train_one_epoch(
     ), start=1):
         if should_stop is not None and should_stop():
             raise Stopped
-        with _autocast(device):
+        with autocast(device):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -230,7 +235,7 @@ def _logits(
             crops, batch_size=batch_size, shuffle=False, generator=None, device=device,
             mean=mean, std=std, augment=None, channels_last=cuda,
         ):
-            with _autocast(device):
+            with autocast(device):
                 outputs.append(model(x).float())
     if not outputs:
         return torch.empty((0, 2))
@@ -281,6 +286,18 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+def runtime_settings(device: torch.device) -> dict[str, Any]:
+    """Settings that change a run's numbers: the same code, data and seed on 2 CPU threads and on 1 give
+    different floating-point sums (a frame AUC moved from 0.662 to 0.676), so a reproduction must match them."""
+    return {
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+    }
 
 
 @contextlib.contextmanager
@@ -438,7 +455,8 @@ def fit(
         augment_gen = torch.Generator().manual_seed(config.seed + 1)
         augment = BatchAugment(generator=augment_gen) if config.augment else None
 
-        result = FitResult(best_checkpoint=None, last_checkpoint=last_path, device=str(device))
+        result = FitResult(best_checkpoint=None, last_checkpoint=last_path, device=str(device),
+                           runtime=runtime_settings(device))
         epochs_without_improvement = 0
         start_epoch = 0
         if last_path.exists():
@@ -512,8 +530,10 @@ def fit(
             }
             if improved:
                 # best.pt first: if the process dies between the writes, last.pt still points before this epoch.
-                best = {k: payload[k] for k in ("model", "epoch", "best_epoch", "best_val_loss", "history",
-                                                 "config", "versions")}
+                # No history in it: wall-clock timings would change its bytes (and the registered weights'
+                # SHA-256) on every rerun; they stay in last.pt and on the run.
+                best = {k: payload[k] for k in ("model", "epoch", "best_epoch", "best_val_loss", "config",
+                                                 "versions")}
                 _save_atomic(best, best_path)
                 result.best_checkpoint = best_path
             _save_atomic(payload, last_path)

@@ -1,7 +1,14 @@
 """Statistics of the CTS study as pure numpy/scipy functions (no Django, no scikit-learn)."""
 
-from .agreement import Box, bland_altman, box_iou, icc_2_1, mean_pairwise_iou
-from .bootstrap import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
+from .agreement import Box, bland_altman, box_iou, box_iou_many, icc_2_1, mean_pairwise_iou
+from .bootstrap import (
+    BOOTSTRAP_METRICS,
+    bootstrap_ci,
+    bootstrap_mean_ci,
+    bootstrap_mean_replicates,
+    bootstrap_replicates,
+)
+from .calibration import brier_score, reliability_bins, wilson_interval
 from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from .delong import delong_auc_covariance, delong_ci, delong_test
 from .group_tests import mann_whitney
@@ -15,12 +22,16 @@ __all__ = [
     "binary_metrics",
     "bland_altman",
     "bootstrap_ci",
+    "bootstrap_mean_ci",
+    "bootstrap_mean_replicates",
+    "brier_score",
     "bootstrap_replicates",
     "compare_models",
     "csa_baseline",
     "csa_between_groups",
     "evaluate_predictions",
     "box_iou",
+    "box_iou_many",
     "confusion",
     "delong_auc_covariance",
     "delong_ci",
@@ -28,7 +39,9 @@ __all__ = [
     "icc_2_1",
     "mann_whitney",
     "mean_pairwise_iou",
+    "reliability_bins",
     "roc_auc",
     "roc_curve",
+    "wilson_interval",
     "youden_threshold",
 ]

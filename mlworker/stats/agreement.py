@@ -10,7 +10,7 @@ import numpy as np
 from scipy.stats import f as f_dist
 from scipy.stats import t as t_dist
 
-__all__ = ["Box", "icc_2_1", "bland_altman", "box_iou", "mean_pairwise_iou"]
+__all__ = ["Box", "icc_2_1", "bland_altman", "box_iou", "box_iou_many", "mean_pairwise_iou"]
 
 # Mean squares below this share of the ratings' variance are round-off, not disagreement.
 _RELATIVE_TOLERANCE = 1e-12
@@ -169,6 +169,21 @@ def box_iou(a: Box, b: Box) -> float:
     inter = iw * ih
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else math.nan
+
+
+def box_iou_many(a, b) -> np.ndarray:
+    """`box_iou` of each row of two (n, 4) arrays of (x, y, w, h) boxes, at once; nan where both are empty."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    if a.shape != b.shape:
+        raise ValueError(f"need two arrays of the same number of boxes, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or (a[:, 2:] < 0).any() or (b[:, 2:] < 0).any():
+        raise ValueError("boxes need finite coordinates and non-negative width and height")
+    iw = np.clip(np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0, None)
+    ih = np.clip(np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0, None)
+    inter = iw * ih
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), np.nan)
 
 
 def mean_pairwise_iou(boxes_by_rater: Mapping[str, Box]) -> float:

@@ -23,7 +23,13 @@ from .metrics import (
     binary_metrics,
 )
 
-__all__ = ["BOOTSTRAP_METRICS", "bootstrap_replicates", "bootstrap_ci"]
+__all__ = [
+    "BOOTSTRAP_METRICS",
+    "bootstrap_ci",
+    "bootstrap_mean_ci",
+    "bootstrap_mean_replicates",
+    "bootstrap_replicates",
+]
 
 BOOTSTRAP_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 
@@ -209,3 +215,118 @@ def bootstrap_ci(
         n_units_pos=strata[1].n_units,
     )
     return result
+
+
+def _mean_inputs(values, clusters, strata):
+    """Validated (n, k) values, cluster codes and the stratum of each cluster (sorted ids)."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2 or v.shape[0] == 0:
+        raise ValueError(f"values must be a non-empty (n_frames,) or (n_frames, k) array, got shape {v.shape}")
+    if np.isinf(v).any():
+        raise ValueError("values hold infinite numbers; NaN (missing) is the only non-finite value allowed")
+    n = v.shape[0]
+    if clusters is None:
+        codes = np.arange(n)
+        n_clusters = n
+    else:
+        ids, codes = _cluster_codes(clusters, n)
+        n_clusters = int(ids.size)
+    if strata is None:
+        cluster_stratum = np.zeros(n_clusters, dtype=np.int64)
+    else:
+        s = np.asarray(strata)
+        if s.ndim != 1 or s.shape[0] != n:
+            raise ValueError(f"strata must be 1-D with one entry per frame ({n}), got shape {s.shape}")
+        _, s_codes = np.unique(s, return_inverse=True)
+        s_codes = s_codes.reshape(-1)
+        cluster_stratum = np.full(n_clusters, -1, dtype=np.int64)
+        cluster_stratum[codes] = s_codes
+        if (cluster_stratum[codes] != s_codes).any():
+            raise ValueError("a cluster (hand) has frames in different strata; each hand needs one label")
+    return v, codes, n_clusters, cluster_stratum
+
+
+def _mean_replicates(v, codes, n_clusters, cluster_stratum, n_boot, seed):
+    """(n_boot, k) replicate means; NaN where a replicate drew no defined value of a column."""
+    k = v.shape[1]
+    defined = ~np.isnan(v)
+    sums = np.zeros((n_clusters, k))
+    counts = np.zeros((n_clusters, k))
+    np.add.at(sums, codes, np.where(defined, v, 0.0))
+    np.add.at(counts, codes, defined)
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(cluster_stratum == c) for c in range(int(cluster_stratum.max()) + 1)]
+    draws = [rng.integers(0, g.size, size=(n_boot, g.size)) for g in groups]
+    rep_sums = np.zeros((n_boot, k))
+    rep_counts = np.zeros((n_boot, k))
+    for g, d in zip(groups, draws):
+        block = max(1, _BLOCK_CELLS // g.size)
+        for r0 in range(0, n_boot, block):
+            r1 = min(n_boot, r0 + block)
+            offsets = (np.arange(r1 - r0, dtype=np.int64) * g.size)[:, None]
+            mult = np.bincount((d[r0:r1] + offsets).ravel(), minlength=(r1 - r0) * g.size)
+            mult = mult.reshape(r1 - r0, g.size).astype(float)
+            rep_sums[r0:r1] += mult @ sums[g]
+            rep_counts[r0:r1] += mult @ counts[g]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rep_counts > 0, rep_sums / np.where(rep_counts > 0, rep_counts, 1.0), np.nan)
+
+
+def bootstrap_mean_replicates(values, *, clusters=None, strata=None, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot, k) bootstrap replicates of the mean over frames of each column of values (NaN = missing).
+
+    Draw protocol (as bootstrap_replicates): rng = default_rng(seed); for each stratum in sorted order,
+    draws = rng.integers(0, n_units, size=(n_boot, n_units)) over that stratum's units: its hands in
+    sorted-id order when `clusters` gives each frame's hand (every frame of a drawn hand enters the
+    replicate, once per draw), else its frames in input order. A replicate's mean is over the frames it
+    holds, so a hand weighs by its number of frames with a value.
+    """
+    n_boot = _check_n_boot(n_boot)
+    v, codes, n_clusters, cluster_stratum = _mean_inputs(values, clusters, strata)
+    return _mean_replicates(v, codes, n_clusters, cluster_stratum, n_boot, seed)
+
+
+def bootstrap_mean_ci(
+    values, *, clusters=None, strata=None, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict:
+    """Percentile CIs of per-column frame means: {estimate, low, high, n_undefined} arrays (k,) plus counts.
+
+    values is (n_frames,) or (n_frames, k) with NaN where a frame has no value for a column; the estimate
+    is the mean over the frames that have one (hands weighted by their frames), the interval comes from
+    bootstrap_mean_replicates (hands resampled within each stratum when clusters/strata are given).
+    Replicates that drew no value for a column are left out of its percentiles and counted in n_undefined.
+    """
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n_boot = _check_n_boot(n_boot)
+    v, codes, n_clusters, cluster_stratum = _mean_inputs(values, clusters, strata)
+    reps = _mean_replicates(v, codes, n_clusters, cluster_stratum, n_boot, seed)
+    defined = ~np.isnan(v)
+    n_values = defined.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.where(n_values > 0, np.where(defined, v, 0.0).sum(axis=0) / np.maximum(n_values, 1), np.nan)
+    q = [50.0 * (1.0 - level), 50.0 * (1.0 + level)]
+    k = v.shape[1]
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    n_undefined = np.isnan(reps).sum(axis=0)
+    for j in range(k):
+        r = reps[:, j]
+        r = r[~np.isnan(r)]
+        if r.size:
+            low[j], high[j] = np.percentile(r, q)
+    return {
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "n_undefined": n_undefined.astype(np.int64),
+        "n_values": n_values.astype(np.int64),
+        "kind": "frames" if clusters is None else "hands (cluster)",
+        "n_clusters": None if clusters is None else n_clusters,
+        "n_strata": int(cluster_stratum.max()) + 1,
+        "n_boot": n_boot,
+        "seed": seed,
+        "level": level,
+    }

@@ -108,7 +108,8 @@
   }
 
   async function loadOutlines() {
-    const list = await getAll(`${cfg.api.outlines}?frame__clip=${cfg.clipId}`);
+    // Blinded raters load only their own outlines (the API also hides others' from them).
+    const list = await getAll(`${cfg.api.outlines}?frame__clip=${cfg.clipId}${cfg.blinded ? "&mine=1" : ""}`);
     state.outlines = new Map();
     for (const outline of list) {
       if (!state.outlines.has(outline.frame)) state.outlines.set(outline.frame, []);

@@ -21,15 +21,22 @@ def _view(app: str, *models: str) -> set[str]:
 COHORT_MODELS = ("participant", "hand", "epsexam", "csameasurement")
 
 ANNOTATION_MODELS = ("roiannotation", "nerveoutline")
+# Explanations are results: the PI and the coordinator read them, annotators never (they stay blinded).
+EXPLANATION_VIEW = {"explanations.view_explanationjob", "explanations.view_frameexplanation"}
 CLIP_UPLOAD = {"clips.add_clip", "clips.change_clip", "clips.view_clip", "clips.view_frame"}
 CLIP_ASSIGN = {"clips.assign_clip"}  # who hands a clip to an annotator; annotators only take open ones
+# Raters work blind: the diagnosis and other raters' work are for those who don't rate (and the PI adjudicates).
+DIAGNOSIS = {"cohort.view_diagnosis"}
+ALL_RATERS = {"annotations.view_all_raters", "annotations.view_roiadjudication", "annotations.view_csaadjudication"}
+ADJUDICATE = {"annotations.adjudicate"}
 
 # Later issues extend these sets (splits, training) in one place.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | CLIP_ASSIGN
                   | _view("annotations", *ANNOTATION_MODELS)
-                  | {"cohort.view_demographics", "protocol.view_studysettings"}),
-    # Annotators see what annotation needs: hands and their measurements, never demographics.
+                  | {"cohort.view_demographics", "protocol.view_studysettings"} | DIAGNOSIS | ALL_RATERS
+                  | EXPLANATION_VIEW),
+    # Annotators see what annotation needs: hands and their own measurements, never demographics or diagnosis.
     ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
                 | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"}),
     # Only the PI locks splits and launches training; results stay with the PI (others remain blinded).
@@ -38,7 +45,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
          | _view("experiments", "split", "experiment", "trainingrun")
          | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",
             "experiments.add_split", "experiments.delete_split", "experiments.lock_split",
-            "experiments.add_experiment", "experiments.launch_experiment"}),
+            "experiments.add_experiment", "experiments.launch_experiment"}
+         | DIAGNOSIS | ALL_RATERS | ADJUDICATE
+         | EXPLANATION_VIEW | {"explanations.add_explanationjob", "explanations.change_explanationjob"}),
 }
 
 

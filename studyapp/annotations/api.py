@@ -20,6 +20,14 @@ def _conflict(error: services.StaleVersion) -> Response:
                     status=status.HTTP_409_CONFLICT)
 
 
+def _visible(request, queryset):
+    """What the user may see (a blinded rater: their own), narrowed to their own with `mine=1`."""
+    queryset = selectors.visible_annotations(queryset, user=request.user)
+    if request.query_params.get("mine") in ("1", "true"):
+        queryset = queryset.filter(annotator=request.user)
+    return queryset
+
+
 class OwnAnnotationsMixin:
     def check_object_permissions(self, request, obj):
         super().check_object_permissions(request, obj)
@@ -37,10 +45,7 @@ class RoiViewSet(OwnAnnotationsMixin, mixins.ListModelMixin, mixins.RetrieveMode
     pagination_class = None  # a clip has at most a few hundred ROIs per annotator; the canvas wants them all
 
     def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.request.query_params.get("mine") in ("1", "true"):
-            queryset = queryset.filter(annotator=self.request.user)
-        return queryset
+        return _visible(self.request, super().get_queryset())
 
     @extend_schema(request=RoiWriteSerializer, responses={201: RoiSerializer, 200: RoiSerializer, 409: dict})
     def create(self, request, *args, **kwargs):
@@ -88,6 +93,9 @@ class OutlineViewSet(OwnAnnotationsMixin, mixins.CreateModelMixin, mixins.ListMo
     serializer_class = OutlineSerializer
     filterset_fields = {"frame": ["exact"], "frame__clip": ["exact"], "annotator__username": ["exact"]}
 
+    def get_queryset(self):
+        return _visible(self.request, super().get_queryset())
+
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = services.outline_create(frame=data["frame"], annotator=self.request.user,
@@ -98,13 +106,14 @@ class OutlineViewSet(OwnAnnotationsMixin, mixins.CreateModelMixin, mixins.ListMo
 
 
 class AgreementView(APIView):
-    permission_classes = [has_perms("annotations.view_roiannotation")]
+    # Agreement shows each rater's values: for those who see every rater's work.
+    permission_classes = [has_perms("annotations.view_roiannotation", selectors.ALL_RATERS_PERM)]
 
     @extend_schema(parameters=[OpenApiParameter("clip", int)], responses={200: dict})
     def get(self, request):
         clip = request.query_params.get("clip")
         return Response({"roi": selectors.roi_agreement(clip_id=int(clip) if clip and clip.isdigit() else None),
-                         "csa": selectors.csa_agreement()})
+                         "csa": selectors.csa_agreement(), "blinding": selectors.blinding_statement()})
 
 
 def register(router):

@@ -3,7 +3,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from studyapp.clips.models import Frame
-from studyapp.cohort.models import CsaMeasurement
+from studyapp.cohort.models import CsaMeasurement, Hand
 
 
 class RoiAnnotation(models.Model):
@@ -35,6 +35,8 @@ class RoiAnnotation(models.Model):
 
     class Meta:
         ordering = ["frame__clip", "frame__index", "annotator"]
+        permissions = [("view_all_raters", "Can see every rater's ROIs and outlines"),
+                       ("adjudicate", "Can adjudicate disagreements between raters")]
         constraints = [
             models.UniqueConstraint(fields=["frame", "annotator"], name="roi_one_per_frame_and_annotator"),
             models.CheckConstraint(condition=models.Q(x__gte=0, y__gte=0, w__gt=0, h__gt=0), name="roi_box_valid"),
@@ -68,3 +70,58 @@ class NerveOutline(models.Model):
 
     def __str__(self) -> str:
         return f"Outline {self.area_mm2:.1f} mm² on {self.frame} by {self.annotator}"
+
+
+class RoiAdjudication(models.Model):
+    """The PI's decision on a frame where raters' ROIs disagree: whose ROI the dataset uses, or a third box."""
+
+    frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="roi_adjudication")
+    chosen_annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                         related_name="+", help_text="The rater whose ROI is kept; empty for a "
+                                                                     "third box.")
+    x = models.IntegerField(null=True, blank=True)
+    y = models.IntegerField(null=True, blank=True)
+    w = models.PositiveIntegerField(null=True, blank=True)
+    h = models.PositiveIntegerField(null=True, blank=True)
+    note = models.TextField(blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=(models.Q(chosen_annotator__isnull=False, x__isnull=True, y__isnull=True, w__isnull=True,
+                                h__isnull=True)
+                       | models.Q(chosen_annotator__isnull=True, x__gte=0, y__gte=0, w__gt=0, h__gt=0)),
+            name="roi_adjudication_rater_or_box", violation_error_code="rater_or_box",
+            violation_error_message="Keep one rater's ROI or give a third box, not both.")]
+
+    def __str__(self) -> str:
+        return f"ROI adjudication on {self.frame}"
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        return None if self.chosen_annotator_id else (self.x, self.y, self.w, self.h)
+
+
+class CsaAdjudication(models.Model):
+    """The PI's decision on a hand whose raters' outline CSA differ: whose value is kept, or a third value."""
+
+    hand = models.OneToOneField(Hand, on_delete=models.CASCADE, related_name="csa_adjudication")
+    chosen_annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                         related_name="+")
+    csa_mm2 = models.FloatField("CSA (mm²)", null=True, blank=True)
+    note = models.TextField(blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=(models.Q(chosen_annotator__isnull=False, csa_mm2__isnull=True)
+                       | models.Q(chosen_annotator__isnull=True, csa_mm2__gt=0)),
+            name="csa_adjudication_rater_or_value", violation_error_code="rater_or_value",
+            violation_error_message="Keep one rater's CSA or give a third value, not both.")]
+
+    def __str__(self) -> str:
+        return f"CSA adjudication of {self.hand}"

@@ -14,7 +14,7 @@ from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import CsaMeasurement
 from studyapp.protocol.models import StudySettings
 
-from .models import NerveOutline, RoiAnnotation
+from .models import CsaAdjudication, NerveOutline, RoiAdjudication, RoiAnnotation
 
 ANCHORS = (RoiAnnotation.Status.KEYFRAME, RoiAnnotation.Status.CONFIRMED)
 
@@ -178,3 +178,53 @@ def outline_delete(*, outline: NerveOutline) -> None:
     measurement = outline.csa_measurement
     outline.delete()
     cohort_services.csa_measurement_delete(measurement=measurement)
+
+
+def _decide(model, lookup: dict, *, decided_by, note: str, **decision):
+    """Create or change the one adjudication of `lookup`, validated, with the decider in its audit trail."""
+    current = model.objects.select_for_update().filter(**lookup).first() or model(**lookup)
+    for name, value in {**decision, "note": note, "decided_by": decided_by}.items():
+        setattr(current, name, value)
+    current.full_clean()
+    current._history_user = decided_by
+    current.save()
+    return current
+
+
+@transaction.atomic
+def roi_adjudicate(*, frame: Frame, decided_by, chosen_annotator=None, center: tuple[float, float] | None = None,
+                   note: str = "") -> RoiAdjudication:
+    """Keep one rater's confirmed ROI on the frame for the dataset, or a third box around `center` (pixels)."""
+    if (chosen_annotator is None) == (center is None):
+        raise ValidationError(ValidationError("Keep one rater's ROI or place a third box, not both or neither.",
+                                              code="rater_or_box"))
+    box = {"x": None, "y": None, "w": None, "h": None}
+    if chosen_annotator is not None:
+        if not RoiAnnotation.objects.filter(frame=frame, annotator=chosen_annotator, status__in=ANCHORS).exists():
+            raise ValidationError({"chosen_annotator": ValidationError(
+                f"{chosen_annotator.get_username()} has no confirmed ROI on this frame to keep.", code="no_roi")})
+    else:
+        cx, cy = center
+        if not (0 <= cx < frame.width and 0 <= cy < frame.height):
+            raise ValidationError({"center_x": ValidationError("The third box's centre must be inside the frame.",
+                                                               code="outside_frame")})
+        box = dict(zip("xywh", roi_box(frame=frame, center_x=cx, center_y=cy)))
+    return _decide(RoiAdjudication, {"frame": frame}, decided_by=decided_by, note=note,
+                   chosen_annotator=chosen_annotator, **box)
+
+
+@transaction.atomic
+def csa_adjudicate(*, hand, decided_by, chosen_annotator=None, csa_mm2: float | None = None,
+                   note: str = "") -> CsaAdjudication:
+    """Keep one rater's outline CSA of the hand, or a third value (mm²)."""
+    if (chosen_annotator is None) == (csa_mm2 is None):
+        raise ValidationError(ValidationError("Keep one rater's CSA or give a third value, not both or neither.",
+                                              code="rater_or_value"))
+    if chosen_annotator is not None and not NerveOutline.objects.filter(
+            frame__clip__hand=hand, annotator=chosen_annotator).exists():
+        raise ValidationError({"chosen_annotator": ValidationError(
+            f"{chosen_annotator.get_username()} has not outlined this hand.", code="no_outline")})
+    if csa_mm2 is not None and not csa_mm2 > 0:
+        raise ValidationError({"csa_mm2": ValidationError("A CSA is a positive area in mm².", code="invalid")})
+    return _decide(CsaAdjudication, {"hand": hand}, decided_by=decided_by, note=note,
+                   chosen_annotator=chosen_annotator, csa_mm2=csa_mm2)

@@ -87,6 +87,8 @@ class Frame(models.Model):
     index = models.PositiveIntegerField(help_text="Frame number in the source clip, from 0.")
     timestamp_s = models.FloatField(null=True, blank=True)
     image = models.FileField(max_length=300)
+    sha256 = models.CharField(max_length=64, blank=True, default="",
+                              help_text="Of the PNG's bytes: a locked split's manifest records it, training checks it.")
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     channels = models.PositiveSmallIntegerField()

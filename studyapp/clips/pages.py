@@ -74,12 +74,14 @@ def clip_upload(request, hand_pk):
 
 
 def _detail_context(request, clip: Clip, **extra) -> dict:
-    rois = (RoiAnnotation.objects.filter(frame__clip=clip).values("annotator__username", "status")
-            .annotate(n=Count("id")))
+    def visible(model):
+        return annotation_selectors.visible_annotations(model.objects.filter(frame__clip=clip), user=request.user)
+
+    rois = visible(RoiAnnotation).values("annotator__username", "status").annotate(n=Count("id"))
     per_annotator: dict[str, Counter] = {}
     for row in rois:
         per_annotator.setdefault(row["annotator__username"], Counter())[row["status"]] += row["n"]
-    outlines = Counter(NerveOutline.objects.filter(frame__clip=clip).values_list("annotator__username", flat=True))
+    outlines = Counter(visible(NerveOutline).values_list("annotator__username", flat=True))
     annotators = [{"name": name, "keyframe": per_annotator.get(name, {}).get("keyframe", 0),
                    "confirmed": per_annotator.get(name, {}).get("confirmed", 0),
                    "proposed": per_annotator.get(name, {}).get("proposed", 0), "outlines": outlines.get(name, 0)}
@@ -225,6 +227,8 @@ def _annotate_config(request, clip: Clip, frames) -> dict:
         "spacingSource": clip.get_spacing_source_display(),
         "canCalibrate": request.user.has_perm("clips.change_clip") and clip.spacing_source != Clip.SpacingSource.DICOM,
         "user": request.user.get_username(),
+        # Blinded raters trace without seeing anyone else's work, whatever their other permissions.
+        "blinded": StudySettings.current().raters_blinded,
         "csrf": get_token(request),
         "api": {
             "annotations": reverse("roiannotation-list"),
@@ -262,7 +266,7 @@ def _icc_label(value: float | None) -> str:
 
 
 @login_required
-@permission_required("annotations.view_roiannotation", raise_exception=True)
+@permission_required(("annotations.view_roiannotation", annotation_selectors.ALL_RATERS_PERM), raise_exception=True)
 def agreement(request):
     roi = annotation_selectors.roi_agreement()
     csa = annotation_selectors.csa_agreement()
@@ -275,4 +279,5 @@ def agreement(request):
         "icc_label": _icc_label(icc["icc"]) if icc else "",
         "ba_panel": bland_altman_figure(ba) if ba else None,
         "crop_size_mm": StudySettings.current().crop_size_mm,
+        "blinding": annotation_selectors.blinding_statement(),
     })

@@ -251,8 +251,8 @@ def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
         with transaction.atomic():  # the frame rows appear together, once every file is stored
             for frame, name in rows:
                 Frame.objects.update_or_create(clip=clip, index=frame.index, defaults={
-                    "timestamp_s": frame.timestamp_s, "image": name, "width": frame.width,
-                    "height": frame.height, "channels": frame.channels})
+                    "timestamp_s": frame.timestamp_s, "image": name, "sha256": hashlib.sha256(frame.png).hexdigest(),
+                    "width": frame.width, "height": frame.height, "channels": frame.channels})
             stale = clip.frames.exclude(index__in=[frame.index for frame, _ in rows])
             for old in stale:
                 default_storage.delete(old.image.name)

@@ -1,5 +1,7 @@
 from django.urls import path
 
+from studyapp.annotations import review
+
 from . import pages, views
 
 app_name = "clips"
@@ -9,6 +11,9 @@ urlpatterns = [
     path("hands/<int:hand_pk>/upload/", pages.clip_upload, name="upload"),
     path("agreement/", pages.agreement, name="agreement"),
     path("worklist/", pages.worklist, name="worklist"),
+    path("review/", review.review, name="review"),
+    path("review/frames/<int:pk>/", review.review_frame, name="review-frame"),
+    path("review/hands/<int:pk>/", review.review_hand, name="review-hand"),
     path("<int:pk>/", pages.clip_detail, name="detail"),
     path("<int:pk>/progress/", pages.clip_progress, name="progress"),
     path("<int:pk>/spacing/", pages.clip_spacing, name="spacing"),

@@ -14,12 +14,47 @@ from .serializers import (CsaMeasurementSerializer, EpsExamSerializer, HandSeria
                           RestageSerializer)
 
 
-class ParticipantViewSet(viewsets.ModelViewSet):
+class BlindedFilterSet(django_filters.FilterSet):
+    """Drops the filters on diagnostic fields for a blinded rater, so such a filter never narrows the results."""
+
+    diagnostic_filters: tuple[str, ...] = ()
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        if request is not None and not selectors.sees_diagnosis(request.user):
+            for name in self.diagnostic_filters:
+                self.filters.pop(name, None)
+
+
+class BlindedOrderingMixin:
+    """Ordering by a diagnostic field is ignored for a blinded rater (an ordering would reveal it)."""
+
+    diagnostic_ordering: tuple[str, ...] = ()
+
+    @property
+    def ordering_fields(self):
+        fields = self.all_ordering_fields
+        request = getattr(self, "request", None)
+        if request is not None and not selectors.sees_diagnosis(request.user):
+            fields = [f for f in fields if f not in self.diagnostic_ordering]
+        return fields
+
+
+class ParticipantFilter(BlindedFilterSet):
+    diagnostic_filters = ("recruitment",)
+
+    class Meta:
+        model = Participant
+        fields = ["recruitment", "sex"]
+
+
+class ParticipantViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
     queryset = Participant.objects.all()
     serializer_class = ParticipantSerializer
-    filterset_fields = ["recruitment", "sex"]
+    filterset_class = ParticipantFilter
     search_fields = ["study_code"]
-    ordering_fields = ["study_code", "age", "enrolled_on"]
+    all_ordering_fields = ["study_code", "age", "enrolled_on", "recruitment"]
+    diagnostic_ordering = ("recruitment",)
 
     def perform_create(self, serializer):
         serializer.instance = services.participant_create(**serializer.validated_data)
@@ -32,7 +67,8 @@ class ParticipantViewSet(viewsets.ModelViewSet):
         services.participant_delete(participant=instance)
 
 
-class HandFilter(django_filters.FilterSet):
+class HandFilter(BlindedFilterSet):
+    diagnostic_filters = ("group", "stage", "exclusion_reason", "included", "needs_restaging")
     included = django_filters.BooleanFilter(method="filter_included")
     needs_restaging = django_filters.BooleanFilter(method="filter_needs_restaging")
 
@@ -48,12 +84,13 @@ class HandFilter(django_filters.FilterSet):
         return queryset.filter(outdated) if value else queryset.exclude(outdated)
 
 
-class HandViewSet(viewsets.ModelViewSet):
+class HandViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
     queryset = Hand.objects.select_related("participant")
     serializer_class = HandSerializer
     filterset_class = HandFilter
     search_fields = ["participant__study_code"]
-    ordering_fields = ["participant__study_code", "stage", "group"]
+    all_ordering_fields = ["participant__study_code", "stage", "group"]
+    diagnostic_ordering = ("stage", "group")
 
     def perform_create(self, serializer):
         serializer.instance = services.hand_create(**serializer.validated_data)
@@ -91,6 +128,9 @@ class CsaMeasurementViewSet(viewsets.ModelViewSet):
     filterset_fields = ["hand", "site"]
     ordering_fields = ["measured_on", "csa_mm2"]
 
+    def get_queryset(self):
+        return selectors.csa_measurements_visible(super().get_queryset(), user=self.request.user)
+
     def perform_create(self, serializer):
         serializer.instance = services.csa_measurement_create(measured_by=self.request.user,
                                                               **serializer.validated_data)
@@ -105,7 +145,7 @@ class CsaMeasurementViewSet(viewsets.ModelViewSet):
 
 
 class CohortFlowView(APIView):
-    permission_classes = [has_perms("cohort.view_hand")]
+    permission_classes = [has_perms("cohort.view_hand", selectors.DIAGNOSIS_PERM)]
 
     @extend_schema(responses={200: dict}, summary="Participant flow: screened, excluded, included per group")
     def get(self, request):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .models import CsaMeasurement, EpsExam, Hand, Participant
-from .serializers import DEMOGRAPHIC_FIELDS
+from .serializers import DEMOGRAPHIC_FIELDS, DIAGNOSIS_HAND_FIELDS, DIAGNOSIS_PARTICIPANT_FIELDS
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 _SKIP = {"id", "created_at", "staged_at", "updated_at"}
@@ -59,14 +59,28 @@ def _entries(history, subject, hidden=()):
                          subject=subject(record), changes=changes, reason=record.history_change_reason or "")
 
 
-def hand_audit_trail(hand: Hand, *, include_demographics: bool) -> list[AuditEntry]:
-    """Newest first; deleted exams and measurements stay in the trail."""
+# What staging writes on a hand, besides the fields the API hides: the thresholds it used.
+_STAGING_FIELDS = (*DIAGNOSIS_HAND_FIELDS, "staged_dml_threshold_ms", "staged_sncv_threshold_m_s")
+
+
+def hand_audit_trail(hand: Hand, *, include_demographics: bool, blinded_rater=None) -> list[AuditEntry]:
+    """Newest first; deleted exams and measurements stay in the trail.
+
+    For a `blinded_rater` the trail leaves out the diagnosis: staging, eligibility, recruitment, EPS exams,
+    and every CSA value but their own.
+    """
     hidden = () if include_demographics else DEMOGRAPHIC_FIELDS
+    csa_history = CsaMeasurement.history.filter(hand_id=hand.id)
+    if blinded_rater is not None:
+        hidden = (*hidden, *DIAGNOSIS_PARTICIPANT_FIELDS)
+        csa_history = csa_history.filter(measured_by_id=blinded_rater.pk)
     entries = [
         *_entries(Participant.history.filter(id=hand.participant_id), lambda r: f"Participant {r.study_code}",
                   hidden),
-        *_entries(Hand.history.filter(id=hand.id), lambda r: f"{r.side.capitalize()} hand"),
-        *_entries(EpsExam.history.filter(hand_id=hand.id), lambda r: f"EPS exam of {r.exam_date}"),
-        *_entries(CsaMeasurement.history.filter(hand_id=hand.id), lambda r: f"CSA measurement of {r.measured_on}"),
+        *_entries(Hand.history.filter(id=hand.id), lambda r: f"{r.side.capitalize()} hand",
+                  _STAGING_FIELDS if blinded_rater is not None else ()),
+        *([] if blinded_rater is not None else
+          _entries(EpsExam.history.filter(hand_id=hand.id), lambda r: f"EPS exam of {r.exam_date}")),
+        *_entries(csa_history, lambda r: f"CSA measurement of {r.measured_on}"),
     ]
     return sorted(entries, key=lambda e: e.when, reverse=True)

@@ -65,6 +65,29 @@ class StudySettingsForm(forms.ModelForm):
     class Meta:
         model = StudySettings
         fields = ["dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm", "csa_baseline_method"]
+        fields += ["primary_rater_rule", "primary_rater", "raters_blinded", "adjudication_iou_threshold",
+                   "adjudication_csa_difference_mm2"]
+        fields += ["explain_frames_occlusion", "explain_frames_lime", "explain_frames_gradcam", "perineural_ring_mm"]
+
+    EXPLANATION_FIELDS = ("explain_frames_occlusion", "explain_frames_lime", "explain_frames_gradcam",
+                          "perineural_ring_mm")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from studyapp.clips.selectors import assignable_annotators
+
+        # Annotators only, plus whoever is named now (a role may have changed since).
+        self.fields["primary_rater"].queryset = assignable_annotators(current=self.instance.primary_rater)
+        self.fields["perineural_ring_mm"].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        # A form posted without the explanation settings (an older client) keeps their current values;
+        # an empty frames-per-hand field that was posted means "all".
+        for name in self.EXPLANATION_FIELDS:
+            if name not in self.data or (name == "perineural_ring_mm" and cleaned.get(name) is None):
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
 
 
 class CsvImportForm(forms.Form):

@@ -81,6 +81,8 @@ class Hand(models.Model):
 
     class Meta:
         ordering = ["participant__study_code", "side"]
+        # Raters trace CSA blind to the diagnosis: group, stage, staging, EPS, recruitment and eligibility.
+        permissions = [("view_diagnosis", "Can view the diagnosis of hands (group, stage, EPS, recruitment)")]
         constraints = [
             models.UniqueConstraint(fields=["participant", "side"], name="hand_unique_side_per_participant",
                                     violation_error_code="hand_side_taken",

@@ -10,6 +10,19 @@ from .models import CsaMeasurement, Hand, Participant
 from .staging import Thresholds
 
 
+DIAGNOSIS_PERM = "cohort.view_diagnosis"
+
+
+def sees_diagnosis(user) -> bool:
+    """Whether the user may see hands' group, stage, staging, EPS, recruitment, eligibility and others' CSA."""
+    return user.has_perm(DIAGNOSIS_PERM)
+
+
+def csa_measurements_visible(measurements: QuerySet[CsaMeasurement], *, user) -> QuerySet[CsaMeasurement]:
+    """A blinded rater sees only the CSA values they measured: the scanner's and other raters' are findings."""
+    return measurements if sees_diagnosis(user) else measurements.filter(measured_by=user)
+
+
 def hand_list(*, group: str | None = None, stage: int | None = None, included: bool | None = None,
               search: str | None = None, needs_restaging: bool | None = None) -> QuerySet[Hand]:
     hands = Hand.objects.select_related("participant").order_by("participant__study_code", "side")

@@ -3,9 +3,19 @@ from rest_framework import serializers
 from studyapp.protocol.models import StudySettings
 
 from .models import CsaMeasurement, EpsExam, Hand, Participant
-from .selectors import hand_needs_restaging
+from .selectors import hand_needs_restaging, sees_diagnosis
 
 DEMOGRAPHIC_FIELDS = ("sex", "age")
+# Hidden from blinded raters (no cohort.view_diagnosis): recruitment all but names the group.
+DIAGNOSIS_PARTICIPANT_FIELDS = ("recruitment",)
+DIAGNOSIS_HAND_FIELDS = ("stage", "group", "staging_reason", "needs_restaging", "staged_at", "exclusion_reason",
+                         "exclusion_detail")
+
+
+def _without(data: dict, names) -> dict:
+    for name in names:
+        data.pop(name, None)
+    return data
 
 
 class ParticipantSerializer(serializers.ModelSerializer):
@@ -17,8 +27,9 @@ class ParticipantSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         request = self.context.get("request")
         if request is not None and not request.user.has_perm("cohort.view_demographics"):
-            for name in DEMOGRAPHIC_FIELDS:
-                data.pop(name, None)
+            _without(data, DEMOGRAPHIC_FIELDS)
+        if request is not None and not sees_diagnosis(request.user):
+            _without(data, DIAGNOSIS_PARTICIPANT_FIELDS)
         return data
 
 
@@ -31,6 +42,13 @@ class HandSerializer(serializers.ModelSerializer):
         fields = ["id", "participant", "study_code", "side", "exclusion_reason", "exclusion_detail",
                   "stage", "group", "staging_reason", "needs_restaging", "staged_at"]
         read_only_fields = ["stage", "group", "staging_reason", "staged_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None and not sees_diagnosis(request.user):
+            _without(data, DIAGNOSIS_HAND_FIELDS)
+        return data
 
     def get_needs_restaging(self, hand) -> bool:
         # Read the study settings once per response, not once per hand of a page.

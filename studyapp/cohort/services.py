@@ -159,12 +159,19 @@ def csa_measurement_delete(*, measurement: CsaMeasurement) -> None:
     measurement.delete()
 
 
+# Who the raters are and what they see: read by annotations and experiments, set with the protocol.
+RATER_SETTINGS = ("primary_rater_rule", "primary_rater", "raters_blinded", "adjudication_iou_threshold",
+                  "adjudication_csa_difference_mm2")
+
+
 @transaction.atomic
 def study_settings_update(*, history_user=None, **fields) -> StudySettings:
     """Change protocol settings; existing hands keep their stage and are flagged for re-staging."""
     study_settings = StudySettings.current()
     _assign(study_settings, fields, ("dml_threshold_ms", "sncv_threshold_m_s", "frames_per_clip", "crop_size_mm",
-                                     "csa_baseline_method"))
+                                     "csa_baseline_method", "explain_frames_occlusion", "explain_frames_lime",
+                                     "explain_frames_gradcam", "perineural_ring_mm")
+            + RATER_SETTINGS)
     return _save(study_settings, history_user=history_user)
 
 

@@ -27,25 +27,30 @@ from .models import CsaMeasurement, EpsExam, Hand, Participant
 @permission_required("cohort.view_hand", raise_exception=True)
 def hand_list(request):
     params = request.GET
-    included = {"yes": True, "no": False}.get(params.get("included", ""))
-    stage = params.get("stage")
-    hands = selectors.hand_list(
-        group=params.get("group") or None,
-        stage=int(stage) if stage and stage.isdigit() else None,
-        included=included,
-        search=params.get("q") or None,
-        needs_restaging=True if params.get("restaging") == "yes" else None,
-    )
+    show_diagnosis = selectors.sees_diagnosis(request.user)
+    if show_diagnosis:
+        included = {"yes": True, "no": False}.get(params.get("included", ""))
+        stage = params.get("stage")
+        hands = selectors.hand_list(
+            group=params.get("group") or None,
+            stage=int(stage) if stage and stage.isdigit() else None,
+            included=included,
+            search=params.get("q") or None,
+            needs_restaging=True if params.get("restaging") == "yes" else None,
+        )
+    else:  # a blinded rater's filters on diagnostic fields are ignored, never allowed to narrow the list
+        hands = selectors.hand_list(search=params.get("q") or None)
     page = Paginator(hands, 50).get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)
-    return render(request, "cohort/hand_list.html", {
-        "page": page, "params": params, "querystring": query.urlencode(),
-        "groups": Hand.GroupChoice.choices, "stages": range(1, 6),
-        "outdated_count": selectors.hand_list(needs_restaging=True).count(),
-        "flow": selectors.cohort_flow(),
-        "demo_job": BackgroundJob.objects.filter(kind="seed_demo").first(),
-    })
+    context = {"page": page, "params": params, "querystring": query.urlencode(), "show_diagnosis": show_diagnosis,
+               "demo_job": BackgroundJob.objects.filter(kind="seed_demo").first()}
+    if show_diagnosis:
+        context.update(groups=Hand.GroupChoice.choices, stages=range(1, 6), flow=selectors.cohort_flow(),
+                       outdated_count=selectors.hand_list(needs_restaging=True).count())
+    else:
+        context.update(hand_count=hands.count())
+    return render(request, "cohort/hand_list.html", context)
 
 
 @login_required
@@ -102,16 +107,19 @@ def hand_add(request, participant_pk):
 
 
 def _hand_context(request, hand, **forms):
-    exams = list(hand.eps_exams.all())
+    show_diagnosis = selectors.sees_diagnosis(request.user)
+    exams = list(hand.eps_exams.all()) if show_diagnosis else []
     other_side = "right" if hand.side == "left" else "left"
     context = {
         "hand": hand,
         "participant": hand.participant,
         "show_demographics": request.user.has_perm("cohort.view_demographics"),
+        "show_diagnosis": show_diagnosis,
         "exams": exams,
         "current_exam": exams[0] if exams else None,
-        "csa_measurements": hand.csa_measurements.select_related("measured_by"),
-        "needs_restaging": selectors.hand_needs_restaging(hand),
+        "csa_measurements": selectors.csa_measurements_visible(hand.csa_measurements.select_related("measured_by"),
+                                                               user=request.user),
+        "needs_restaging": show_diagnosis and selectors.hand_needs_restaging(hand),
         "can_add_other_hand": not hand.participant.hands.filter(side=other_side).exists(),
         "other_side": other_side,
         "eps_form": EpsExamForm(initial={"exam_date": timezone.localdate()}),
@@ -219,7 +227,7 @@ def hand_exclusion(request, pk):
 
 @login_required
 @require_POST
-@permission_required("cohort.view_hand", raise_exception=True)
+@permission_required(selectors.DIAGNOSIS_PERM, raise_exception=True)
 def eps_preview(request, pk):
     """The stage, group and reason the typed EPS values would give (same function as on save)."""
     hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
@@ -245,7 +253,8 @@ def eps_preview(request, pk):
 @permission_required("cohort.view_hand", raise_exception=True)
 def hand_history(request, pk):
     hand = get_object_or_404(Hand.objects.select_related("participant"), pk=pk)
-    entries = audit.hand_audit_trail(hand, include_demographics=request.user.has_perm("cohort.view_demographics"))
+    entries = audit.hand_audit_trail(hand, include_demographics=request.user.has_perm("cohort.view_demographics"),
+                                     blinded_rater=None if selectors.sees_diagnosis(request.user) else request.user)
     return render(request, "cohort/hand_history.html", {"hand": hand, "entries": entries})
 
 

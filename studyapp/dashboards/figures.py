@@ -35,14 +35,14 @@ def layout(*, title: str, x_title: str = "", y_title: str = "", height: int = 38
         "font": {"family": FONT, "size": 13, "color": "#1b1b1b"},
         "colorway": SERIES,
         "height": height,
-        "margin": {"l": 64, "r": 24, "t": 76, "b": 56},
+        "margin": {"l": 64, "r": 24, "t": 56, "b": 56},
         "paper_bgcolor": "white", "plot_bgcolor": "white",
         "xaxis": {"title": {"text": x_title}, "showline": True, "linecolor": "#444", "gridcolor": "#e6e6e6",
                   "zeroline": False, "automargin": True},
         "yaxis": {"title": {"text": y_title}, "showline": True, "linecolor": "#444", "gridcolor": "#e6e6e6",
                   "zeroline": False, "automargin": True},
-        # Above the plot, right-aligned: clear of the axis titles whatever the figure's height.
-        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.01, "yanchor": "bottom"},
+        # Right of the plot, where plotly makes room for it: it never covers the title or an axis title.
+        "legend": {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
         "hoverlabel": {"font": {"family": FONT}},
     }
     for key, value in extra.items():
@@ -303,3 +303,4 @@ def interval_figure(*, key: str, title: str, rows: list[tuple[str, float, float,
                                                 yaxis={"type": "category", "autorange": "reversed"})}
     return Panel(key=key, title=title, figure=figure,
                  table=DataTable(["what", "estimate", "95% CI low", "95% CI high"], [list(r) for r in rows]))
+

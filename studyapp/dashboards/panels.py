@@ -135,3 +135,4 @@ def agreement_panels(roi: dict, csa: dict) -> list[Panel]:
     if csa.get("bland_altman"):
         panels.append(figures.bland_altman_figure(csa["bland_altman"]))
     return panels
+

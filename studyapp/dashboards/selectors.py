@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from studyapp.annotations import selectors as annotation_selectors
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
@@ -81,28 +80,24 @@ def cohort_dashboard_data() -> dict:
     return {"hands": hands, "flow": flow, "threshold": training_csa_threshold(), "settings": settings}
 
 
-def _count(queryset, field: str) -> Coalesce:
-    """A correlated COUNT per clip, so clips × rows never multiply in the main query."""
-    counted = queryset.order_by().values(field).annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 def clip_progress() -> list[dict]:
     """Per clip: frames stored, frames with a confirmed ROI by anyone, annotators who confirmed some.
 
-    Nothing about the hand's group, stage or participant beyond its pseudonymous code and side.
+    Nothing about the hand's group, stage or participant beyond its pseudonymous code and side. Three
+    grouped queries rather than correlated subqueries: one pass over the frames and ROIs each.
     """
-    clip = OuterRef("pk")
-    anchors = RoiAnnotation.objects.filter(frame__clip=clip, status__in=ANCHORS)
-    confirmed_frames = Frame.objects.filter(clip=clip, rois__status__in=ANCHORS).order_by().values("clip").annotate(
-        n=Count("pk", distinct=True)).values("n")[:1]
-    annotators = anchors.order_by().values("frame__clip").annotate(n=Count("annotator", distinct=True)).values("n")[:1]
-    return list(Clip.objects.order_by("pk").values(
+    frames = dict(Frame.objects.order_by().values_list("clip").annotate(n=Count("pk")).values_list("clip", "n"))
+    confirmed = {row["frame__clip"]: row for row in RoiAnnotation.objects.filter(status__in=ANCHORS).order_by()
+                 .values("frame__clip").annotate(frames=Count("frame", distinct=True),
+                                                 annotators=Count("annotator", distinct=True))}
+    clips = list(Clip.objects.order_by("pk").values(
         "pk", "extraction_status", "hand_id", study_code=F("hand__participant__study_code"), side=F("hand__side"),
-        excluded=~Q(hand__exclusion_reason=""), assignee=F("assigned_to__username"),
-    ).annotate(frames=_count(Frame.objects.filter(clip=clip), "clip"),
-               confirmed=Coalesce(Subquery(confirmed_frames, output_field=IntegerField()), Value(0)),
-               annotators=Coalesce(Subquery(annotators, output_field=IntegerField()), Value(0))))
+        excluded=~Q(hand__exclusion_reason=""), assignee=F("assigned_to__username")))
+    for clip in clips:
+        done = confirmed.get(clip["pk"], {})
+        clip.update(frames=frames.get(clip["pk"], 0), confirmed=done.get("frames", 0),
+                    annotators=done.get("annotators", 0))
+    return clips
 
 
 def annotator_progress() -> list[dict]:
@@ -121,3 +116,23 @@ def annotation_dashboard_data() -> dict:
     """Progress and agreement, free of group, stage and demographics (annotators see this page)."""
     return {"clips": clip_progress(), "annotators": annotator_progress(),
             "roi": annotation_selectors.roi_agreement(), "csa": annotation_selectors.csa_agreement()}
+
+
+def experiment_dashboard_data(*, experiment_id: int) -> dict | None:
+    """The experiment, its runs with what they stored when evaluated, and the test hands' stages: three queries."""
+    experiment = (Experiment.objects.filter(pk=experiment_id)
+                  .values("pk", "name", "comparison", "created_at", "manifest_hash", split_name=F("split__name"),
+                          split_version=F("split__version"), split_pk=F("split_id")).first())
+    if experiment is None:
+        return None
+    runs = list(TrainingRun.objects.filter(experiment_id=experiment_id).order_by("pk").values(
+        "pk", "model_name", "status", "epochs_done", "history", "evaluation", "predictions", "best_epoch",
+        "random_init", epochs=F("config__epochs")))
+    hand_ids = {h for run in runs if run["evaluation"] for h in run["evaluation"]["hand"]["hand_ids"]}
+    hands = {row["pk"]: row for row in Hand.objects.filter(pk__in=hand_ids).values(
+        "pk", "stage", "side", study_code=F("participant__study_code"))}
+    return {"experiment": experiment, "runs": runs, "hands": hands}
+
+
+def experiment_choices() -> list[dict]:
+    return list(Experiment.objects.order_by("-created_at", "-pk").values("pk", "name", "created_at")[:50])

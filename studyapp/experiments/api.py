@@ -35,8 +35,11 @@ class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     @extend_schema(responses={200: SplitCheckSerializer})
     @action(detail=True, methods=["get"])
     def check(self, request, pk=None):
-        """Whether the data still matches the locked manifest (training is blocked otherwise)."""
-        return Response(split_check(self.get_object()))
+        """Whether the data still matches the locked manifest (training is blocked otherwise).
+
+        `?files=1` also re-hashes every member frame's stored image (slower; training checks each crop it loads).
+        """
+        return Response(split_check(self.get_object(), files=request.query_params.get("files") in ("1", "true")))
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
@@ -60,7 +63,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = body.validated_data
         experiment = services.experiment_launch(
             split=data["split"], name=data["name"], models=data.get("models"), random_init=data["random_init"],
-            hyperparameters=data.get("hyperparameters"), created_by=request.user)
+            hyperparameters=data.get("hyperparameters"), created_by=request.user, null_controls=data["null_controls"])
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
 
@@ -79,10 +82,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @extend_schema(request=PredictSerializer, responses={200: dict})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("experiments.view_trainingrun")])
     def predict(self, request, pk=None):
-        """Per-frame and per-hand CTS probability of a clip with a confirmed ROI."""
+        """Per-frame and per-hand CTS probability of a clip with a confirmed ROI; optionally heatmaps per frame."""
         body = PredictSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(services.predict_clip(run=self.get_object(), clip=body.validated_data["clip"]))
+        return Response(services.predict_clip(run=self.get_object(), clip=body.validated_data["clip"],
+                                              heatmaps=body.validated_data["heatmaps"]))
 
 
 def register(router):

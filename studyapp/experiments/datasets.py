@@ -1,4 +1,8 @@
-"""What a hand contributes to training: its extracted frames and confirmed ROIs, as manifest entries."""
+"""What a hand contributes to training: its extracted frames and confirmed ROIs, as manifest entries.
+
+The ROIs are the primary rater's (a study setting: a named rater, or the one with the most confirmed ROIs on
+each clip); on a frame the PI adjudicated, the kept rater's ROI or the PI's third box.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import hashlib
 import json
 from collections import Counter
 
-from studyapp.annotations.models import RoiAnnotation
+from studyapp.annotations.models import RoiAdjudication, RoiAnnotation
 from studyapp.annotations.services import ANCHORS
 from studyapp.clips.models import Clip
 from studyapp.cohort.models import Hand
+from studyapp.protocol.models import StudySettings
 
 LABELS = {"control": 0, "cts": 1}
 
@@ -18,26 +23,55 @@ class NotReady(Exception):
     """A hand that can't enter a split yet; the message says why."""
 
 
-def _primary(annotators: list[int]) -> int | None:
-    """Most confirmed ROIs on the clip wins, ties to the lowest id."""
+def _primary(annotators: list[int], *, named: int | None = None) -> int | None:
+    """The named primary rater when the study names one; else most confirmed ROIs on the clip, ties to the lowest id."""
+    if named is not None:
+        return named
     counts = Counter(annotators)
     return min(counts, key=lambda user: (-counts[user], user)) if counts else None
 
 
+def _named_primary() -> int | None:
+    settings = StudySettings.current()
+    return settings.primary_rater_id if settings.primary_rater_rule == StudySettings.PrimaryRater.NAMED else None
+
+
 def primary_annotator(clip: Clip) -> int | None:
-    """The annotator whose ROIs define the crops: most confirmed ROIs on the clip, ties to the lowest id."""
+    """The annotator whose ROIs define the crops (the study setting's rule)."""
     return _primary(list(RoiAnnotation.objects.filter(frame__clip=clip, status__in=ANCHORS)
-                         .values_list("annotator_id", flat=True)))
+                         .values_list("annotator_id", flat=True)), named=_named_primary())
+
+
+def _adjudicated(rois: list[RoiAnnotation], primary: int | None,
+                 adjudications: list[RoiAdjudication]) -> dict[int, RoiAnnotation]:
+    """The primary rater's ROIs by frame id, where the PI adjudicated a frame their decision instead.
+
+    `rois` are the clip's confirmed ROIs of every rater (frame loaded). A kept rater's ROI that is no longer
+    confirmed leaves the frame without one (not ready) rather than falling back silently to the primary.
+    """
+    by_frame = {roi.frame_id: roi for roi in rois if roi.annotator_id == primary}
+    frames = {roi.frame_id: roi.frame for roi in rois}
+    by_rater = {(roi.frame_id, roi.annotator_id): roi for roi in rois}
+    for decision in adjudications:
+        by_frame.pop(decision.frame_id, None)
+        if decision.chosen_annotator_id is not None:
+            kept = by_rater.get((decision.frame_id, decision.chosen_annotator_id))
+            if kept is not None:
+                by_frame[decision.frame_id] = kept
+        else:  # the PI's third box: an unsaved ROI of nobody, so crops and predictions read it alike
+            by_frame[decision.frame_id] = RoiAnnotation(
+                frame=frames.get(decision.frame_id) or decision.frame, annotator_id=None, x=decision.x,
+                y=decision.y, w=decision.w, h=decision.h, status=RoiAnnotation.Status.CONFIRMED)
+    return dict(sorted(by_frame.items(), key=lambda item: item[1].frame.index))
 
 
 def primary_rois(clip: Clip) -> dict[int, RoiAnnotation]:
-    """The primary annotator's confirmed ROIs on a clip, by frame id, in frame order."""
-    annotator = primary_annotator(clip)
-    if annotator is None:
-        return {}
-    rois = (RoiAnnotation.objects.filter(frame__clip=clip, annotator_id=annotator, status__in=ANCHORS)
-            .select_related("frame").order_by("frame__index"))
-    return {roi.frame_id: roi for roi in rois}
+    """The ROIs that define a clip's crops, by frame id in frame order: the primary rater's, as adjudicated."""
+    rois = list(RoiAnnotation.objects.filter(frame__clip=clip, status__in=ANCHORS).select_related("frame")
+                .order_by("frame__index", "pk"))
+    primary = _primary([roi.annotator_id for roi in rois], named=_named_primary())
+    adjudications = list(RoiAdjudication.objects.filter(frame__clip=clip).select_related("frame"))
+    return _adjudicated(rois, primary, adjudications)
 
 
 def _entries(hand: Hand, clips: list[Clip], rois_of_clip) -> list[dict]:
@@ -57,8 +91,8 @@ def _entries(hand: Hand, clips: list[Clip], rois_of_clip) -> list[dict]:
             roi = rois[frame.pk]
             entries.append({"hand": hand.pk, "participant": hand.participant_id, "clip": clip.pk,
                             "clip_sha256": clip.sha256, "frame": frame.pk, "index": frame.index,
-                            "image": frame.image.name, "box": [roi.x, roi.y, roi.w, roi.h],
-                            "annotator": roi.annotator_id})
+                            "image": frame.image.name, "image_sha256": frame.sha256,
+                            "box": [roi.x, roi.y, roi.w, roi.h], "annotator": roi.annotator_id})
     return entries
 
 
@@ -89,11 +123,15 @@ def manifest_for(members: list[tuple[Hand, str]]) -> list[dict]:
     for roi in RoiAnnotation.objects.filter(frame__clip__hand_id__in=hand_ids, status__in=ANCHORS).select_related(
             "frame").order_by("frame__index", "pk"):
         confirmed.setdefault(roi.frame.clip_id, []).append(roi)
+    adjudications: dict[int, list[RoiAdjudication]] = {}
+    for decision in RoiAdjudication.objects.filter(frame__clip__hand_id__in=hand_ids).select_related("frame"):
+        adjudications.setdefault(decision.frame.clip_id, []).append(decision)
+    named = _named_primary()
 
     def rois_of_clip(clip: Clip) -> dict[int, RoiAnnotation]:
         rois = confirmed.get(clip.pk, [])
-        annotator = _primary([roi.annotator_id for roi in rois])
-        return {roi.frame_id: roi for roi in rois if roi.annotator_id == annotator}
+        primary = _primary([roi.annotator_id for roi in rois], named=named)
+        return _adjudicated(rois, primary, adjudications.get(clip.pk, []))
 
     entries = []
     for hand, subset in sorted(members, key=lambda m: m[0].pk):

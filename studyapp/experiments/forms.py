@@ -2,6 +2,8 @@ from django import forms
 
 from mlworker.ml import MODEL_LABELS, MODEL_NAMES
 
+from .services import MAX_NULL_CONTROLS
+
 
 class SplitForm(forms.Form):
     name = forms.CharField(max_length=120, initial="main")
@@ -23,5 +25,9 @@ class LaunchForm(forms.Form):
     input_size = forms.IntegerField(min_value=16, max_value=512, initial=224)
     seed = forms.IntegerField(min_value=0, initial=0)
     random_init = forms.BooleanField(required=False, label="Random initialisation (no ImageNet weights; recorded)")
+    null_controls = forms.IntegerField(
+        min_value=0, max_value=MAX_NULL_CONTROLS, initial=0, required=False, label="Permuted-label controls",
+        help_text="Also train the same models this many times with the training labels shuffled across hands (a "
+                  "negative control: their test AUCs show chance on this split). Each costs as much as the real run.")
 
     HYPERPARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "early_stopping_patience", "input_size", "seed")

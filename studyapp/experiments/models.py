@@ -134,6 +134,11 @@ class Experiment(models.Model):
     manifest_hash = models.CharField(max_length=64, help_text="The split's manifest the runs were made on.")
     config = models.JSONField(default=dict, help_text="Hyperparameters shared by the runs.")
     comparison = models.JSONField(null=True, blank=True, help_text="DeLong tests and the CSA baseline.")
+    # A negative control: the same pipeline with the training hands' labels permuted (test labels stay true).
+    null_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="null_controls",
+                                help_text="The experiment this one is a permuted-label control of.")
+    permutation_seed = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="Seed of the training-label permutation (null control).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -143,6 +148,10 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.split}"
+
+    @property
+    def is_null_control(self) -> bool:
+        return self.permutation_seed is not None
 
 
 class TrainingRun(models.Model):
@@ -171,6 +180,8 @@ class TrainingRun(models.Model):
                                 help_text="Within the epoch: batches, images/s, ETAs (ml.epoch_progress).")
     images_per_s = models.FloatField(null=True, blank=True,
                                      help_text="Measured training crops per second of epoch time; drives estimates.")
+    runtime = models.JSONField(default=dict, blank=True,
+                               help_text="Device, CPU threads and determinism flags a reproduction must match.")
     resumed_from_epoch = models.PositiveIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -65,5 +65,6 @@ def clip_predict(request, pk):
             context["error"] = "Choose one of the registered models listed (done runs with saved weights)."
             return render(request, "experiments/predict.html", context, status=400)
         result, error = _run_prediction(run, clip)
-        context.update(run=run, result=result, error=error, subset=_membership(run, clip))
+        context.update(run=run, result=result, error=error, subset=_membership(run, clip),
+                       explained=run.explanation_jobs.filter(status="done").exists())
     return render(request, "experiments/predict.html", context)

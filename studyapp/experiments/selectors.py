@@ -1,14 +1,17 @@
-"""Reads for the PI's pages: splits with their counts and blocking problems, launch estimates, kept weights."""
+"""Reads for the PI's pages: splits with their counts and blocking problems, launch estimates, kept weights,
+and the permuted-label (null) controls beside the real results."""
 
 from __future__ import annotations
 
 import math
 
+from django.db.models import Q
+
 from mlworker.ml import MODEL_LABELS
 
 from . import services
 from .estimates import Measured, duration, training_estimate
-from .models import Split, TrainingRun
+from .models import Experiment, Split, TrainingRun
 from .weights import imagenet_weights_status
 
 
@@ -74,4 +77,45 @@ def kept_weights_note(run: TrainingRun) -> str:
                  f"(patience {patience}; {planned} planned).")
     elif len(history) >= planned:
         note += f" All {planned} planned epochs ran."
-    return note
+    return note + reproduction_note(run)
+
+
+def reproduction_note(run: TrainingRun) -> str:
+    """The settings a rerun must match to give the same numbers (and the same weights SHA-256)."""
+    rt = run.runtime or {}
+    if not rt:
+        return ""
+    determinism = "deterministic algorithms on" if rt.get("deterministic_algorithms") else "non-deterministic kernels"
+    exact = "" if rt.get("device", "").startswith("cpu") else " (GPU runs are not bitwise reproducible)"
+    return (f" A reproduction must use the same split manifest, seed and code on {rt.get('device')} with "
+            f"{rt.get('torch_threads')} CPU thread(s) and {determinism}{exact}.")
+
+
+def null_distribution(experiment: Experiment) -> dict | None:
+    """Each model's hand-level test AUC beside the same model's in the permuted-label controls of the experiment.
+
+    The empirical p-value is (1 + controls scoring at least the real AUC) / (1 + controls): how often chance
+    alone did as well on this split. Reads the AUCs only, not the stored curves.
+    """
+    rows = list(TrainingRun.objects.filter(Q(experiment=experiment) | Q(experiment__null_of=experiment),
+                                           status=TrainingRun.Status.DONE)
+                .values_list("experiment_id", "model_name", "evaluation__hand__metrics__auc"))
+    n_controls = experiment.null_controls.count()
+    if not n_controls:
+        return None
+    real = {model: auc for exp, model, auc in rows if exp == experiment.pk}
+    nulls: dict[str, list[float]] = {}
+    for exp, model, auc in rows:
+        if exp != experiment.pk and auc is not None:
+            nulls.setdefault(model, []).append(float(auc))
+    models = []
+    for model in sorted(set(real) | set(nulls)):
+        values = sorted(nulls.get(model, []))
+        observed = real.get(model)
+        p_value = ((1 + sum(v >= observed for v in values)) / (1 + len(values))
+                   if observed is not None and values else None)
+        models.append({"model": model, "real_auc": observed, "null_aucs": values, "n": len(values),
+                       "null_mean": sum(values) / len(values) if values else None,
+                       "null_min": values[0] if values else None, "null_max": values[-1] if values else None,
+                       "p_value": p_value})
+    return {"controls": n_controls, "models": models}

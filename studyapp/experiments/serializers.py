@@ -2,9 +2,10 @@ from rest_framework import serializers
 
 from mlworker.ml import MODEL_NAMES
 from studyapp.clips.models import Clip
+from studyapp.explanations.models import ExplanationJob
 
 from .models import Experiment, Split, TrainingRun
-from .services import split_counts, split_verify
+from .services import MAX_NULL_CONTROLS, split_counts, split_verify, split_verify_files
 
 
 class SplitSerializer(serializers.ModelSerializer):
@@ -42,11 +43,14 @@ class SplitCreateSerializer(serializers.Serializer):
 class SplitCheckSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     problems = serializers.ListField(child=serializers.CharField())
+    files_checked = serializers.BooleanField(help_text="Whether every member frame's image was re-hashed.")
 
 
-def split_check(split) -> dict:
+def split_check(split, *, files: bool = False) -> dict:
     problems = split_verify(split)
-    return {"ok": not problems, "problems": problems}
+    if files and split.is_locked:
+        problems += split_verify_files(split)
+    return {"ok": not problems, "problems": problems, "files_checked": files}
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -66,7 +70,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "name", "split", "split_version", "manifest_hash", "config", "runs", "comparison",
-                  "created_at"]
+                  "null_of", "permutation_seed", "created_at"]
         read_only_fields = fields
 
 
@@ -89,7 +93,13 @@ class ExperimentLaunchSerializer(serializers.Serializer):
                                    min_length=1)
     random_init = serializers.BooleanField(default=False, help_text="Train without ImageNet weights (recorded).")
     hyperparameters = HyperparametersSerializer(required=False)
+    null_controls = serializers.IntegerField(
+        min_value=0, max_value=MAX_NULL_CONTROLS, default=0,
+        help_text="Also launch this many permuted-label controls (training labels shuffled; seeds 1..n).")
 
 
 class PredictSerializer(serializers.Serializer):
     clip = serializers.PrimaryKeyRelatedField(queryset=Clip.objects.all())
+    heatmaps = serializers.ListField(
+        child=serializers.ChoiceField(choices=ExplanationJob.Method.choices), required=False, default=list,
+        help_text="Explanation methods whose heatmap (base64 PNG) comes with each frame.")

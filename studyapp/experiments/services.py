@@ -19,10 +19,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from mlworker.ml import MODEL_NAMES, CropSample, TrainConfig, WeightsUnavailable, fit, load_crops, load_trained
+from mlworker.ml import MODEL_NAMES, CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, load_crops
+from mlworker.ml import load_trained
 from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
-from studyapp.cohort.models import Hand
+from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.storage import local_path
 from studyapp.dashboards.experiment_selectors import hand_stages
@@ -31,12 +32,13 @@ from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
-from .splitting import Candidate, plan_split, validation_hands
+from .splitting import Candidate, permuted_labels, plan_split, validation_hands
 from .weights import expected_weights_file, weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
+MAX_NULL_CONTROLS = 20
 logger = logging.getLogger(__name__)
 # How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
 CANCEL_POLL_S = 2.0
@@ -146,6 +148,9 @@ def split_verify(split: Split) -> list[str]:
         current = _current_manifest(split)
     except datasets.NotReady as reason:
         return [f"A member hand is no longer ready: {reason}."]
+    if split.manifest and "image_sha256" not in split.manifest[0]:
+        # Locked before frames were hashed: compare what that manifest recorded.
+        current = [{k: v for k, v in e.items() if k != "image_sha256"} for e in current]
     if datasets.manifest_hash(current) == split.manifest_hash:
         return []
     before = {(e["hand"], e["frame"]): e for e in split.manifest}
@@ -156,12 +161,38 @@ def split_verify(split: Split) -> list[str]:
     return [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked." for h in changed_hands]
 
 
+def split_verify_files(split: Split) -> list[str]:
+    """Member frames whose stored image no longer has the SHA-256 the locked manifest recorded.
+
+    Reads every image, so it is asked for explicitly (`check/?files=1`); training checks each crop it loads.
+    """
+    changed: dict[int, list[int]] = {}
+    for entry in split.manifest or []:
+        expected = entry.get("image_sha256")
+        if not expected:
+            continue
+        try:
+            with default_storage.open(entry["image"], "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            digest = ""
+        if digest != expected:
+            changed.setdefault(entry["hand"], []).append(entry["index"])
+    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")}
+    return [f"{names.get(h, h)}: the image of frame(s) {', '.join(map(str, sorted(idx)))} changed on storage since "
+            "the split was locked." for h, idx in sorted(changed.items())]
+
+
 # --- experiments ----------------------------------------------------------------------------------------
 
 @transaction.atomic
 def experiment_launch(*, split: Split, name: str = "", models: list[str] | None = None, random_init: bool = False,
-                      hyperparameters: dict | None = None, created_by=None) -> Experiment:
-    """Create one training run per model on a locked, unchanged split and queue them for the workers."""
+                      hyperparameters: dict | None = None, created_by=None, null_controls: int = 0) -> Experiment:
+    """Create one training run per model on a locked, unchanged split and queue them for the workers.
+
+    `null_controls` more experiments run the same models with the training labels permuted (seeds 1..n):
+    their test AUCs show what chance looks like on this split, beside the real one.
+    """
     problems = split_verify(split)
     if problems:
         raise _invalid("split", "Training is blocked on this split: " + " ".join(problems[:5])
@@ -170,15 +201,29 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
     unknown = sorted(set(models) - set(MODEL_NAMES))
     if unknown:
         raise _invalid("models", f"Unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}.", "unknown_model")
+    if not 0 <= null_controls <= MAX_NULL_CONTROLS:
+        raise _invalid("null_controls", f"Ask for 0 to {MAX_NULL_CONTROLS} permuted-label controls.",
+                       "bad_null_controls")
     shared = {**DEFAULT_TRAIN, **(hyperparameters or {})}
-    experiment = Experiment.objects.create(name=name or f"{split} {timezone.localdate()}", split=split,
-                                           manifest_hash=split.manifest_hash, config=shared, created_by=created_by)
+    configs = {}
     for model_name in models:
         try:
-            config = TrainConfig(model_name=model_name, pretrained=not random_init,
-                                 weights_file=None if random_init else weights_file(model_name), **shared)
+            configs[model_name] = TrainConfig(model_name=model_name, pretrained=not random_init,
+                                              weights_file=None if random_init else weights_file(model_name), **shared)
         except (TypeError, ValueError) as error:
             raise _invalid("hyperparameters", str(error), "bad_hyperparameters") from None
+    name = name or f"{split} {timezone.localdate()}"
+    experiment = _experiment_with_runs(split, name, shared, configs, random_init, created_by)
+    for seed in range(1, null_controls + 1):
+        _experiment_with_runs(split, f"{name} · null control {seed}", shared, configs, random_init, created_by,
+                              null_of=experiment, permutation_seed=seed)
+    return experiment
+
+
+def _experiment_with_runs(split, name, shared, configs, random_init, created_by, **null) -> Experiment:
+    experiment = Experiment.objects.create(name=name, split=split, manifest_hash=split.manifest_hash, config=shared,
+                                           created_by=created_by, **null)
+    for model_name, config in configs.items():
         run = TrainingRun.objects.create(experiment=experiment, model_name=model_name, config=config.to_dict(),
                                          random_init=random_init, manifest_hash=split.manifest_hash)
         transaction.on_commit(lambda run_id=run.pk: queue_run(run_id))
@@ -239,9 +284,17 @@ def runs_requeue_orphans(*, worker: str) -> list[int]:
 
 # --- the training run (executed by the worker) --------------------------------------------------------
 
-def fit_val_test(entries: list[dict], *, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
-    """A locked manifest's entries to fit on, to select on (held-out training hands) and to test on."""
+def fit_val_test(entries: list[dict], *, seed: int,
+                 permutation_seed: int | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """A locked manifest's entries to fit on, to select on (held-out training hands) and to test on.
+
+    With `permutation_seed` (a null control) the training hands' labels are shuffled across hands first;
+    the test hands keep their true labels, so the test AUC shows what chance looks like.
+    """
     train_entries = [e for e in entries if e["subset"] == "train"]
+    if permutation_seed is not None:
+        permuted = permuted_labels({e["hand"]: e["label"] for e in train_entries}, seed=permutation_seed)
+        train_entries = [{**e, "label": permuted[e["hand"]]} for e in train_entries]
     train_hands = {e["hand"]: Candidate(e["hand"], e["participant"], "cts" if e["label"] else "control")
                    for e in train_entries}
     val_hands = set(validation_hands(list(train_hands.values()), fraction=VALIDATION_FRACTION, seed=seed))
@@ -252,7 +305,7 @@ def fit_val_test(entries: list[dict], *, seed: int) -> tuple[list[dict], list[di
 
 def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
     return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
-                       hand_id=e["hand"], frame_id=e["frame"]) for e in entries]
+                       hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
 
 
 def code_version() -> str:
@@ -301,7 +354,8 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         config = TrainConfig.from_dict(run.config)
         # The frozen manifest holds every frame, box and label: a run trains on it, whatever was edited since
         # the lock (launch refuses a split whose data changed; a run already going finishes as it began).
-        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed)
+        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
+                                                  permutation_seed=run.experiment.permutation_seed)
         checkpoint_dir = run_checkpoint_dir(run)
         cache = checkpoint_dir / "frames"
         size = config.input_size
@@ -333,7 +387,7 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                      should_stop=should_stop, on_progress=on_progress)
         TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
                                                      device=result.device, best_epoch=result.best_epoch,
-                                                     images_per_s=result.images_per_s)
+                                                     images_per_s=result.images_per_s, runtime=result.runtime)
         if result.cancelled:
             _finish(run_id, TrainingRun.Status.CANCELLED)
             return "cancelled"
@@ -350,8 +404,14 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                 library_versions=library_versions(), evaluation=evaluation,
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
+        from studyapp.explanations.services import jobs_queue_after_training
+
+        jobs_queue_after_training(run_id=run_id)
     except WeightsUnavailable as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
+        return "failed"
+    except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
+        _finish(run_id, TrainingRun.Status.FAILED, error=str(error))
         return "failed"
     except Exception as error:
         _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
@@ -377,7 +437,13 @@ def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
 
 
 def _latest_manual_csa(hand_ids) -> dict[int, float]:
-    return latest_inlet_csa(hand_ids=hand_ids, method=StudySettings.current().csa_baseline_method)
+    method = StudySettings.current().csa_baseline_method
+    values = latest_inlet_csa(hand_ids=hand_ids, method=method)
+    if method == CsaMeasurement.Method.OUTLINE:  # where raters disagreed, the value the PI kept
+        from studyapp.annotations.selectors import adjudicated_outline_csa
+
+        values.update(adjudicated_outline_csa(hand_ids=hand_ids))
+    return values
 
 
 @transaction.atomic
@@ -444,8 +510,11 @@ def _csa_groups() -> dict:
 _MODEL_CACHE: dict[str, object] = {}
 
 
-def predict_clip(*, run: TrainingRun, clip) -> dict:
-    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model."""
+def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = ()) -> dict:
+    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model.
+
+    `heatmaps` names explanation methods whose per-frame heatmap PNGs (base64) come with each frame.
+    """
     if run.status != TrainingRun.Status.DONE or not run.weights:
         raise _invalid("model", "This run has no registered model (it is not done).", "not_registered")
     rois = list(datasets.primary_rois(clip).values())
@@ -461,9 +530,19 @@ def predict_clip(*, run: TrainingRun, clip) -> dict:
         model, config = _MODEL_CACHE[key]
         samples = [CropSample(image_path=str(local_path(r.frame.image.name, Path(tmp))), box=r.box, label=0,
                               hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
-        probabilities = predict_proba(model, load_crops(samples, size=config.input_size), device=device)
+        crops = load_crops(samples, size=config.input_size)
+        probabilities = predict_proba(model, crops, device=device)
+        maps = [{} for _ in rois]
+        if heatmaps:
+            from studyapp.explanations.explaining import crop_heatmaps
+
+            try:
+                maps = crop_heatmaps(run=run, model=model, images=crops.images, boxes=[r.box for r in rois],
+                                     spacing_col_mm=clip.pixel_spacing_col_mm, methods=list(heatmaps), device=device)
+            except ValueError as error:
+                raise _invalid("heatmaps", str(error), "no_spacing") from None
     return {"model": run.model_name, "run": run.pk, "weights_sha256": run.weights_sha256, "clip": clip.pk,
             "hand": clip.hand_id,
-            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p)}
-                       for r, p in zip(rois, probabilities)],
+            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p),
+                        **({"heatmaps": m} if heatmaps else {})} for r, p, m in zip(rois, probabilities, maps)],
             "hand_probability": float(np.mean(probabilities))}

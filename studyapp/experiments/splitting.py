@@ -91,3 +91,11 @@ def validation_hands(candidates: list[Candidate], *, fraction: float, seed: int)
     targets = {g: max(1, int(round(per_group[g] * fraction))) if per_group[g] > 1 else 0 for g in GROUPS}
     taken, _ = _fill(_units(candidates, np.random.default_rng(seed)), targets)
     return tuple(sorted(c.hand_id for unit in taken for c in unit))
+
+
+def permuted_labels(hand_labels: dict[int, int], *, seed: int) -> dict[int, int]:
+    """The same labels shuffled across hands (a negative control): the class balance is kept, the link between
+    a hand's images and its diagnosis is broken. Deterministic in `seed`; hands are taken in id order."""
+    hands = sorted(hand_labels)
+    shuffled = np.random.default_rng(seed).permutation([hand_labels[h] for h in hands])
+    return {h: int(label) for h, label in zip(hands, shuffled)}

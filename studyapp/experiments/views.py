@@ -63,7 +63,8 @@ def split_detail(request, pk):
             try:
                 experiment = services.experiment_launch(
                     split=split, name=data["name"], models=data["models"], random_init=data["random_init"],
-                    hyperparameters={k: data[k] for k in LaunchForm.HYPERPARAMETERS}, created_by=request.user)
+                    hyperparameters={k: data[k] for k in LaunchForm.HYPERPARAMETERS}, created_by=request.user,
+                    null_controls=data["null_controls"] or 0)
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
@@ -99,7 +100,8 @@ def launch_estimate(request, pk):
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_detail(request, pk):
     # The split's manifest (every frame) is not shown here: not read either.
-    experiment = get_object_or_404(Experiment.objects.select_related("split").defer("split__manifest"), pk=pk)
+    experiment = get_object_or_404(Experiment.objects.select_related("split", "null_of").defer("split__manifest"),
+                                   pk=pk)
     runs = experiment_selectors.experiment_runs(experiment)
     for run in runs:
         run.kept_note = selectors.kept_weights_note(run) if run.status == TrainingRun.Status.DONE else ""
@@ -114,7 +116,7 @@ def experiment_detail(request, pk):
         return render(request, "experiments/_runs.html", context)
     return render(request, "experiments/experiment.html", {
         **context, **experiment_views.results(experiment, runs, MODEL_LABELS),
-        "report": report_selectors.latest_report(experiment)})
+        "null": selectors.null_distribution(experiment), "report": report_selectors.latest_report(experiment)})
 
 
 @login_required

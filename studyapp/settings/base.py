@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "studyapp.annotations",
     "studyapp.demo",
     "studyapp.experiments",
+    "studyapp.explanations",
     "studyapp.dashboards",
     "studyapp.reports",
 ]
@@ -179,6 +180,8 @@ CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkp
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
 # A running run silent this long (no batch, no epoch) lost its worker; a starting worker queues it again.
 CTS_RUN_STALE_AFTER_S = int(os.environ.get("CTS_RUN_STALE_AFTER_S", "1800"))
+# A run that finishes DONE queues the explanation of its test frames by every method (on the training queue).
+CTS_EXPLAIN_AFTER_TRAINING = os.environ.get("CTS_EXPLAIN_AFTER_TRAINING", "1") == "1"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -206,6 +209,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "ExplanationMethodEnum": "studyapp.explanations.models.ExplanationJob.Method",
+        "ExplanationStatusEnum": "studyapp.explanations.models.ExplanationJob.Status",
+        "OutcomeEnum": "studyapp.explanations.models.Outcome",
+    },
 }
 
 LOGGING = {

@@ -9,3 +9,5 @@ from .base import *  # noqa: E402,F401,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 WHITENOISE_AUTOREFRESH = True  # serve from the source folders; tests never run collectstatic
+# Training tests finish many runs; only the explanation tests (which turn it on) explain them.
+CTS_EXPLAIN_AFTER_TRAINING = False

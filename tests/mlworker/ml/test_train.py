@@ -20,6 +20,7 @@ from mlworker.ml import (
     load_trained,
     predict_proba,
     roc_auc,
+    runtime_settings,
     select_device,
     train_one_epoch,
 )
@@ -108,6 +109,12 @@ def test_fit_is_exactly_reproducible_on_cpu(make_crops: MakeCrops, tmp_path: Pat
     assert _same_state(_model_state(first.last_checkpoint), _model_state(second.last_checkpoint))
     other_seed = fit(_config(seed=1), train, val, checkpoint_dir=tmp_path / "c")
     assert _without_time(other_seed.history) != _without_time(first.history)
+    # The registered file (best.pt) holds the weights without wall-clock timings: a rerun's SHA-256 is the same.
+    assert first.best_checkpoint.read_bytes() == second.best_checkpoint.read_bytes()
+    assert first.last_checkpoint.read_bytes() != second.last_checkpoint.read_bytes()  # timings live there
+    assert first.runtime == second.runtime == runtime_settings(torch.device("cpu")) | {
+        "deterministic_algorithms": True}
+    assert first.runtime["torch_threads"] == torch.get_num_threads()
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(make_crops: MakeCrops, tmp_path: Path) -> None:

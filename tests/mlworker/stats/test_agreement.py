@@ -128,3 +128,20 @@ def test_icc_constant_offsets_give_the_defined_value_and_its_limit():
 def test_icc_subjects_rated_alike_is_refused_clearly():
     with pytest.raises(ValueError, match="do not vary"):
         icc_2_1(np.full((5, 3), 9.0))
+
+
+def test_box_iou_many_equals_box_iou_row_by_row():
+    import numpy as np
+
+    from mlworker.stats import box_iou, box_iou_many
+
+    rng = np.random.default_rng(3)
+    a = np.column_stack([rng.integers(0, 50, 200), rng.integers(0, 50, 200), rng.integers(1, 40, 200),
+                         rng.integers(1, 40, 200)])
+    b = np.column_stack([rng.integers(0, 50, 200), rng.integers(0, 50, 200), rng.integers(1, 40, 200),
+                         rng.integers(1, 40, 200)])
+    many = box_iou_many(a, b)
+    assert many.tolist() == [box_iou(x, y) for x, y in zip(a.tolist(), b.tolist())]
+    assert np.isnan(box_iou_many([[0, 0, 0, 0]], [[5, 5, 0, 0]])[0])
+    with pytest.raises(ValueError):
+        box_iou_many([[0, 0, -1, 2]], [[0, 0, 1, 1]])

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlworker.stats import BOOTSTRAP_METRICS, bootstrap_ci, bootstrap_replicates
+from mlworker.stats import (
+    BOOTSTRAP_METRICS,
+    bootstrap_ci,
+    bootstrap_mean_ci,
+    bootstrap_mean_replicates,
+    bootstrap_replicates,
+)
 
 
 def _hands(seed=0, n_hands=40, frames=10, hand_sd=1.0, frame_sd=0.3, decimals=None):
@@ -136,3 +142,76 @@ def test_undefined_precision_is_counted_not_propagated():
 def test_bad_input_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         bootstrap_ci(**kwargs)
+
+
+def _hand_values(seed=0, n_hands=12, k=2):
+    """Per-frame values with a hand effect, uneven frames per hand, labels by hand, some NaN (missing)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(1, 5, n_hands)
+    hands = np.repeat(np.arange(n_hands) * 10 + 7, frames)  # ids are not 0..n-1
+    labels = (hands // 10) % 2
+    v = rng.normal(0, 1, (n_hands, k))[np.repeat(np.arange(n_hands), frames)] + rng.normal(0, 0.2, (hands.size, k))
+    v[rng.random(v.shape) < 0.15] = np.nan
+    return v, hands, labels
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_mean_replicates_match_slow_loop_on_documented_draws(clustered):
+    v, hands, labels = _hand_values(seed=4)
+    n_boot, seed = 50, 11
+    reps = bootstrap_mean_replicates(
+        v, clusters=hands if clustered else None, strata=labels, n_boot=n_boot, seed=seed
+    )
+    rng = np.random.default_rng(seed)
+    if clustered:
+        strata = [np.unique(hands[labels == c]) for c in (0, 1)]
+    else:
+        strata = [np.flatnonzero(labels == c) for c in (0, 1)]
+    draws = [rng.integers(0, u.size, size=(n_boot, u.size)) for u in strata]
+    for r in range(n_boot):
+        units = np.concatenate([strata[0][draws[0][r]], strata[1][draws[1][r]]])
+        idx = np.concatenate([np.flatnonzero(hands == h) for h in units]) if clustered else units
+        with np.errstate(invalid="ignore"):
+            ref = np.nanmean(v[idx], axis=0) if (~np.isnan(v[idx])).any(axis=0).all() else None
+        if ref is not None:
+            np.testing.assert_allclose(reps[r], ref, rtol=0, atol=1e-12)
+
+
+def test_mean_ci_weights_frames_and_resamples_hands_not_frames():
+    v, hands, labels = _hand_values(seed=1, n_hands=30, k=1)
+    res = bootstrap_mean_ci(v, clusters=hands, strata=labels, n_boot=500, seed=3)
+    assert res["estimate"][0] == pytest.approx(np.nanmean(v))  # a mean over frames
+    assert res["low"][0] < res["estimate"][0] < res["high"][0]
+    assert res["n_values"][0] == (~np.isnan(v)).sum() and res["n_undefined"][0] == 0
+    assert (res["kind"], res["n_clusters"], res["n_strata"]) == ("hands (cluster)", 30, 2)
+    # Ten copies of every frame add no hands: the hand bootstrap gives the same interval, a frame
+    # bootstrap of the copies pretends to ten times the evidence.
+    copies = np.repeat(v, 10, axis=0)
+    same = bootstrap_mean_ci(copies, clusters=np.repeat(hands, 10), strata=np.repeat(labels, 10), n_boot=500, seed=3)
+    np.testing.assert_allclose([same["low"], same["high"]], [res["low"], res["high"]], rtol=1e-12)
+    frames = bootstrap_mean_ci(copies, strata=np.repeat(labels, 10), n_boot=500, seed=3)
+    assert frames["high"][0] - frames["low"][0] < 0.5 * (res["high"][0] - res["low"][0])
+
+
+def test_mean_ci_column_without_values_is_undefined():
+    v = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
+    res = bootstrap_mean_ci(v, clusters=[1, 2, 3], n_boot=20)
+    assert res["estimate"][0] == 2.0 and np.isnan(res["estimate"][1])
+    assert np.isnan(res["low"][1]) and res["n_undefined"][1] == 20 and res["n_values"][1] == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(values=[1.0, 2.0], clusters=[1, 1], strata=[0, 1]), "different strata"),
+        (dict(values=[1.0, np.inf]), "infinite"),
+        (dict(values=np.zeros((0, 2))), "non-empty"),
+        (dict(values=[1.0, 2.0], strata=[0]), "one entry per frame"),
+        (dict(values=[1.0, 2.0], clusters=[1]), "length mismatch"),
+        (dict(values=[1.0, 2.0], n_boot=0), "n_boot"),
+        (dict(values=[1.0, 2.0], level=0), "level"),
+    ],
+)
+def test_mean_ci_bad_input_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bootstrap_mean_ci(**kwargs)

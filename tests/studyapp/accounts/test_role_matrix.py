@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import assert_web_access
-from tests.factories import make_clip, make_hand, phantom_file, upload_file
+from tests.factories import UserFactory
+from tests.factories import RATER_FORM, make_clip, make_hand, phantom_file, upload_file
 
 pytestmark = pytest.mark.django_db
 
@@ -15,8 +16,11 @@ COORD = {"coordinator", "admin"}
 CLINICAL = {"coordinator", "pi", "admin"}  # may see EPS and demographics
 UPLOAD = {"coordinator", "annotator", "admin"}
 ANNOTATE = {"annotator", "admin"}
+RESULTS = {"coordinator", "pi", "admin"}  # explanations: read by PI and coordinator, never by annotators
+PI_ONLY = {"pi", "admin"}
 PLACEHOLDER = SimpleNamespace(pk=1, participant_id=1, clip=SimpleNamespace(pk=1), frame=SimpleNamespace(pk=1),
-                              exam=SimpleNamespace(pk=1))
+                              exam=SimpleNamespace(pk=1), experiment=SimpleNamespace(pk=1),
+                              run=SimpleNamespace(pk=1), job=SimpleNamespace(pk=1), explanation=SimpleNamespace(pk=1))
 
 
 @pytest.fixture
@@ -30,7 +34,34 @@ def hand(tmp_path, monkeypatch):
     hand.frame = clip.frames.first()
     hand.exam = hand.eps_exams.get()
     hand.upload_path = phantom_file(tmp_path, "other.mp4", seed=9, n_frames=4)[0]
+    # Two raters who disagree on the first frame, for the PI's review pages.
+    from studyapp.annotations import services as annotation_services
+
+    for name, x in (("rater-a", 40), ("rater-b", 120)):
+        rater = UserFactory(username=name, role="annotator")
+        annotation_services.roi_save(frame=hand.frame, annotator=rater, center_x=x, center_y=60)
+        annotation_services.outline_create(frame=hand.frame, annotator=rater,
+                                           points=[[x - 10, 50], [x + 10, 50], [x + 10 + x / 10, 70]])
+    _explanation_objects(hand)
     return hand
+
+
+def _explanation_objects(hand):
+    """An experiment with a (not done) run, its explanation job and one explained frame with a crop file."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from studyapp.experiments.models import Experiment, Split, TrainingRun
+    from studyapp.explanations.models import ExplanationJob, FrameExplanation
+
+    hand.experiment = Experiment.objects.create(name="e", split=Split.objects.create(name="s"), manifest_hash="x")
+    hand.run = TrainingRun.objects.create(experiment=hand.experiment, model_name="squeezenet1_1", config={})
+    hand.job = ExplanationJob.objects.create(run=hand.run, method="gradcam")
+    crop = default_storage.save("explanations/crop.png", ContentFile(b"\x89PNG\r\n\x1a\n"))
+    hand.explanation = FrameExplanation.objects.create(
+        job=hand.job, frame=hand.frame, hand=hand, box=[0, 0, 60, 60], mm_per_px=0.5, attribution="a.npz",
+        crop=crop, heatmap="h.png", overlay="o.png", probability=0.7, label=1, frame_outcome="TP",
+        hand_probability=0.7, hand_outcome="TP", outline_source="none")
 
 
 def participant_payload(role):
@@ -53,7 +84,7 @@ API = [
     ("post", lambda h: "/api/eps-exams/", lambda r: None, COORD),
     ("get", lambda h: "/api/csa-measurements/", None, EVERYONE),
     ("post", lambda h: "/api/csa-measurements/", lambda r: None, COORD),
-    ("get", lambda h: "/api/cohort/flow/", None, EVERYONE),
+    ("get", lambda h: "/api/cohort/flow/", None, CLINICAL),
     ("post", lambda h: "/api/cohort/restage/", lambda r: {}, {"coordinator", "pi", "admin"}),
     ("get", lambda h: "/api/schema/", None, EVERYONE | {"norole"}),
     ("post", lambda h: "/api/ops/ping-worker/", lambda r: {}, EVERYONE | {"norole"}),
@@ -72,13 +103,21 @@ API = [
     ("get", lambda h: "/api/outlines/", None, EVERYONE),
     ("post", lambda h: "/api/outlines/", lambda r: {"frame": "FRAME", "points": [[10, 10], [50, 10], [50, 40]]},
      ANNOTATE),
-    ("get", lambda h: "/api/agreement/", None, EVERYONE),
+    ("get", lambda h: "/api/agreement/", None, CLINICAL),
     # Splits, experiments and models: the PI's (the others stay blinded to results).
     ("get", lambda h: "/api/splits/", None, {"pi", "admin"}),
     ("post", lambda h: "/api/splits/", lambda r: {"name": "s"}, {"pi", "admin"}),
     ("get", lambda h: "/api/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/api/experiments/", lambda r: {"split": 1}, {"pi", "admin"}),
     ("get", lambda h: "/api/models/", None, {"pi", "admin"}),
+    # Explanations: results, so PI and coordinator read them; only the PI queues and cancels.
+    ("get", lambda h: "/api/explanation-jobs/", None, RESULTS),
+    ("get", lambda h: f"/api/explanation-jobs/{h.job.pk}/", None, RESULTS),
+    ("post", lambda h: "/api/explanation-jobs/", lambda r: {"run": "RUN"}, PI_ONLY),
+    ("post", lambda h: f"/api/explanation-jobs/{h.job.pk}/cancel/", lambda r: {}, PI_ONLY),
+    ("get", lambda h: "/api/frame-explanations/", None, RESULTS),
+    ("get", lambda h: f"/api/frame-explanations/{h.explanation.pk}/", None, RESULTS),
+    ("get", lambda h: f"/api/explanation-summaries/?experiment={h.experiment.pk}", None, RESULTS),
 ]
 
 
@@ -90,6 +129,8 @@ def _payload(spec, role, hand):
     data = spec(role)
     if isinstance(data, dict) and data.get("frame") == "FRAME":
         data["frame"] = hand.frame.pk
+    if isinstance(data, dict) and data.get("run") == "RUN":
+        data["run"] = hand.run.pk
     if data is None:  # resources that point at the hand
         data = {"hand": hand.pk, "exam_date": "2026-03-01", "dml_ms": 4.0, "sncv_m_s": 50.0, "csa_mm2": 9.5,
                 "participant": hand.participant_id, "side": "left"}
@@ -125,7 +166,7 @@ WEB = [
     ("get", lambda h: f"/cohort/hands/{h.pk}/", None, EVERYONE),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/", {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"},
      COORD),
-    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, EVERYONE),
+    ("post", lambda h: f"/cohort/hands/{h.pk}/eps/preview/", {"dml_ms": "4", "sncv_m_s": "50"}, CLINICAL),
     ("get", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/", None, COORD),
     ("post", lambda h: f"/cohort/hands/{h.pk}/eps/{h.exam.pk}/edit/",
      {"exam_date": "2026-03-01", "dml_ms": "4", "sncv_m_s": "50"}, COORD),
@@ -141,17 +182,29 @@ WEB = [
     ("get", lambda h: "/cohort/settings/", None, EVERYONE),
     ("get", lambda h: f"/clips/frames/{h.frame.pk}/image.png", None, EVERYONE),
     ("get", lambda h: "/clips/worklist/", None, ANNOTATE),
+    ("get", lambda h: "/clips/review/", None, {"pi", "admin"}),
+    ("get", lambda h: f"/clips/review/frames/{h.frame.pk}/", None, {"pi", "admin"}),
+    ("post", lambda h: f"/clips/review/frames/{h.frame.pk}/", {"keep": "rater-a"}, {"pi", "admin"}),
+    ("get", lambda h: f"/clips/review/hands/{h.pk}/", None, {"pi", "admin"}),
+    ("post", lambda h: f"/clips/review/hands/{h.pk}/", {"keep": "__third__", "csa_mm2": "9.5"}, {"pi", "admin"}),
+    ("get", lambda h: "/clips/agreement/", None, CLINICAL),
     ("post", lambda h: f"/clips/{h.clip.pk}/take/", {}, ANNOTATE),
     ("post", lambda h: f"/clips/{h.clip.pk}/release/", {}, EVERYONE),
     ("post", lambda h: f"/clips/{h.clip.pk}/assign/", {"annotator": ""}, {"coordinator", "pi", "admin"}),
     ("get", lambda h: f"/experiments/clips/{h.clip.pk}/predict/", None, {"pi", "admin"}),
     ("get", lambda h: "/experiments/", None, {"pi", "admin"}),
-    # Dashboards: the cohort one shows demographics (clinical roles); the annotation one shows none.
+    ("get", lambda h: f"/explanations/experiments/{h.experiment.pk}/", None, RESULTS),
+    ("get", lambda h: f"/explanations/frames/{h.explanation.pk}/crop/", None, RESULTS),
+    ("post", lambda h: f"/explanations/runs/{h.run.pk}/explain/", {}, PI_ONLY),
+    ("post", lambda h: f"/explanations/jobs/{h.job.pk}/cancel/", {}, PI_ONLY),
+    # Dashboards: the cohort one shows demographics (clinical roles); the annotation one shows every rater's
+    # work, which blinded raters don't see.
     ("get", lambda h: "/dashboards/cohort/", None, CLINICAL),
-    ("get", lambda h: "/dashboards/annotation/", None, EVERYONE),
+    ("get", lambda h: "/dashboards/annotation/", None, CLINICAL),
+    ("get", lambda h: "/dashboards/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
-                                             "csa_baseline_method": "manual"}, {"pi", "admin"}),
+                                             "csa_baseline_method": "manual", **RATER_FORM}, {"pi", "admin"}),
 ]
 
 
@@ -204,3 +257,46 @@ def test_results_pages_and_report_downloads_are_the_pis(client, users, reported_
         client.force_login(users[role])
     response = getattr(client, method)(url(reported_experiment))
     assert_web_access(response, role, allowed)
+
+
+@pytest.fixture
+def experiment(users):
+    from studyapp.dashboards.reports import report_generate
+    from tests.factories import bulk_cohort, locked_split_with_experiment
+
+    bulk_cohort(8, annotators=[users["annotator"]], frames_per_clip=2)
+    _split, experiment, _cut = locked_split_with_experiment(test_per_group=2, n_boot=20)
+    report_generate(experiment_id=experiment.pk)
+    return experiment
+
+
+# The experiment dashboard, its live data, and the study report: the PI's alone (results stay blinded).
+EXPERIMENT_WEB = [
+    ("get", "/dashboards/experiments/{pk}/"),
+    ("get", "/dashboards/experiments/{pk}/?live=1"),
+    ("get", "/dashboards/experiments/{pk}/report/status/"),
+    ("get", "/dashboards/experiments/{pk}/report.html"),
+    ("get", "/dashboards/experiments/{pk}/bundle.zip"),
+]
+
+
+@pytest.mark.parametrize("method, url", EXPERIMENT_WEB, ids=[u for _, u in EXPERIMENT_WEB])
+@pytest.mark.parametrize("role", ROLES)
+def test_experiment_dashboard_and_report_permissions(client, users, experiment, role, method, url):
+    if role != "anonymous":
+        client.force_login(users[role])
+    response = getattr(client, method)(url.format(pk=experiment.pk))
+    assert_web_access(response, role, {"pi", "admin"})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_generating_a_report_is_the_pis(client, users, experiment, role, django_capture_on_commit_callbacks,
+                                        monkeypatch):
+    from studyapp.dashboards import tasks
+
+    monkeypatch.setattr(tasks.generate_report, "delay", lambda job_id: None)  # the worker's part is tested apart
+    if role != "anonymous":
+        client.force_login(users[role])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/dashboards/experiments/{experiment.pk}/report/")
+    assert_web_access(response, role, {"pi", "admin"})

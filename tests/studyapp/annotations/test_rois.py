@@ -52,7 +52,24 @@ def test_stale_save_is_refused_never_overwrites(api_for, users, clip):
                     format="json").status_code == 409
 
 
-def test_others_annotations_are_read_only(api_for, users, clip):
+def test_a_blinded_rater_cannot_reach_anothers_roi(api_for, users, clip):
+    roi = services.roi_save(frame=frame(clip, 0), annotator=users["annotator"], center_x=80, center_y=60)
+    other = UserFactory(username="annot2", role="annotator")
+    from rest_framework.test import APIClient
+    api = APIClient()
+    api.force_authenticate(other)
+    # Not even its existence: the same answer as for an id that doesn't exist.
+    assert api.get(f"/api/annotations/{roi.pk}/").status_code == 404
+    assert api.get(f"/api/annotations/{roi.pk + 1000}/").status_code == 404
+    assert api.delete(f"/api/annotations/{roi.pk}/?version=1").status_code == 404
+    assert api.post(f"/api/annotations/{roi.pk}/status/", {"status": "confirmed", "version": 1},
+                    format="json").status_code == 404
+
+
+def test_unblinded_others_annotations_are_read_only(api_for, users, clip):
+    from studyapp.protocol.models import StudySettings
+
+    StudySettings.objects.update_or_create(id=1, defaults={"raters_blinded": False})
     roi = services.roi_save(frame=frame(clip, 0), annotator=users["annotator"], center_x=80, center_y=60)
     other = UserFactory(username="annot2", role="annotator")
     from rest_framework.test import APIClient

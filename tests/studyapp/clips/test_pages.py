@@ -88,7 +88,7 @@ WEB = [
     ("post", lambda c: f"/clips/{c.pk}/spacing/", lambda v: {"pixel_spacing_mm": "0.2"}, UPLOADERS),
     ("post", lambda c: f"/clips/{c.pk}/retry/", lambda v: {}, UPLOADERS),
     ("get", lambda c: f"/clips/{c.pk}/annotate/", None, ANNOTATORS),
-    ("get", lambda c: "/clips/agreement/", None, EVERYONE),
+    ("get", lambda c: "/clips/agreement/", None, {"coordinator", "pi", "admin"}),
 ]
 _IDS = [f"{m.upper()} {u(type('C', (), {'pk': 1, 'hand_id': 1}))}" for m, u, _, _ in WEB]
 

@@ -4,7 +4,7 @@ import pytest
 
 from studyapp.cohort import services
 from studyapp.cohort.models import EpsExam, Hand, Participant
-from tests.factories import make_hand
+from tests.factories import RATER_FORM, make_hand
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +99,7 @@ def test_settings_change_flags_hands_and_restage_button(client_for):
     pi = client_for("pi")
     response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.2", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
-                                             "csa_baseline_method": "manual"}, follow=True)
+                                             "csa_baseline_method": "manual", **RATER_FORM}, follow=True)
     assert "flagged for re-staging" in response.content.decode()
     assert "Re-stage 1 hand" in pi.get("/cohort/").content.decode()
     pi.post("/cohort/restage/")
@@ -207,7 +207,7 @@ def test_the_pi_chooses_the_csa_method_of_the_baseline_and_the_change_is_audited
     assert "CSA method of the baseline" in pi.get("/cohort/settings/").content.decode()
     response = pi.post("/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
-                                             "csa_baseline_method": "outline"}, follow=True)
+                                             "csa_baseline_method": "outline", **RATER_FORM}, follow=True)
     assert response.status_code == 200
     assert StudySettings.current().csa_baseline_method == "outline"
     latest = StudySettings.current().history.first()

@@ -65,7 +65,7 @@ def test_locked_split_cannot_be_deleted_through_the_api(api_for, small_study):
 
 def test_a_changed_roi_blocks_training_until_a_new_version(api_for, small_study):
     split = services.split_lock(split=services.split_create(name="s", test_per_group=2))
-    assert api_for("pi").get(f"/api/splits/{split.pk}/check/").json() == {"ok": True, "problems": []}
+    assert api_for("pi").get(f"/api/splits/{split.pk}/check/").json() == {"ok": True, "problems": [], "files_checked": False}
     member = split.members.first()
     roi = RoiAnnotation.objects.filter(frame__clip__hand=member.hand).first()
     RoiAnnotation.objects.filter(pk=roi.pk).update(x=roi.x + 3)

@@ -67,3 +67,12 @@ def test_validation_hands_are_a_grouped_share_of_training():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         plan_split(cohort(4, 4), seed=0, **kwargs)
+
+
+def test_permuted_labels_keep_the_balance_and_are_seeded():
+    from studyapp.experiments.splitting import permuted_labels
+
+    labels = {h: int(h % 3 == 0) for h in range(30)}
+    first, again, other = (permuted_labels(labels, seed=s) for s in (1, 1, 2))
+    assert first == again and first != other and first != labels
+    assert sorted(first) == sorted(labels) and sum(first.values()) == sum(labels.values())

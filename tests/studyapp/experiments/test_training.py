@@ -101,6 +101,23 @@ def test_a_weights_file_named_in_settings_is_loaded(locked_split, no_queue, tmp_
     assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
 
 
+def test_a_rerun_reproduces_the_registered_weights_hash(locked_split, no_queue, tmp_path, settings):
+    """Same split, seed and settings on the CPU: the same numbers and the same weights SHA-256."""
+    from studyapp.experiments.selectors import kept_weights_note
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    first, second = (launch(locked_split, ["squeezenet1_1"], random_init=True, name=f"e{i}").runs.get()
+                     for i in range(2))
+    for run in (first, second):
+        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+        run.refresh_from_db()
+    assert first.weights_sha256 == second.weights_sha256
+    assert first.predictions["probabilities"] == second.predictions["probabilities"]
+    assert first.runtime == second.runtime and first.runtime["torch_threads"] == torch.get_num_threads()
+    assert first.runtime["deterministic_algorithms"] is True
+    assert f"{first.runtime['torch_threads']} CPU thread(s)" in kept_weights_note(first)
+
+
 def test_cancel(locked_split, no_queue, tmp_path, settings):
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
     experiment = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True)
@@ -188,3 +205,85 @@ def test_offline_imagenet_weights_fail_in_seconds_naming_cts_weights_dir(locked_
     run.refresh_from_db()
     assert "CTS_WEIGHTS_DIR" in run.error and str(tmp_path / "weights" / "efficientnet_b0.pth") in run.error
     assert "random initialisation" in run.error
+
+
+def test_a_changed_frame_image_is_caught_by_the_check_and_by_training(locked_split, no_queue, tmp_path, settings,
+                                                                       api_for):
+    """The manifest covers the pixels: overwriting a member frame's PNG on storage is detected."""
+    from django.core.files.storage import default_storage
+
+    from studyapp.clips.models import Frame
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    entry = locked_split.manifest[0]
+    assert entry["image_sha256"] == Frame.objects.get(pk=entry["frame"]).sha256 != ""
+    api = api_for("pi")
+    assert api.get(f"/api/splits/{locked_split.pk}/check/?files=1").json() == {
+        "ok": True, "problems": [], "files_checked": True}
+    other = Frame.objects.exclude(pk=entry["frame"]).first()
+    with default_storage.open(other.image.name, "rb") as handle:
+        replacement = handle.read()
+    with default_storage.open(entry["image"], "wb") as handle:  # same size and format, other pixels
+        handle.write(replacement)
+    assert api.get(f"/api/splits/{locked_split.pk}/check/").json()["ok"]  # the database did not change
+    body = api.get(f"/api/splits/{locked_split.pk}/check/?files=1").json()
+    assert not body["ok"] and f"frame(s) {entry['index']} changed on storage" in body["problems"][0]
+    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
+    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and f"frame {entry['frame']}" in run.error and "changed since" in run.error
+
+
+def test_a_split_locked_before_frames_were_hashed_still_checks_clean(locked_split):
+    from django.db.models import QuerySet
+
+    from studyapp.experiments import datasets
+    from studyapp.experiments.models import Split
+
+    legacy = [{k: v for k, v in e.items() if k != "image_sha256"} for e in locked_split.manifest]
+    # Bypass the lock guard, as a database from before the frame hashes would hold it.
+    QuerySet.update(Split.objects.filter(pk=locked_split.pk), manifest=legacy,
+                    manifest_hash=datasets.manifest_hash(legacy))
+    assert services.split_verify(Split.objects.get(pk=locked_split.pk)) == []
+
+
+def test_null_controls_train_on_permuted_labels_and_sit_beside_the_real_result(locked_split, no_queue, tmp_path,
+                                                                                settings, client_for):
+    from studyapp.experiments.models import Experiment
+    from studyapp.experiments.selectors import null_distribution
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    real = launch(locked_split, ["squeezenet1_1"], random_init=True, name="real", null_controls=2)
+    controls = list(real.null_controls.order_by("permutation_seed"))
+    assert [(c.permutation_seed, c.name) for c in controls] == [(1, "real · null control 1"),
+                                                                (2, "real · null control 2")]
+    # The control's training labels are shuffled across hands; its test labels are the truth.
+    entries = locked_split.manifest
+    fit_set, val_set, test_set = services.fit_val_test(entries, seed=0, permutation_seed=1)
+    true = {e["hand"]: e["label"] for e in entries}
+    train_hands = {e["hand"]: e["label"] for e in fit_set + val_set}
+    assert train_hands != {h: true[h] for h in train_hands}
+    assert sorted(train_hands.values()) == sorted(true[h] for h in train_hands)
+    assert all(e["label"] == true[e["hand"]] for e in test_set)
+    for experiment in (real, *controls):
+        run = experiment.runs.get()
+        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+    real_run, control_run = real.runs.get(), controls[0].runs.get()
+    assert real_run.predictions["probabilities"] != control_run.predictions["probabilities"]
+    null = null_distribution(Experiment.objects.get(pk=real.pk))
+    [model] = null["models"]
+    assert null["controls"] == 2 and model["n"] == 2 and model["real_auc"] == real_run.evaluation["hand"]["metrics"]["auc"]
+    expected_p = (1 + sum(v >= model["real_auc"] for v in model["null_aucs"])) / 3
+    assert model["p_value"] == expected_p
+    page = client_for("pi").get(f"/experiments/{real.pk}/").content.decode()
+    assert 'id="null-distribution"' in page and "2 of 2" in page
+    control_page = client_for("pi").get(f"/experiments/{controls[0].pk}/").content.decode()
+    assert 'id="null-control-banner"' in control_page and "permutation seed 1" in control_page
+
+
+def test_null_controls_are_bounded(locked_split, no_queue):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        launch(locked_split, ["squeezenet1_1"], random_init=True, null_controls=services.MAX_NULL_CONTROLS + 1)
+    assert "null_controls" in error.value.message_dict
