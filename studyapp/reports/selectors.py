@@ -59,3 +59,11 @@ def run_provenance(run: TrainingRun) -> dict:
     out = {field: getattr(run, field) for field in RUN_PROVENANCE}
     out["weights"] = run.weights.name if run.weights else ""
     return out
+
+
+def report_explanations(experiment: Experiment) -> list[dict]:
+    """Attribution shares per model and method where the experiment's runs were explained (else empty)."""
+    from studyapp.explanations import selectors as explanation_selectors
+
+    rows = explanation_selectors.frame_explanations().filter(job__run__experiment=experiment)
+    return explanation_selectors.summaries(rows, by=("model", "method")) if rows.exists() else []

@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from studyapp.cohort.models import CsaMeasurement
+from studyapp.dashboards import experiment_figures as ef
 from studyapp.dashboards import experiment_views
 from studyapp.dashboards import figures as dashboard_figures
 from studyapp.dashboards import panels as dashboard_panels
@@ -102,6 +103,10 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
         if extra:
             figure_panels.append(extra)
     figure_panels += panels["calibration"] + experiment_views.training_panels(runs, labels) + agreement_panels
+    explanations = selectors.report_explanations(experiment)
+    attribution = ef.attribution_figure(explanations, labels) if explanations else None
+    if attribution:
+        figure_panels.append(attribution)
     table_one_csv = DataTable(["variable", "summary", "control", "CTS", "test", "p", "SMD"],
                               tables.table_one_csv_rows(cohort["table_one"]))
     csv_tables = {"table-1": table_one_csv, "results": results["metrics_table"],
@@ -114,7 +119,7 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
         "flow": cohort["flow"], "table_one": cohort["table_one"],
         "runs": [{**selectors.run_provenance(run), "history": run.history, "evaluation": run.evaluation}
                  for run in runs],
-        "comparison": experiment.comparison, "agreement": agreement,
+        "comparison": experiment.comparison, "agreement": agreement, "explanations": explanations,
     }
     environment = {"runs": {run.model_name: {"code_version": run.code_version, "device": run.device,
                                              "library_versions": run.library_versions} for run in runs}}
@@ -122,7 +127,8 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
             "cohort": cohort, "results": results, "flow": flow, "agreement": agreement,
             "agreement_panels": agreement_panels, "training_panels": experiment_views.training_panels(runs, labels),
             "numbers": numbers, "csv_tables": csv_tables, "manifest": manifest, "provenance": provenance,
-            "environment": environment, "labels": labels, "runs": runs}
+            "environment": environment, "labels": labels, "runs": runs, "attribution": attribution,
+            "explanations": explanations}
 
 
 README = """Study report bundle: {name} (experiment {pk})

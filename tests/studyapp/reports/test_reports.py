@@ -110,3 +110,30 @@ def test_a_report_whose_worker_vanished_does_not_block_a_new_one(experiment, mon
     fresh = services.report_queue(experiment=experiment)
     lost.refresh_from_db()
     assert lost.status == "failed" and "generate it again" in lost.error and fresh.status == "queued"
+
+
+def test_explained_runs_get_their_attribution_in_the_report_and_the_bundle(experiment):
+    from studyapp.explanations.models import ExplanationJob, FrameExplanation
+
+    run = experiment.runs.get(model_name="squeezenet1_1")
+    job = ExplanationJob.objects.create(run=run, method="gradcam", status="done")
+    test = [e for e in experiment.split.manifest if e["subset"] == "test"]
+    for i, entry in enumerate(test):
+        nerve = 0.5 if entry["label"] else 0.3
+        FrameExplanation.objects.create(
+            job=job, frame_id=entry["frame"], hand_id=entry["hand"], box=entry["box"], mm_per_px=0.1,
+            attribution=f"x/{i}.npz", crop=f"x/{i}.png", heatmap=f"x/{i}h.png", overlay=f"x/{i}o.png",
+            probability=0.5, label=entry["label"], frame_outcome="tp", hand_probability=0.5, hand_outcome="tp",
+            outline_source="traced",
+            shares={"nerve": nerve, "ring": 0.2, "outside": 0.8 - nerve, "nerve_area": 0.1, "ring_area": 0.15,
+                    "outside_area": 0.75, "pointing": "nerve", "positive_mass": 1.0, "reason": None})
+    first, second = _generate(experiment), _generate(experiment)
+    assert first.bundle.read() == second.bundle.read()
+    html = first.html.read().decode()
+    assert 'id="explanations"' in html and 'id="figure-attribution"' in html
+    numbers = json.loads(zipfile.ZipFile(io.BytesIO(first.bundle.open("rb").read())).read("numbers.json"))
+    [summary] = numbers["explanations"]
+    assert (summary["model"], summary["method"]) == ("squeezenet1_1", "gradcam")
+    assert summary["nerve"]["estimate"] == pytest.approx(0.4)
+    assert summary["nerve_area"]["estimate"] == pytest.approx(0.1)
+    assert "csv/attribution.csv" in zipfile.ZipFile(io.BytesIO(first.bundle.open("rb").read())).namelist()
