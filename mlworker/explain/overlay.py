@@ -58,7 +58,7 @@ def heatmap_png(attribution: np.ndarray) -> bytes:
 
 
 def overlay_png(crop: np.ndarray, attribution: np.ndarray, *, alpha: float = 0.5) -> bytes:
-    """RGB PNG of the grey crop (S, S) uint8 with the map blended over it, at most `alpha` opaque where |value| peaks."""
+    """RGB PNG of the grey crop (S, S) uint8 with the map blended over it, at most `alpha` opaque where |a| peaks."""
     crop = np.asarray(crop)
     if crop.ndim != 2 or crop.dtype != np.uint8:
         raise ValueError(f"crop must be a grey uint8 (S, S) image, got {crop.dtype} {crop.shape}.")

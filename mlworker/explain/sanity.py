@@ -53,15 +53,17 @@ def randomised_copy(model: nn.Module, *, seed: int) -> nn.Module:
     return clone
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Rank correlation of two maps; a constant map has no ranking, see sanity_check."""
-    a_const = bool(np.all(a == a.flat[0]))
-    b_const = bool(np.all(b == b.flat[0]))
-    if a_const and b_const:
-        return 1.0  # both maps rank nothing: randomising the weights changed nothing
-    if a_const or b_const:
-        return 0.0  # one map is flat, the other is not: no shared ordering
-    return float(stats.spearmanr(a, b).statistic)
+def _spearman(trained: np.ndarray, randomised: np.ndarray) -> float:
+    """Rank correlation of a trained model's map with its randomised copy's; a constant map has no ranking.
+
+    A flat map of the trained model shows nothing of what it learned (Grad-CAM of an untrained SqueezeNet is
+    all zero), so it counts as unchanged (rho 1) whatever the copy gives; a flat map of the copy only, as 0.
+    """
+    if np.all(trained == trained.flat[0]):
+        return 1.0
+    if np.all(randomised == randomised.flat[0]):
+        return 0.0
+    return float(stats.spearmanr(trained, randomised).statistic)
 
 
 def sanity_check(
@@ -77,7 +79,8 @@ def sanity_check(
     explain_fn(model, images) returns (N, S, S) maps. Returns {"spearman": signed rho per frame, "median":
     median |rho|, "passed": median |rho| < threshold, "threshold", "n_frames", "seed", "reason"}. |rho| is
     used because a map whose ranking flips under randomisation still follows the input, not the weights.
-    Constant maps have no ranking: two constant maps count as unchanged (rho 1), one constant as 0.
+    Constant maps have no ranking: a flat map of the trained model counts as unchanged (rho 1), a flat map
+    of the randomised copy alone as 0.
     """
     threshold = float(threshold)
     if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):

@@ -96,15 +96,20 @@ def csa_agreement() -> dict:
         icc = icc_2_1(matrix)
     except ValueError as error:  # e.g. every hand rated alike: said on the page, not a server error
         return {**result, "raters": chosen, "hands": len(shared), "note": f"ICC not computed: {error}."}
-    ba = bland_altman(matrix[:, 0], matrix[:, 1])
+    # Bland–Altman for every pair of raters (the first pair, most hands outlined, leads the page).
+    pairs = []
+    for i, j in combinations(range(len(chosen)), 2):
+        ba = bland_altman(matrix[:, i], matrix[:, j])
+        pairs.append({"raters": [chosen[i], chosen[j]], **{key: ba[key] for key in (
+            "bias", "sd", "loa_low", "loa_high", "loa_low_ci", "loa_high_ci", "bias_ci_low", "bias_ci_high", "n")},
+            "means": list(map(float, ba["means"])), "differences": list(map(float, ba["differences"]))})
     return {
         "raters": chosen, "hands": len(shared), "note": "",
         # F is infinite when raters agree perfectly (up to offsets); JSON has no infinity.
         "icc": {key: (icc[key] if key != "f_value" or math.isfinite(icc[key]) else None)
                 for key in ("icc", "ci_low", "ci_high", "f_value", "df1", "df2", "p_value", "n", "k")},
-        "bland_altman": {"raters": chosen[:2], **{key: ba[key] for key in (
-            "bias", "sd", "loa_low", "loa_high", "bias_ci_low", "bias_ci_high", "n")},
-            "means": list(map(float, ba["means"])), "differences": list(map(float, ba["differences"]))},
+        "bland_altman": pairs[0],
+        "bland_altman_pairs": pairs,
     }
 
 

@@ -23,7 +23,7 @@ from studyapp.annotations import selectors as annotation_selectors
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
 from studyapp.cohort.models import Hand
 from studyapp.common.forms import add_service_errors
-from studyapp.dashboards.figures import bland_altman_figure
+from studyapp.dashboards.panels import bland_altman_panels
 from studyapp.protocol.models import StudySettings
 
 from . import selectors, services
@@ -277,7 +277,8 @@ def agreement(request):
     return render(request, "clips/agreement.html", {
         "roi": roi, "per_clip": per_clip, "csa": csa, "icc": icc, "ba": ba,
         "icc_label": _icc_label(icc["icc"]) if icc else "",
-        "ba_panel": bland_altman_figure(ba) if ba else None,
+        "ba_panels": bland_altman_panels(csa),
+        "ba_pairs": csa.get("bland_altman_pairs") or [],
         "crop_size_mm": StudySettings.current().crop_size_mm,
         "blinding": annotation_selectors.blinding_statement(),
     })

@@ -264,7 +264,7 @@ def grouped_bar_figure(*, key: str, title: str, categories: list[str], series: l
                  table=DataTable([x_title] + [label for label, _colour, _values in series], rows))
 
 
-def bland_altman_figure(ba: dict, *, unit: str = "mm²") -> Panel:
+def bland_altman_figure(ba: dict, *, unit: str = "mm²", key: str = "bland-altman") -> Panel:
     """Difference against mean of two raters, with the bias and the 95% limits of agreement."""
     raters = ba.get("raters") or ["rater A", "rater B"]
     means, diffs = list(ba["means"]), list(ba["differences"])
@@ -276,16 +276,16 @@ def bland_altman_figure(ba: dict, *, unit: str = "mm²") -> Panel:
     shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": 0, "y1": 0,
                "line": {"color": "#999", "width": 1, "dash": "dot"}}]
     annotations = []
-    for key, label, colour, dash in lines:
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": ba[key], "y1": ba[key],
+    for line, label, colour, dash in lines:
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": ba[line], "y1": ba[line],
                        "line": {"color": colour, "dash": dash, "width": 1.5}})
-        annotations.append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y", "y": ba[key],
-                            "yanchor": "bottom", "showarrow": False, "text": f"{label} {ba[key]:+.2f}"})
+        annotations.append({"xref": "paper", "x": 1, "xanchor": "right", "yref": "y", "y": ba[line],
+                            "yanchor": "bottom", "showarrow": False, "text": f"{label} {ba[line]:+.2f}"})
     title = f"Bland–Altman: {raters[0]} − {raters[1]}"
     figure = {"data": [trace], "layout": layout(title=title, x_title=f"Mean CSA of the two raters ({unit})",
                                                 y_title=f"Difference ({unit})", showlegend=False, shapes=shapes,
                                                 annotations=annotations)}
-    return Panel(key="bland-altman", title=title, figure=figure,
+    return Panel(key=key, title=title, figure=figure,
                  table=DataTable([f"mean ({unit})", f"difference {raters[0]} − {raters[1]} ({unit})"],
                                  [[m, d] for m, d in zip(means, diffs)]))
 

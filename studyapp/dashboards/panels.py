@@ -132,7 +132,13 @@ def agreement_panels(roi: dict, csa: dict) -> list[Panel]:
             key="icc", title="CSA agreement: ICC(2,1), 95% CI",
             rows=[("ICC(2,1)", icc["icc"], icc["ci_low"], icc["ci_high"])],
             x_title=f"ICC ({icc['n']} hands × {icc['k']} raters)", x_range=(min(0.0, icc["ci_low"]), 1.0)))
-    if csa.get("bland_altman"):
-        panels.append(figures.bland_altman_figure(csa["bland_altman"]))
+    panels += bland_altman_panels(csa)
     return panels
+
+
+def bland_altman_panels(csa: dict) -> list[Panel]:
+    """One Bland–Altman figure per pair of raters (the first keeps the key 'bland-altman')."""
+    pairs = csa.get("bland_altman_pairs") or ([csa["bland_altman"]] if csa.get("bland_altman") else [])
+    return [figures.bland_altman_figure(pair, key="bland-altman" if i == 0 else f"bland-altman-{i + 1}")
+            for i, pair in enumerate(pairs)]
 

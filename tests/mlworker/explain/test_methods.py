@@ -23,7 +23,7 @@ from mlworker.explain.methods import (
     resolved_params,
 )
 from mlworker.explain.segmentation import speckle_superpixels
-from mlworker.ml import LABEL_CTS, MODEL_NAMES, build_model
+from mlworker.ml import MODEL_NAMES, build_model
 
 SIZE = 48
 MM_PER_PX = 15.0 / SIZE
@@ -215,4 +215,3 @@ def test_explain_crops_rejects_bad_input() -> None:
         explain_crops("lime", model, _crops(1), mm_per_px=0.3, device="cpu", params=OcclusionParams())
     empty = explain_crops("occlusion", model, _crops(0), mm_per_px=0.3, device="cpu")
     assert empty.shape == (0, SIZE, SIZE)
-    assert LABEL_CTS == 1

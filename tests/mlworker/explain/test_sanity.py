@@ -85,6 +85,14 @@ def test_constant_maps_count_as_unchanged(trained):
     changed = sanity_check(flat_when_random, trained, images)
     assert changed["spearman"] == [0.0] * 4 and changed["passed"] is True
 
+    # A method that gives the trained model a flat map shows nothing of it, even if the copy's map varies.
+    def flat_when_trained(model, x):
+        maps = _gradient_x_input(model, x)
+        return np.zeros_like(maps) if model is trained else maps
+
+    blind = sanity_check(flat_when_trained, trained, images)
+    assert blind["spearman"] == [1.0] * 4 and blind["passed"] is False
+
 
 def test_bad_maps_and_thresholds_are_refused(trained):
     images, _ = _task(4, seed=3)

@@ -67,3 +67,25 @@ def test_identical_raters_give_icc_one_on_the_page_and_the_api(tmp_path, api_for
     assert body["csa"]["bland_altman"]["bias"] == 0.0
     page = client_for("pi").get("/clips/agreement/")
     assert page.status_code == 200 and "no residual disagreement" in page.content.decode()
+
+
+def test_bland_altman_covers_every_pair_of_three_raters_with_the_limits_cis(tmp_path, client_for):
+    raters = [UserFactory(username=f"r{i}", role="annotator") for i in range(3)]
+    halves = [[6, 6.5, 7], [8, 8, 8.5], [10, 9, 10], [7, 7.5, 6.5]]
+    for i, per_rater in enumerate(halves):
+        clip, _ = make_clip(tmp_path, hand=make_hand(study_code=f"TP-{i}"), name=f"p{i}.mp4", seed=i, n_frames=4)
+        for rater, half in zip(raters, per_rater):
+            services.outline_create(frame=clip.frames.first(), annotator=rater, points=square(80, 60, half))
+    csa = selectors.csa_agreement()
+    pairs = csa["bland_altman_pairs"]
+    assert [p["raters"] for p in pairs] == [["r0", "r1"], ["r0", "r2"], ["r1", "r2"]]
+    assert csa["bland_altman"] == pairs[0]
+    areas = np.array([[(2 * h * 0.25) ** 2 for h in row] for row in halves])
+    for pair, (i, j) in zip(pairs, [(0, 1), (0, 2), (1, 2)]):
+        d = areas[:, i] - areas[:, j]
+        assert pair["bias"] == pytest.approx(d.mean())
+        low, high = pair["loa_low_ci"]
+        assert low < pair["loa_low"] < high
+    html = client_for("pi").get("/clips/agreement/").content.decode()
+    assert 'id="ba-pairs"' in html and "r1 − r2" in html
+    assert 'data-figure="figure-bland-altman-3"' in html

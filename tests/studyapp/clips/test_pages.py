@@ -335,6 +335,6 @@ def test_agreement_page_with_two_annotators(client_for, users, tmp_path_factory)
     ba = response.context["ba"]
     assert abs(ba["bias"]) == pytest.approx(4 / 3, abs=1e-6) and ba["n"] == 3
     # The Bland–Altman plot is the shared plotly figure of these very pairs, drawn by static/js/figures.js.
-    panel = response.context["ba_panel"]
+    [panel] = response.context["ba_panels"]  # two raters: one pair
     assert 'data-figure="figure-bland-altman"' in html and "vendor/plotly/plotly.min.js" in html
     assert panel.figure["data"][0]["x"] == ba["means"] and panel.figure["data"][0]["y"] == ba["differences"]

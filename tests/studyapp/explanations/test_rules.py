@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from studyapp.explanations import rules
+from tests.factories import RATER_FORM
 
 
 @pytest.mark.parametrize("label, probability, expected", [
@@ -59,7 +60,7 @@ def test_the_pi_sets_frames_per_hand_and_the_ring_on_the_settings_page_and_it_is
     response = pi.post("/cohort/settings/", {
         "dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40", "frames_per_clip": "100", "crop_size_mm": "15",
         "csa_baseline_method": "manual", "explain_frames_occlusion": "", "explain_frames_lime": "5",
-        "explain_frames_gradcam": "20", "perineural_ring_mm": "1.5"})
+        "explain_frames_gradcam": "20", "perineural_ring_mm": "1.5", **RATER_FORM})
     assert response.status_code == 302
     current = StudySettings.current()
     assert (current.explain_frames_lime, current.explain_frames_gradcam, current.perineural_ring_mm) == (5, 20, 1.5)
@@ -68,7 +69,7 @@ def test_the_pi_sets_frames_per_hand_and_the_ring_on_the_settings_page_and_it_is
     assert "LIME: test frames per hand" in html and "all / 5 / 20" in html
     bad = pi.post("/cohort/settings/", {
         "dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40", "frames_per_clip": "100", "crop_size_mm": "15",
-        "csa_baseline_method": "manual", "explain_frames_lime": "0", "perineural_ring_mm": "50"})
+        "csa_baseline_method": "manual", "explain_frames_lime": "0", "perineural_ring_mm": "50", **RATER_FORM})
     assert bad.status_code == 200 and StudySettings.current().perineural_ring_mm == 1.5
 
 
