@@ -13,6 +13,7 @@ urlpatterns = [
     path("experiments/", include("studyapp.experiments.urls")),
     path("explanations/", include("studyapp.explanations.urls")),
     path("dashboards/", include("studyapp.dashboards.urls")),
+    path("reports/", include("studyapp.reports.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
 

@@ -26,6 +26,8 @@ from mlworker.stats import compare_models, csa_baseline, csa_between_groups, eva
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.storage import local_path
+from studyapp.dashboards.experiment_selectors import hand_stages
+from studyapp.dashboards.experiment_summary import evaluation_summary
 from studyapp.protocol.models import StudySettings
 
 from . import datasets
@@ -395,6 +397,8 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         labels = [e["label"] for e in test_set]
         hand_ids = [e["hand"] for e in test_set]
         evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
+        evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
+                                                     threshold=evaluation["threshold"])
         digest, stored = _register_weights(run, result.best_checkpoint)
         _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
                 library_versions=library_versions(), evaluation=evaluation,

@@ -3,11 +3,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from mlworker.ml import MODEL_LABELS
 from studyapp.common.forms import add_service_errors
+from studyapp.dashboards import experiment_selectors, experiment_views
+from studyapp.reports import selectors as report_selectors
 
 from . import selectors, services
 from .forms import LaunchForm, SplitForm
@@ -96,16 +99,24 @@ def launch_estimate(request, pk):
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_detail(request, pk):
-    experiment = get_object_or_404(Experiment.objects.select_related("split", "null_of"), pk=pk)
-    runs = list(experiment.runs.all())
+    # The split's manifest (every frame) is not shown here: not read either.
+    experiment = get_object_or_404(Experiment.objects.select_related("split", "null_of").defer("split__manifest"),
+                                   pk=pk)
+    runs = experiment_selectors.experiment_runs(experiment)
     for run in runs:
         run.kept_note = selectors.kept_weights_note(run) if run.status == TrainingRun.Status.DONE else ""
-    template = "experiments/_runs.html" if request.headers.get("HX-Request") else "experiments/experiment.html"
-    return render(request, template, {
-        "experiment": experiment, "runs": runs, "labels": MODEL_LABELS,
-        "null": selectors.null_distribution(experiment),
-        "active": any(not run.is_finished for run in runs), "metrics": ["auc", "accuracy", "precision", "recall",
-                                                                       "specificity", "f1"]})
+    finished = sum(run.is_finished for run in runs)
+    context = {"experiment": experiment, "runs": runs, "labels": MODEL_LABELS, "finished": finished,
+               "active": any(not run.is_finished for run in runs),
+               "training_panels": experiment_views.training_panels(runs, MODEL_LABELS)}
+    if request.headers.get("HX-Request"):
+        if request.GET.get("finished", str(finished)) != str(finished):
+            # A run ended since the page was drawn: reload it whole, so its results appear.
+            return HttpResponse(headers={"HX-Refresh": "true"})
+        return render(request, "experiments/_runs.html", context)
+    return render(request, "experiments/experiment.html", {
+        **context, **experiment_views.results(experiment, runs, MODEL_LABELS),
+        "null": selectors.null_distribution(experiment), "report": report_selectors.latest_report(experiment)})
 
 
 @login_required

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "studyapp.experiments",
     "studyapp.explanations",
     "studyapp.dashboards",
+    "studyapp.reports",
 ]
 
 MIDDLEWARE = [

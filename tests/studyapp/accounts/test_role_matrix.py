@@ -218,6 +218,47 @@ def test_web_permissions(client, users, hand, role, method, url, data, allowed):
     assert_web_access(response, role, allowed)
 
 
+# The experiment dashboard and the study report: the PI's (and the admin's); the others stay blinded to results.
+@pytest.fixture
+def reported_experiment():
+    from django.core.files.base import ContentFile
+
+    from studyapp.reports.models import StudyReport
+    from tests.experiment_factories import evaluated_experiment
+
+    experiment, _ = evaluated_experiment(n_hands=8, frames_per_clip=2, test_per_group=2, models=("squeezenet1_1",),
+                                         n_boot=50)
+    report = StudyReport.objects.create(experiment=experiment, status="done", done=4, total=4)
+    report.html.save("report.html", ContentFile(b"<html></html>"), save=False)
+    report.bundle.save("bundle.zip", ContentFile(b"PK"), save=False)
+    report.save()
+    return SimpleNamespace(pk=experiment.pk, report=report.pk)
+
+
+PI_ONLY = {"pi", "admin"}
+RESULTS_WEB = [
+    ("get", lambda e: f"/experiments/{e.pk}/", PI_ONLY),
+    ("get", lambda e: f"/reports/experiments/{e.pk}/status/", PI_ONLY),
+    ("post", lambda e: f"/reports/experiments/{e.pk}/generate/", PI_ONLY),
+    ("get", lambda e: f"/reports/{e.report}/html/", PI_ONLY),
+    ("get", lambda e: f"/reports/{e.report}/bundle/", PI_ONLY),
+]
+
+
+@pytest.mark.parametrize("method, url, allowed", RESULTS_WEB,
+                         ids=[f"{m.upper()} {u(SimpleNamespace(pk=1, report=1))}" for m, u, _ in RESULTS_WEB])
+@pytest.mark.parametrize("role", ROLES)
+def test_results_pages_and_report_downloads_are_the_pis(client, users, reported_experiment, role, method, url,
+                                                        allowed, monkeypatch):
+    from studyapp.reports import tasks
+
+    monkeypatch.setattr(tasks.generate_report, "delay", lambda report_id: None)
+    if role != "anonymous":
+        client.force_login(users[role])
+    response = getattr(client, method)(url(reported_experiment))
+    assert_web_access(response, role, allowed)
+
+
 @pytest.fixture
 def experiment(users):
     from studyapp.dashboards.reports import report_generate

@@ -1,0 +1,60 @@
+"""A finished experiment stored as training leaves one, without training: the test frames' probabilities are
+drawn (a hand effect plus frame noise, so models differ and err on some hands), then evaluated, summarised
+and compared by the platform's own code (evaluate_predictions, the dashboard summary, the comparison)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODELS = ("squeezenet1_1", "mobilenetv2_100", "efficientnet_b0")
+
+
+def evaluated_experiment(*, n_hands: int = 24, frames_per_clip: int = 4, models=MODELS, test_per_group: int | None = 3,
+                         test_fraction: float | None = None, seed: int = 0, n_boot: int = 200, name: str = "study",
+                         cohort: bool = True, split=None, n_annotators: int = 1):
+    """(experiment, runs): a locked split of a bulk cohort and one done run per model with its evaluation."""
+    from django.utils import timezone
+
+    from mlworker.stats import evaluate_predictions
+    from studyapp.dashboards.experiment_selectors import hand_stages
+    from studyapp.dashboards.experiment_summary import evaluation_summary
+    from studyapp.experiments import services
+    from studyapp.experiments.models import Experiment, TrainingRun
+    from tests.factories import UserFactory, bulk_cohort
+
+    if split is None:
+        if cohort:
+            annotators = [UserFactory(username=f"{name}-annotator{i}", role="annotator") for i in range(n_annotators)]
+            bulk_cohort(n_hands, annotators=annotators, frames_per_clip=frames_per_clip, seed=seed,
+                        prefix=name.upper())
+        split = services.split_lock(split=services.split_create(
+            name=name, seed=seed, test_per_group=None if test_fraction else test_per_group,
+            test_fraction=test_fraction, train_per_group=None))
+    config = {**services.DEFAULT_TRAIN, "epochs": 6}
+    experiment = Experiment.objects.create(name=f"{name} models", split=split, manifest_hash=split.manifest_hash,
+                                           config=config)
+    test = [e for e in split.manifest if e["subset"] == "test"]
+    labels = [e["label"] for e in test]
+    hand_ids = [e["hand"] for e in test]
+    stages = hand_stages(hand_ids)
+    rng = np.random.default_rng(seed)
+    runs = []
+    for i, model in enumerate(models):
+        effect = {h: rng.normal(1.4 if label else -1.4, 1.2) for h, label in zip(hand_ids, labels)}
+        probabilities = 1 / (1 + np.exp(-(np.array([effect[h] for h in hand_ids]) + rng.normal(0, 0.9, len(test)))))
+        evaluation = evaluate_predictions(labels, probabilities, hand_ids, n_boot=n_boot, seed=seed)
+        evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=stages,
+                                                     threshold=evaluation["threshold"])
+        history = [{"epoch": e, "train_loss": 0.7 / e + 0.05 * i, "val_loss": 0.75 / e ** 0.5 + 0.04 * i,
+                    "train_accuracy": min(0.99, 0.6 + 0.06 * e), "val_accuracy": min(0.95, 0.55 + 0.05 * e),
+                    "val_auc": min(0.97, 0.6 + 0.06 * e - 0.02 * i), "seconds": 1.0} for e in range(1, 7)]
+        runs.append(TrainingRun.objects.create(
+            experiment=experiment, model_name=model, config={**config, "model_name": model, "pretrained": True},
+            status=TrainingRun.Status.DONE, epochs_done=6, history=history, best_epoch=6, device="cpu",
+            finished_at=timezone.now(), manifest_hash=split.manifest_hash, code_version="0" * 40,
+            weights_sha256=f"{i:x}" * 64, library_versions={"torch": "2.x", "timm": "1.x"},
+            evaluation=evaluation, predictions={"frame_ids": [e["frame"] for e in test], "hand_ids": hand_ids,
+                                                "labels": labels, "probabilities": probabilities.tolist()}))
+    services.experiment_compare_if_complete(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    return experiment, runs
