@@ -9,47 +9,30 @@ request never decodes the per-frame arrays nor reads stages that may have change
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mlworker.stats import brier_score, reliability_bins, wilson_interval
+
 CALIBRATION_BINS = 10
 CTS_STAGES = (2, 3, 4, 5)
-Z_95 = 1.959963984540054
 
 
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> list[float] | None:
-    """Wilson score interval of a proportion (sound at 0/n and n/n, unlike Wald); None when n is 0."""
-    if n == 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+def _wilson(successes: int, n: int) -> list[float] | None:
+    interval = wilson_interval(successes, n)
+    return None if interval is None else list(interval)
 
 
 def calibration(labels: Sequence[int], probabilities: Sequence[float], *, bins: int = CALIBRATION_BINS) -> dict:
-    """Reliability bins of equal width on [0, 1] (the last one closed) and the Brier score.
+    """Reliability bins of equal width on [0, 1] (the last one closed) and the Brier score (mlworker.stats).
 
     Each non-empty bin: its bounds, count, mean predicted probability, observed fraction of CTS and that
-    fraction's Wilson interval. Brier = mean of (probability − label)².
+    fraction's Wilson interval.
     """
-    y = np.asarray(labels, float)
-    p = np.asarray(probabilities, float)
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    rows = []
-    for b in range(bins):
-        inside = index == b
-        n = int(inside.sum())
-        if not n:
-            continue
-        positives = int(y[inside].sum())
-        rows.append({"low": b / bins, "high": (b + 1) / bins, "n": n,
-                     "mean_predicted": float(p[inside].mean()), "observed": positives / n,
-                     "observed_ci": wilson_interval(positives, n)})
-    return {"bins": rows, "brier": float(np.mean((p - y) ** 2)), "n": int(y.size)}
+    rows = [{**row, "observed_ci": _wilson(round(row["observed"] * row["n"]), row["n"])}
+            for row in reliability_bins(labels, probabilities, n_bins=bins)]
+    return {"bins": rows, "brier": brier_score(labels, probabilities), "n": len(labels)}
 
 
 def per_hand(labels: Sequence[int], probabilities: Sequence[float], hand_ids: Sequence[int],
@@ -80,7 +63,7 @@ def by_stage(hands: Sequence[dict], *, threshold: float) -> list[dict]:
     correct = sum(x["mean"] < threshold for x in controls)
     rows.append({"stage": "control", "measure": "specificity", "n": len(controls), "correct": correct,
                  "value": correct / len(controls) if controls else None,
-                 "ci": wilson_interval(correct, len(controls))})
+                 "ci": _wilson(correct, len(controls))})
     cts = [x for x in hands if x["label"] == 1]
     for stage in (*CTS_STAGES, None):
         members = [x for x in cts if x["stage"] == stage] if stage is not None else \
@@ -91,7 +74,7 @@ def by_stage(hands: Sequence[dict], *, threshold: float) -> list[dict]:
         rows.append({"stage": str(stage) if stage is not None else "unstaged", "measure": "sensitivity",
                      "n": len(members), "correct": detected,
                      "value": detected / len(members) if members else None,
-                     "ci": wilson_interval(detected, len(members))})
+                     "ci": _wilson(detected, len(members))})
     return rows
 
 

@@ -113,26 +113,6 @@ def annotator_progress() -> list[dict]:
 
 
 def annotation_dashboard_data() -> dict:
-    """Progress and agreement, free of group, stage and demographics (annotators see this page)."""
+    """Progress and agreement, free of group, stage and demographics (shown to those who do not rate blind)."""
     return {"clips": clip_progress(), "annotators": annotator_progress(),
             "roi": annotation_selectors.roi_agreement(), "csa": annotation_selectors.csa_agreement()}
-
-
-def experiment_dashboard_data(*, experiment_id: int) -> dict | None:
-    """The experiment, its runs with what they stored when evaluated, and the test hands' stages: three queries."""
-    experiment = (Experiment.objects.filter(pk=experiment_id)
-                  .values("pk", "name", "comparison", "created_at", "manifest_hash", split_name=F("split__name"),
-                          split_version=F("split__version"), split_pk=F("split_id")).first())
-    if experiment is None:
-        return None
-    runs = list(TrainingRun.objects.filter(experiment_id=experiment_id).order_by("pk").values(
-        "pk", "model_name", "status", "epochs_done", "history", "evaluation", "predictions", "best_epoch",
-        "random_init", epochs=F("config__epochs")))
-    hand_ids = {h for run in runs if run["evaluation"] for h in run["evaluation"]["hand"]["hand_ids"]}
-    hands = {row["pk"]: row for row in Hand.objects.filter(pk__in=hand_ids).values(
-        "pk", "stage", "side", study_code=F("participant__study_code"))}
-    return {"experiment": experiment, "runs": runs, "hands": hands}
-
-
-def experiment_choices() -> list[dict]:
-    return list(Experiment.objects.order_by("-created_at", "-pk").values("pk", "name", "created_at")[:50])

@@ -81,61 +81,12 @@ def test_the_pi_sees_every_figure_of_the_cohort_and_annotation_dashboards(live_s
     assert not errors, errors
 
 
-def test_the_pi_sees_the_experiment_dashboard_and_a_wrong_hand_opens_on_click(live_server, page, study):
-    errors = _console_errors(page)
-    base = live_server.url
-    _log_in(page, base, study["pi"], "/cohort/")
-    page.click("#nav-dashboards summary")
-    page.click("#nav-dashboards a[href='/dashboards/experiments/']")
-    page.wait_for_url(f"{base}/dashboards/experiments/*/")
-    # Loss and validation AUC, ROC at two levels, 2 models × 2 confusion matrices, 2 per-hand views, stages,
-    # calibration at two levels.
-    _all_figures_drawn(page, 13)
-    legend = page.inner_text("#panel-roc-hand .plot")
-    assert "manual CSA: AUC" in legend and "EfficientNet-B0: AUC" in legend and "[" in legend
-    assert page.locator("#delong tbody tr").count() == 2 and page.locator("#versus-csa tbody tr").count() == 2
-    page.screenshot(path=str(SHOTS / "dashboard-experiment-pi.png"), full_page=True)
-    # A click on a test hand's point opens that hand (plotly picks the point under the mouse on its drag layer).
-    point = page.locator("figure.panel[id^=panel-hands-] .plot .points path.point").first
-    point.scroll_into_view_if_needed()
-    box = point.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_url(f"{base}/cohort/hands/*/")
-    assert not errors, errors
-
-
 def test_a_blinded_annotator_gets_no_dashboard(live_server, page, study):
     errors = _console_errors(page)
     base = live_server.url
     _log_in(page, base, study["annotator"], "/clips/worklist/")
     assert page.locator("#nav-dashboards").count() == 0
     # The annotation dashboard shows every rater's work; the others show demographics or results.
-    for url in ("/dashboards/annotation/", "/dashboards/cohort/", "/dashboards/experiments/"):
+    for url in ("/dashboards/annotation/", "/dashboards/cohort/"):
         assert page.goto(f"{base}{url}").status == 403
     assert not [e for e in errors if "403" not in e], errors
-
-
-def test_the_report_opens_offline_with_every_figure_drawn(page, study, tmp_path):
-    from django.core.files.storage import default_storage
-
-    from studyapp.dashboards import reports
-    from studyapp.experiments.models import Experiment
-
-    errors = _console_errors(page)
-    names = reports.report_generate(experiment_id=Experiment.objects.get().pk)
-    path = tmp_path / "report.html"
-    path.write_bytes(default_storage.open(names["html"]).read())
-    requests = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(path.as_uri())
-    plots = page.locator(".panel .plot")
-    assert plots.count() >= 12
-    for i in range(plots.count()):
-        plots.nth(i).locator(".main-svg").first.wait_for(state="attached")
-    assert page.locator("#table-one tbody tr").count() > 10 and page.locator("#results tbody tr").count() == 4
-    assert [url for url in requests if not url.startswith("file:")] == []  # nothing fetched from anywhere
-    page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
-    page.emulate_media(media="print")  # the print stylesheet drops the data tables (they are in the bundle)
-    assert page.locator("details.data-table").first.is_hidden()
-    assert not errors, errors

@@ -201,7 +201,6 @@ WEB = [
     # work, which blinded raters don't see.
     ("get", lambda h: "/dashboards/cohort/", None, CLINICAL),
     ("get", lambda h: "/dashboards/annotation/", None, CLINICAL),
-    ("get", lambda h: "/dashboards/experiments/", None, {"pi", "admin"}),
     ("post", lambda h: "/cohort/settings/", {"dml_threshold_ms": "4.5", "sncv_threshold_m_s": "40",
                                              "frames_per_clip": "100", "crop_size_mm": "15",
                                              "csa_baseline_method": "manual", **RATER_FORM}, {"pi", "admin"}),
@@ -257,46 +256,3 @@ def test_results_pages_and_report_downloads_are_the_pis(client, users, reported_
         client.force_login(users[role])
     response = getattr(client, method)(url(reported_experiment))
     assert_web_access(response, role, allowed)
-
-
-@pytest.fixture
-def experiment(users):
-    from studyapp.dashboards.reports import report_generate
-    from tests.factories import bulk_cohort, locked_split_with_experiment
-
-    bulk_cohort(8, annotators=[users["annotator"]], frames_per_clip=2)
-    _split, experiment, _cut = locked_split_with_experiment(test_per_group=2, n_boot=20)
-    report_generate(experiment_id=experiment.pk)
-    return experiment
-
-
-# The experiment dashboard, its live data, and the study report: the PI's alone (results stay blinded).
-EXPERIMENT_WEB = [
-    ("get", "/dashboards/experiments/{pk}/"),
-    ("get", "/dashboards/experiments/{pk}/?live=1"),
-    ("get", "/dashboards/experiments/{pk}/report/status/"),
-    ("get", "/dashboards/experiments/{pk}/report.html"),
-    ("get", "/dashboards/experiments/{pk}/bundle.zip"),
-]
-
-
-@pytest.mark.parametrize("method, url", EXPERIMENT_WEB, ids=[u for _, u in EXPERIMENT_WEB])
-@pytest.mark.parametrize("role", ROLES)
-def test_experiment_dashboard_and_report_permissions(client, users, experiment, role, method, url):
-    if role != "anonymous":
-        client.force_login(users[role])
-    response = getattr(client, method)(url.format(pk=experiment.pk))
-    assert_web_access(response, role, {"pi", "admin"})
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_generating_a_report_is_the_pis(client, users, experiment, role, django_capture_on_commit_callbacks,
-                                        monkeypatch):
-    from studyapp.dashboards import tasks
-
-    monkeypatch.setattr(tasks.generate_report, "delay", lambda job_id: None)  # the worker's part is tested apart
-    if role != "anonymous":
-        client.force_login(users[role])
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/dashboards/experiments/{experiment.pk}/report/")
-    assert_web_access(response, role, {"pi", "admin"})
