@@ -38,8 +38,12 @@ def _measured(model_name: str, input_size: int) -> Measured | None:
                     run_id=run.pk)
 
 
-def launch_estimates(split: Split, *, models: list[str], epochs: int, input_size: int, seed: int) -> dict:
-    """Per chosen model, how long training takes on this split's training crops, and where the figure is from."""
+def launch_estimates(split: Split, *, models: list[str], epochs: int, input_size: int, seed: int,
+                     null_controls: int = 0) -> dict:
+    """Per chosen model, how long training takes on this split's training crops, and where the figure is from.
+
+    Each permuted-label control trains every chosen model once more, as long as the real run.
+    """
     fit_set, val_set, _ = services.fit_val_test(split.manifest or [], seed=seed)
     rows = []
     for model_name in models:
@@ -47,9 +51,9 @@ def launch_estimates(split: Split, *, models: list[str], epochs: int, input_size
                                      input_size=input_size, measured=_measured(model_name, input_size))
         rows.append({"model": model_name, "label": MODEL_LABELS[model_name], "duration": duration(estimate.seconds),
                      "seconds": estimate.seconds, "images_per_s": estimate.images_per_s, "source": estimate.source})
-    total = sum(row["seconds"] for row in rows)
+    total = sum(row["seconds"] for row in rows) * (1 + null_controls)
     return {"rows": rows, "crops": len(fit_set), "val_crops": len(val_set), "epochs": epochs,
-            "total": duration(total) if rows else None}
+            "null_controls": null_controls, "total": duration(total) if rows else None}
 
 
 def weights_availability() -> dict[str, dict]:

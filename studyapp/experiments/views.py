@@ -79,13 +79,14 @@ def split_detail(request, pk):
 
 def _estimate(split: Split, form: LaunchForm) -> dict:
     """The estimate for the form's current settings; a setting not (validly) given counts as its default."""
-    chosen = {name: form.fields[name].initial for name in ("models", "epochs", "input_size", "seed")}
+    chosen = {name: form.fields[name].initial for name in ("models", "epochs", "input_size", "seed", "null_controls")}
     if form.is_bound:
         form.is_valid()
         chosen.update({name: form.cleaned_data.get(name, chosen[name]) for name in chosen})
         chosen["models"] = form.cleaned_data.get("models", [])
     return selectors.launch_estimates(split, models=list(chosen["models"]), epochs=chosen["epochs"],
-                                      input_size=chosen["input_size"], seed=chosen["seed"])
+                                      input_size=chosen["input_size"], seed=chosen["seed"],
+                                      null_controls=chosen["null_controls"] or 0)
 
 
 @login_required

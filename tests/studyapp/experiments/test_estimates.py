@@ -74,6 +74,10 @@ def test_launch_estimate_uses_this_installations_measured_throughput(small_study
     assert "reference" in reference["source"] and estimate["crops"] == crops
     other_size = selectors.launch_estimates(split, models=["mobilenetv2_100"], epochs=4, input_size=128, seed=0)
     assert "reference" in other_size["rows"][0]["source"]  # measured at 224 px only
+    # Two permuted-label controls train the model twice more: three times as long in all.
+    with_controls = selectors.launch_estimates(split, models=["mobilenetv2_100"], epochs=4, input_size=224, seed=0,
+                                               null_controls=2)
+    assert with_controls["total"] == duration(3 * crops * 4 / 50.0)
 
 
 @pytest.mark.django_db
