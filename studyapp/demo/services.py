@@ -77,16 +77,18 @@ def demo_job_queue(*, hands: int = 100, seed: int = 2022, awaiting: int = DEMO_A
 
 
 def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = PhantomConfig(),
-              second_rater_every: int = 4, awaiting_annotation: int = 0,
+              second_rater_every: int = 4, awaiting_annotation: int = 0, explain_sample: bool = False,
               progress: Callable[[int, int], None] | None = None) -> int:
     """Create the demo study; returns the number of hands created. Refuses to run twice.
 
-    `n_hands` are fully annotated; `awaiting_annotation` more have extracted clips and no ROI yet.
+    `n_hands` are fully annotated; `awaiting_annotation` more have extracted clips and no ROI yet;
+    `explain_sample` sets the explained frames per hand to DEMO_EXPLAIN_FRAMES (the demo on a CPU).
     """
     if demo_seeded():
         raise ValueError("The demo study is already seeded (participants DEMO-…); nothing was added.")
     rng = np.random.default_rng(seed)
-    cohort_services.study_settings_update(**DEMO_EXPLAIN_FRAMES)  # audited like any settings change
+    if explain_sample:
+        cohort_services.study_settings_update(**DEMO_EXPLAIN_FRAMES)  # audited like any settings change
     rater, second = _user("annotator"), _user(SECOND_RATER)
     done = 0
     with tempfile.TemporaryDirectory(prefix="cts-demo-") as tmp:

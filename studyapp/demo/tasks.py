@@ -18,7 +18,7 @@ def seed_demo_study(job_id: int) -> int:
 
     try:
         created = demo_seed(n_hands=hands, seed=params.get("seed", 2022), awaiting_annotation=awaiting,
-                            progress=progress)
+                            explain_sample=True, progress=progress)
     except Exception as error:
         BackgroundJob.objects.filter(pk=job_id).update(status=BackgroundJob.Status.FAILED, error=str(error),
                                                        finished_at=timezone.now())

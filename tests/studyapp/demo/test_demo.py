@@ -18,7 +18,7 @@ def test_demo_study_is_consistent_and_seeded_once(settings):
     from studyapp.protocol.models import StudySettings
 
     StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 6})
-    assert demo_seed(n_hands=8, config=SMALL, second_rater_every=2, awaiting_annotation=2) == 10
+    assert demo_seed(n_hands=8, config=SMALL, second_rater_every=2, awaiting_annotation=2, explain_sample=True) == 10
     explain = StudySettings.current()  # a sample of frames per hand, so explanations finish on a CPU
     assert (explain.explain_frames_occlusion, explain.explain_frames_lime, explain.explain_frames_gradcam) == (2, 1, 5)
     awaiting = Hand.objects.filter(clips__frames__rois__isnull=True).distinct()

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo study queued ({hands} hands); the cohort page shows its progress.")
             return
         try:
-            created = demo_seed(n_hands=hands, seed=seed, awaiting_annotation=awaiting,
+            created = demo_seed(n_hands=hands, seed=seed, awaiting_annotation=awaiting, explain_sample=True,
                                 progress=lambda done, total: self.stdout.write(f"\r{done}/{total} hands", ending=""))
         except ValueError as error:
             raise CommandError(str(error)) from None
