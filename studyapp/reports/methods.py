@@ -42,8 +42,8 @@ def methods_paragraphs(*, protocol: dict, split: dict, frames: dict, runs: list[
         f"(seed {split['seed']}), frozen by a manifest with SHA-256 {split['manifest_sha256']}.",
     ]
     if runs:
-        models = _join([f"{r['label']} ({'random initialisation' if r['random_init'] else 'ImageNet weights'})"
-                        for r in runs])
+        # The label already says "(random init)" for a model trained without ImageNet weights.
+        models = _join([r["label"] if r["random_init"] else f"{r['label']} (ImageNet weights)" for r in runs])
         configs = [r["config"] for r in runs]
         first = configs[0]
         same = all({k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "optimizer", "input_size", "augment",
@@ -57,7 +57,8 @@ def methods_paragraphs(*, protocol: dict, split: dict, frames: dict, runs: list[
                    if first.get("augment") else "without augmentation")
         devices = sorted({r["device"] for r in runs if r["device"]})
         seeds = sorted({cfg.get("seed") for cfg in configs})
-        training = (f"{_plural(len(runs), 'model')} were trained: {models}. Crops were resized to "
+        training = (f"{_plural(len(runs), 'model')} {'was' if len(runs) == 1 else 'were'} trained: {models}. "
+                    f"Crops were resized to "
                     f"{first.get('input_size')}×{first.get('input_size')} pixels and trained {augment}, for up to "
                     f"{first.get('epochs')} epochs ({first.get('optimizer')}, learning rate {first.get('lr'):g}, batch "
                     f"size {first.get('batch_size')}), {stopping}; "
