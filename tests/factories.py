@@ -8,6 +8,9 @@ from studyapp.cohort import services
 from studyapp.cohort.models import Participant
 
 
+TEST_PASSWORD = "pw-for-tests-1"  # every UserFactory user's: browser tests log in with it
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
@@ -15,7 +18,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("pw-for-tests-1")
+    password = factory.django.Password(TEST_PASSWORD)
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):

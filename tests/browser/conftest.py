@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import TEST_PASSWORD
+
 # Playwright's sync API runs an asyncio loop in this thread; the ORM calls the tests make are still synchronous.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -38,3 +40,12 @@ def page(chromium):
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def log_in(page, base, user, next_url):
+    """Log `user` in through the login form and land on `next_url`."""
+    page.goto(f"{base}/accounts/login/?next={next_url}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", TEST_PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{base}{next_url}")

@@ -10,8 +10,8 @@ from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
 from studyapp.clips import services
 from tests.factories import UserFactory, make_hand
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 CONFIG = PhantomConfig(width=320, height=240, n_frames=16, pixel_spacing_mm=0.125)
 CROP_MM = 15.0
 
@@ -39,14 +39,6 @@ def _canvas_point(page, frame, x, y):
     return {"x": x / frame.width * box["width"], "y": y / frame.height * box["height"]}
 
 
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
-
-
 def _idle(page):
     page.wait_for_selector('#annotate[data-pending="0"]', state="attached")
 
@@ -58,7 +50,7 @@ def test_annotate_clip_with_mouse_and_keyboard(live_server, page, annotated_clip
     base = live_server.url
 
     # Sign in through the login form; it sends us on to the annotation page.
-    _log_in(page, base, user, f"/clips/{clip.pk}/annotate/")
+    log_in(page, base, user, f"/clips/{clip.pk}/annotate/")
     page.wait_for_selector('#annotate[data-ready="true"]')
     page.wait_for_function("document.getElementById('frame-canvas').width > 0")
     assert page.locator("#count-total").inner_text() == str(n)
@@ -155,7 +147,7 @@ def test_clip_page_follows_the_extraction_until_done(live_server, page, tmp_path
     clip = services.clip_upload(hand=make_hand(), upload=SimpleUploadedFile("c.mp4", path.read_bytes()),
                                 uploaded_by=user, pixel_spacing_mm=0.25)
 
-    _log_in(page, live_server.url, user, f"/clips/{clip.pk}/")
+    log_in(page, live_server.url, user, f"/clips/{clip.pk}/")
     progress = f"#clip-progress-{clip.pk}"
     page.wait_for_selector(f'{progress}[data-status="queued"][hx-trigger="every 1s"]')
     services.clip_extract_frames(clip_id=clip.pk)  # as the worker would; the page polls and sees it finish

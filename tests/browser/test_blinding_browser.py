@@ -11,8 +11,8 @@ from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import RoiAdjudication
 from studyapp.clips import services
 from tests.factories import UserFactory, make_hand
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 CONFIG = PhantomConfig(width=320, height=240, n_frames=8, pixel_spacing_mm=0.125)
 SHOTS = os.environ.get("CTS_SCREENSHOTS")  # a folder to keep screenshots of the pages in, when set
 
@@ -46,14 +46,6 @@ def two_raters(tmp_path, monkeypatch):
     return {"clip": clip, "hand": hand, "frames": frames, "first": first, "second": second, "pi": pi}
 
 
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
-
-
 def _shot(page, name):
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, name), full_page=True)
@@ -61,7 +53,7 @@ def _shot(page, name):
 
 def test_second_annotator_sees_no_roi_outline_or_diagnosis(live_server, page, two_raters):
     clip, base = two_raters["clip"], live_server.url
-    _log_in(page, base, two_raters["second"], f"/clips/{clip.pk}/annotate/")
+    log_in(page, base, two_raters["second"], f"/clips/{clip.pk}/annotate/")
     page.wait_for_selector('#annotate[data-ready="true"]')
     page.wait_for_function("document.getElementById('frame-canvas').width > 0")
     # Frame 1: the first annotator's confirmed ROI and outline are there, but not for the second.
@@ -85,7 +77,7 @@ def test_second_annotator_sees_no_roi_outline_or_diagnosis(live_server, page, tw
 
 def test_the_pi_adjudicates_a_disagreement_on_the_review_page(live_server, page, two_raters):
     base, frame = live_server.url, two_raters["frames"][4]
-    _log_in(page, base, two_raters["pi"], "/clips/review/")
+    log_in(page, base, two_raters["pi"], "/clips/review/")
     row = page.locator(f'#roi-disagreements tr[data-frame="{frame.pk}"]')
     assert "anna, bob" in row.inner_text()
     _shot(page, "blind-review-list-pi.png")

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from studyapp.cohort.models import Participant
 from tests.factories import UserFactory, make_hand
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -19,19 +19,11 @@ def coordinator():
     return UserFactory(username="cora", role="coordinator")
 
 
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
-
-
 def test_saving_a_participant_without_touching_the_date_keeps_it(live_server, page, coordinator):
     base = live_server.url
     hand = make_hand(study_code="DATE-1", age=52, enrolled_on=dt.date(2026, 11, 29))
     edit_url = f"/cohort/participants/{hand.participant_id}/edit/"
-    _log_in(page, base, coordinator, edit_url)
+    log_in(page, base, coordinator, edit_url)
 
     # The browser shows the stored date (it reads ISO only; 29/11/2026 would show blank).
     assert page.input_value("#id_enrolled_on") == "2026-11-29"
@@ -47,7 +39,7 @@ def test_saving_a_participant_without_touching_the_date_keeps_it(live_server, pa
 def test_new_enrolment_and_hand_forms_are_prefilled_with_today(live_server, page, coordinator):
     base = live_server.url
     today = timezone.localdate().isoformat()
-    _log_in(page, base, coordinator, "/cohort/participants/new/")
+    log_in(page, base, coordinator, "/cohort/participants/new/")
     assert page.input_value("#id_enrolled_on") == today
 
     page.fill("#id_study_code", "DATE-2")
@@ -67,7 +59,7 @@ def test_correct_then_remove_an_exam_from_the_hand_page(live_server, page, coord
     base = live_server.url
     hand = make_hand(study_code="EPS-1", eps={"dml_ms": 5.2, "sncv_m_s": 36.0, "exam_date": dt.date(2026, 2, 1)})
     exam = hand.eps_exams.get()
-    _log_in(page, base, coordinator, f"/cohort/hands/{hand.pk}/")
+    log_in(page, base, coordinator, f"/cohort/hands/{hand.pk}/")
     assert page.inner_text("#hand-group") == "CTS"
 
     page.click(f'tr[data-exam="{exam.pk}"] >> text=Correct')

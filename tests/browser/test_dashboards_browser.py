@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.factories import UserFactory, bulk_cohort, locked_split_with_experiment
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 SHOTS = Path(os.environ.get("CTS_SCREENSHOTS", "/tmp"))
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -21,14 +21,6 @@ def study():
     bulk_cohort(24, annotators=[people["annotator"], people["second"]], frames_per_clip=4)
     locked_split_with_experiment(test_per_group=4)
     return people
-
-
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
 
 
 def _console_errors(page) -> list[str]:
@@ -58,7 +50,7 @@ def _all_figures_drawn(page, expected: int) -> None:
 def test_the_pi_sees_every_figure_of_the_cohort_and_annotation_dashboards(live_server, page, study):
     errors = _console_errors(page)
     base = live_server.url
-    _log_in(page, base, study["pi"], "/dashboards/cohort/")
+    log_in(page, base, study["pi"], "/dashboards/cohort/")
     _all_figures_drawn(page, 5)  # flow, age bands, CSA by group and by stage, enrollment
     assert page.locator("table.table-one tbody tr").count() > 10
     assert "Age imbalance" in page.inner_text("#table-one")  # bulk controls are 22-45, CTS 45-80
@@ -84,7 +76,7 @@ def test_the_pi_sees_every_figure_of_the_cohort_and_annotation_dashboards(live_s
 def test_a_blinded_annotator_gets_no_dashboard(live_server, page, study):
     errors = _console_errors(page)
     base = live_server.url
-    _log_in(page, base, study["annotator"], "/clips/worklist/")
+    log_in(page, base, study["annotator"], "/clips/worklist/")
     assert page.locator("#nav-dashboards").count() == 0
     # The annotation dashboard shows every rater's work; the others show demographics or results.
     for url in ("/dashboards/annotation/", "/dashboards/cohort/"):

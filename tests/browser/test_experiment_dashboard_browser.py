@@ -9,19 +9,11 @@ import pytest
 
 from tests.experiment_factories import evaluated_experiment
 from tests.factories import UserFactory
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 SHOTS = Path(os.environ.get("CTS_SCREENSHOTS", "/tmp"))
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
-
-
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
 
 
 def _console_errors(page) -> list[str]:
@@ -55,7 +47,7 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
     errors = _console_errors(page)
     base = live_server.url
     url = f"/experiments/{experiment.pk}/"
-    _log_in(page, base, pi, url)
+    log_in(page, base, pi, url)
     # ROC ×2, confusion ×3, hands ×3, stage, calibration ×2, AUC differences, training ×2
     assert _all_figures_drawn(page) == 14
     assert page.locator("#test-results + p + table tbody tr").count() == 6
@@ -116,7 +108,7 @@ def test_training_curves_grow_while_a_run_trains_and_its_results_appear_when_it_
     errors = _console_errors(page)
     base = live_server.url
     url = f"/experiments/{experiment.pk}/"
-    _log_in(page, base, pi, url)
+    log_in(page, base, pi, url)
     points = "() => ((document.getElementById('plot-training-loss') || {}).data || []).map(t => t.x.length)"
     page.locator("#plot-training-loss .main-svg").first.wait_for(state="attached")
     assert sorted(page.evaluate(points)) == [2, 2, 6, 6]

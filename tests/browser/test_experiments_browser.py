@@ -7,19 +7,11 @@ from studyapp.experiments import services
 from studyapp.experiments.models import Split, TrainingRun
 from tests.factories import UserFactory
 from tests.studyapp.experiments.conftest import seed_small_study
+from tests.browser.conftest import log_in
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 SHOTS = "/tmp/cts-experiments-browser"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
-
-
-def _log_in(page, base, user, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}{next_url}")
 
 
 def test_pi_confirms_lock_and_cancel_and_reads_the_no_model_error(live_server, page, monkeypatch, tmp_path):
@@ -31,7 +23,7 @@ def test_pi_confirms_lock_and_cancel_and_reads_the_no_model_error(live_server, p
     split = services.split_create(name="main", seed=1, test_per_group=3)
     pi = UserFactory(username="pia", role="pi")
     base = live_server.url
-    _log_in(page, base, pi, f"/experiments/splits/{split.pk}/")
+    log_in(page, base, pi, f"/experiments/splits/{split.pk}/")
 
     # Lock asks first; "Keep it as a draft" leaves the split as it was.
     page.get_by_role("button", name="Lock", exact=True).click()

@@ -5,11 +5,10 @@ import os
 import pytest
 
 from studyapp.explanations import explaining, services
-from tests.factories import UserFactory
+from tests.factories import TEST_PASSWORD, UserFactory
 from tests.studyapp.experiments.conftest import seed_small_study
 from tests.studyapp.explanations.conftest import FAST_PARAMS, train_tiny_run
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 SHOTS = "/tmp/cts-explanations-browser"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -31,7 +30,7 @@ def test_pi_filters_the_gallery_and_moves_the_opacity_slider(live_server, page, 
     url = f"/experiments/{run.experiment_id}/"
     page.goto(f"{base}/accounts/login/?next={url}")
     page.fill("#id_username", pi.username)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", TEST_PASSWORD)
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{base}{url}")
     page.click("#explanations-link")

@@ -6,9 +6,8 @@ import pytest
 from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import RoiAnnotation
 from studyapp.clips import services
-from tests.factories import UserFactory, make_clip, make_hand
+from tests.factories import TEST_PASSWORD, UserFactory, make_clip, make_hand
 
-PASSWORD = "pw-for-tests-1"  # UserFactory's
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -33,7 +32,7 @@ def test_annotator_works_from_the_worklist(live_server, page, work):
     base = live_server.url
     page.goto(f"{base}/accounts/login/?next=/clips/worklist/")
     page.fill("#id_username", annotator.username)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", TEST_PASSWORD)
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{base}/clips/worklist/")
     assert page.locator("nav.app a", has_text="Worklist").get_attribute("href") == "/clips/worklist/"
