@@ -25,6 +25,7 @@ from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
+from studyapp.common.jobs import cancel_requested
 from studyapp.common.storage import local_path
 from studyapp.dashboards.experiment_selectors import hand_stages
 from studyapp.dashboards.experiment_summary import evaluation_summary
@@ -239,16 +240,7 @@ def queue_run(run_id: int) -> None:
 @transaction.atomic
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """Cancel a queued run now; a running one stops after its current epoch."""
-    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    if run.is_finished:
-        raise _invalid("status", f"The run is already {run.get_status_display().lower()}.", "finished")
-    if run.cancel_requested:
-        raise _invalid("status", "Cancelling is already requested; the run stops within a few seconds.",
-                       "cancelling")
-    run.cancel_requested = True
-    if run.status == TrainingRun.Status.QUEUED:
-        run.status, run.finished_at = TrainingRun.Status.CANCELLED, timezone.now()
-    run.save()
+    run = cancel_requested(TrainingRun, run.pk, stops="within a few seconds")
     if run.is_finished:
         experiment_compare_if_complete(experiment_id=run.experiment_id)
     return run

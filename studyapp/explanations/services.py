@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from studyapp.common.jobs import cancel_requested
 from studyapp.experiments.models import TrainingRun
 
 from .models import ExplanationJob, FrameExplanation
@@ -115,17 +116,7 @@ def jobs_queue_after_training(*, run_id: int) -> None:
 @transaction.atomic
 def job_cancel(*, job: ExplanationJob) -> ExplanationJob:
     """Cancel a queued job now; a running one stops after its current hand (the frames done are kept)."""
-    job = ExplanationJob.objects.select_for_update().get(pk=job.pk)
-    if job.is_finished:
-        raise _invalid("status", f"The job is already {job.get_status_display().lower()}.", "finished")
-    if job.cancel_requested:
-        raise _invalid("status", "Cancelling is already requested; the job stops after its current hand.",
-                       "cancelling")
-    job.cancel_requested = True
-    if job.status == ExplanationJob.Status.QUEUED:
-        job.status, job.finished_at = ExplanationJob.Status.CANCELLED, timezone.now()
-    job.save()
-    return job
+    return cancel_requested(ExplanationJob, job.pk, stops="after its current hand")
 
 
 def job_claim(*, job_id: int, task_id: str, worker: str) -> ExplanationJob | None:
