@@ -1,4 +1,4 @@
-"""What background work rows share: asking a queued or running job to stop."""
+"""What background work rows share: asking a job to stop, and queueing again the ones a dead worker held."""
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -22,3 +22,17 @@ def cancel_requested(model, pk: int, *, stops: str):
         row.status, row.finished_at = model.Status.CANCELLED, timezone.now()
     row.save()
     return row
+
+
+def requeue_running(model, queue, **lost) -> list[int]:
+    """Running rows matching `lost` (a dead worker's name, or a stale heartbeat): back to queued, then `queue(id)`.
+
+    Each row is taken back with a conditional update, so a row some worker claimed meanwhile stays with it.
+    """
+    running = model.objects.filter(status=model.Status.RUNNING, **lost)
+    requeued = []
+    for pk in list(running.values_list("pk", flat=True)):
+        if running.filter(pk=pk).update(status=model.Status.QUEUED, task_id=""):
+            queue(pk)
+            requeued.append(pk)
+    return requeued

@@ -25,7 +25,7 @@ from mlworker.ml import library_versions, predict_proba, select_device
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
-from studyapp.common.jobs import cancel_requested
+from studyapp.common.jobs import cancel_requested, requeue_running
 from studyapp.common.storage import local_path
 from studyapp.dashboards.experiment_selectors import hand_stages
 from studyapp.dashboards.experiment_summary import evaluation_summary
@@ -251,27 +251,12 @@ def runs_requeue_stale(*, older_than: timedelta) -> list[int]:
 
     They resume from their checkpoint, which is why CTS_CHECKPOINT_DIR must be shared by training workers.
     """
-    cutoff = timezone.now() - older_than
-    stale = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-                 .values_list("pk", flat=True))
-    requeued = []
-    for run_id in stale:
-        if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-                status=TrainingRun.Status.QUEUED, task_id=""):
-            queue_run(run_id)
-            requeued.append(run_id)
-    return requeued
+    return requeue_running(TrainingRun, queue_run, heartbeat_at__lt=timezone.now() - older_than)
 
 
 def runs_requeue_orphans(*, worker: str) -> list[int]:
     """Runs a worker of this name held when it died: queue them again; they resume from their checkpoint."""
-    orphans = list(TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, worker=worker)
-                   .values_list("pk", flat=True))
-    for run_id in orphans:
-        if TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, worker=worker).update(
-                status=TrainingRun.Status.QUEUED, task_id=""):
-            queue_run(run_id)
-    return orphans
+    return requeue_running(TrainingRun, queue_run, worker=worker)
 
 
 # --- the training run (executed by the worker) --------------------------------------------------------

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from studyapp.common.jobs import cancel_requested
+from studyapp.common.jobs import cancel_requested, requeue_running
 from studyapp.experiments.models import TrainingRun
 
 from .models import ExplanationJob, FrameExplanation
@@ -133,15 +133,7 @@ def job_claim(*, job_id: int, task_id: str, worker: str) -> ExplanationJob | Non
 
 def jobs_requeue_orphans(*, worker: str) -> list[int]:
     """Jobs a worker of this name held when it died: queue them again; they resume at the next unexplained frame."""
-    orphans = list(ExplanationJob.objects.filter(status=ExplanationJob.Status.RUNNING, worker=worker)
-                   .values_list("pk", flat=True))
-    requeued = []
-    for job_id in orphans:
-        if ExplanationJob.objects.filter(pk=job_id, status=ExplanationJob.Status.RUNNING, worker=worker).update(
-                status=ExplanationJob.Status.QUEUED, task_id=""):
-            queue_job(job_id)
-            requeued.append(job_id)
-    return requeued
+    return requeue_running(ExplanationJob, queue_job, worker=worker)
 
 
 def job_finish(job_id: int, status: str, **fields) -> None:
