@@ -1,41 +1,33 @@
-"""Media handling for uploaded clips: readers, frame extraction and crop geometry."""
+"""Media handling for uploaded clips: readers, frame extraction and crop geometry.
 
-from mlworker.media.extraction import ExtractedFrame, evenly_spaced_indices, extract_frames
-from mlworker.media.geometry import (
-    Box,
-    crop_box,
-    crop_size_px,
-    polygon_area_mm2,
-    polygon_area_px,
-    spacing_from_two_points,
-)
-from mlworker.media.readers import (
-    ClipError,
-    ClipInfo,
-    ClipReader,
-    DicomReader,
-    VideoReader,
-    open_clip,
-    require_spacing,
-    safe_filename,
-)
+Names resolve on first use (PEP 562): the crop geometry the web process needs pulls in no OpenCV.
+"""
 
-__all__ = [
-    "Box",
-    "ClipError",
-    "ClipInfo",
-    "ClipReader",
-    "DicomReader",
-    "ExtractedFrame",
-    "VideoReader",
-    "crop_box",
-    "crop_size_px",
-    "evenly_spaced_indices",
-    "extract_frames",
-    "open_clip",
-    "polygon_area_mm2",
-    "polygon_area_px",
-    "require_spacing",
-    "safe_filename",
-    "spacing_from_two_points",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public name -> the module of this package that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("ExtractedFrame", "evenly_spaced_indices", "extract_frames"), "extraction"),
+    **dict.fromkeys(("Box", "crop_box", "crop_size_px", "polygon_area_mm2", "polygon_area_px",
+                     "spacing_from_two_points"), "geometry"),
+    **dict.fromkeys(("ClipError", "ClipInfo", "ClipReader", "DicomReader", "VideoReader", "open_clip",
+                     "require_spacing", "safe_filename"), "readers"),
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

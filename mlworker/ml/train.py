@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -23,7 +22,7 @@ import torchvision
 from torch import nn
 
 from .augment import BatchAugment
-from .constants import INPUT_SIZE, MODEL_NAMES
+from .config import OPTIMIZERS, TrainConfig
 from .data import CropTensors, batches
 from .models import build_model, model_normalization
 
@@ -47,60 +46,10 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "sgd", "adamw")
 # Bumped when the checkpoint layout changes, so old files are recognised instead of mis-read.
 CHECKPOINT_FORMAT = 1
 # Settings that may differ between an interrupted run and its resumption (extending a run is legitimate).
 _RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience"})
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run; stored in every checkpoint."""
-
-    model_name: str
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    early_stopping_patience: int | None = 5
-    seed: int = 0
-    input_size: int = INPUT_SIZE
-    pretrained: bool = True
-    weights_file: str | None = None
-    augment: bool = True
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.model_name not in MODEL_NAMES:
-            raise ValueError(f"model_name {self.model_name!r} is unknown; choose one of {', '.join(MODEL_NAMES)}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r} is unknown; choose one of {', '.join(OPTIMIZERS)}.")
-        if self.epochs < 1 or self.batch_size < 1 or self.input_size < 1:
-            raise ValueError("epochs, batch_size and input_size must be >= 1.")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError(
-                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}."
-            )
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError("early_stopping_patience must be >= 1, or None to train all epochs.")
-        if self.weights_file is not None and not self.pretrained:
-            raise ValueError("weights_file is only used with pretrained=True; drop it or set pretrained=True.")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of `to_dict`; unknown keys are an error so typos do not silently fall back to defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig field(s) {unknown}; valid fields are {sorted(known)}.")
-        return cls(**data)
 
 
 @dataclass

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mlworker.media import crop_box, polygon_area_mm2
-from mlworker.media.propagation import propagate
+from mlworker.media.geometry import crop_box, polygon_area_mm2
 from studyapp.clips.models import Clip, Frame
 from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import CsaMeasurement
@@ -93,6 +91,8 @@ def roi_delete(*, roi: RoiAnnotation, expected_version: int) -> None:
 
 
 def load_grey(frame: Frame) -> np.ndarray:
+    import cv2  # OpenCV loads where frames are decoded, not with the web process's URL configuration
+
     with frame.image.open("rb") as handle:
         data = np.frombuffer(handle.read(), np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
@@ -115,6 +115,8 @@ def roi_propagate(*, clip: Clip, annotator) -> int:
     if not anchors:
         raise ValidationError({"clip": ValidationError("Place the ROI on at least one frame first (a keyframe).",
                                                        code="no_keyframe")})
+    from mlworker.media.propagation import propagate  # OpenCV template matching
+
     images = {index: load_grey(frame) for index, frame in frames.items()}
     proposals = propagate(images, anchors)
     written = 0

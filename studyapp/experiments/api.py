@@ -85,7 +85,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Per-frame and per-hand CTS probability of a clip with a confirmed ROI; optionally heatmaps per frame."""
         body = PredictSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(services.predict_clip(run=self.get_object(), clip=body.validated_data["clip"],
+        from . import prediction  # torch loads on first prediction only, not with the URL configuration
+
+        return Response(prediction.predict_clip(run=self.get_object(), clip=body.validated_data["clip"],
                                               heatmaps=body.validated_data["heatmaps"]))
 
 

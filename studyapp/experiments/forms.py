@@ -1,6 +1,6 @@
 from django import forms
 
-from mlworker.ml import MODEL_LABELS, MODEL_NAMES
+from mlworker.ml.constants import MODEL_LABELS, MODEL_NAMES
 
 from .services import MAX_NULL_CONTROLS
 

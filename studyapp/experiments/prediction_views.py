@@ -35,10 +35,10 @@ def _colour(probability: float) -> str:
 def _run_prediction(run: TrainingRun, clip: Clip) -> tuple[dict | None, str]:
     """(result, error message): the model runs here, in the request, as the API's predict does."""
     # Imported on use: the model code pulls in torch, which this page's module should not load at import.
-    from . import services
+    from . import prediction
 
     try:
-        result = services.predict_clip(run=run, clip=clip)
+        result = prediction.predict_clip(run=run, clip=clip)
     except ValidationError as error:
         return None, " ".join(error.messages)
     except FileNotFoundError:

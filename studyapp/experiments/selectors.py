@@ -7,7 +7,7 @@ import math
 
 from django.db.models import Q
 
-from mlworker.ml import MODEL_LABELS
+from mlworker.ml.constants import MODEL_LABELS
 
 from . import services
 from .estimates import Measured, duration, training_estimate

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from mlworker.ml import MODEL_NAMES
+from mlworker.ml.constants import MODEL_NAMES
 from studyapp.clips.models import Clip
 from studyapp.explanations.models import ExplanationJob
 

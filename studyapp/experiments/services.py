@@ -1,4 +1,7 @@
-"""Splits (create, lock, verify), experiment launch and cancel, and the training run the worker executes."""
+"""Splits (create, lock, verify), experiment launch and cancel, and the comparison once runs end.
+
+Web-safe: no torch here. What the worker executes lives in `training` (a run) and `prediction`.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +9,33 @@ import hashlib
 import logging
 import os
 import subprocess
-import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from mlworker.ml import MODEL_NAMES, CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, load_crops
-from mlworker.ml import load_trained
-from mlworker.ml import library_versions, predict_proba, select_device
-from mlworker.stats import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
+from mlworker.ml.config import TrainConfig
+from mlworker.ml.constants import MODEL_NAMES
+from mlworker.stats import compare_models, csa_baseline, csa_between_groups
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.jobs import cancel_requested, requeue_running
-from studyapp.common.storage import local_path
-from studyapp.dashboards.experiment_selectors import hand_stages
-from studyapp.dashboards.experiment_summary import evaluation_summary
 from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
 from .splitting import Candidate, permuted_labels, plan_split, validation_hands
-from .weights import expected_weights_file, weights_file
+from .weights import weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
                  "seed": 0, "input_size": 224, "augment": True}
 VALIDATION_FRACTION = 0.2
 MAX_NULL_CONTROLS = 20
 logger = logging.getLogger(__name__)
-# How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
-CANCEL_POLL_S = 2.0
 
 
 def _invalid(field: str, message: str, code: str) -> ValidationError:
@@ -259,7 +252,7 @@ def runs_requeue_orphans(*, worker: str) -> list[int]:
     return requeue_running(TrainingRun, queue_run, worker=worker)
 
 
-# --- the training run (executed by the worker) --------------------------------------------------------
+# --- shared by the web (estimates) and the worker (training) ---------------------------------------------
 
 def fit_val_test(entries: list[dict], *, seed: int,
                  permutation_seed: int | None = None) -> tuple[list[dict], list[dict], list[dict]]:
@@ -280,11 +273,6 @@ def fit_val_test(entries: list[dict], *, seed: int,
             [e for e in entries if e["subset"] == "test"])
 
 
-def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
-    return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
-                       hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
-
-
 def code_version() -> str:
     if os.environ.get("CTS_CODE_VERSION"):
         return os.environ["CTS_CODE_VERSION"]
@@ -298,119 +286,6 @@ def code_version() -> str:
 def run_checkpoint_dir(run: TrainingRun) -> Path:
     # The queue time makes the folder unique even when a database is reset and ids start again.
     return Path(settings.CTS_CHECKPOINT_DIR) / f"run_{run.pk}_{run.model_name}_{run.queued_at:%Y%m%dT%H%M%S%f}"
-
-
-def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
-    """Take a queued run, or the same task redelivered after its worker died; None if someone else has it."""
-    from django.db.models import Q
-
-    claimed = TrainingRun.objects.filter(
-        Q(status=TrainingRun.Status.QUEUED) | Q(status=TrainingRun.Status.RUNNING, task_id=task_id),
-        pk=run_id, cancel_requested=False,
-    ).update(status=TrainingRun.Status.RUNNING, task_id=task_id, worker=worker, error="",
-             started_at=timezone.now(), heartbeat_at=timezone.now())
-    return TrainingRun.objects.select_related("experiment__split").get(pk=run_id) if claimed else None
-
-
-def _finish(run_id: int, status: str, **fields) -> None:
-    """End a run; the last run of its experiment to end also writes the comparison, in the same commit."""
-    with transaction.atomic():
-        TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
-        experiment_compare_if_complete(experiment_id=TrainingRun.objects.values_list(
-            "experiment_id", flat=True).get(pk=run_id))
-
-
-def run_train(*, run_id: int, task_id: str, worker: str) -> str:
-    """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
-    run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
-    if run is None:
-        return "not claimed"
-    run_id = run.pk
-    split = run.experiment.split
-    try:
-        config = TrainConfig.from_dict(run.config)
-        # The frozen manifest holds every frame, box and label: a run trains on it, whatever was edited since
-        # the lock (launch refuses a split whose data changed; a run already going finishes as it began).
-        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
-                                                  permutation_seed=run.experiment.permutation_seed)
-        checkpoint_dir = run_checkpoint_dir(run)
-        cache = checkpoint_dir / "frames"
-        size = config.input_size
-        train_crops = load_crops(_samples(fit_set, cache), size=size)
-        val_crops = load_crops(_samples(val_set, cache), size=size)
-
-        def on_epoch(record: dict) -> bool:
-            row = TrainingRun.objects.get(pk=run_id)
-            history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
-            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
-                                                         heartbeat_at=timezone.now(), progress=latest[0])
-            return not row.cancel_requested
-
-        checked = [time.monotonic()]
-        latest: list[dict | None] = [None]
-
-        def on_progress(progress: dict) -> None:
-            latest[0] = progress  # written by should_stop's throttled update, not per batch
-
-        def should_stop() -> bool:
-            # Asked before every batch: touch the row at most every CANCEL_POLL_S, not on every step.
-            if time.monotonic() - checked[0] < CANCEL_POLL_S:
-                return False
-            checked[0] = time.monotonic()
-            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), progress=latest[0])
-            return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
-
-        result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
-                     should_stop=should_stop, on_progress=on_progress)
-        TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
-                                                     device=result.device, best_epoch=result.best_epoch,
-                                                     images_per_s=result.images_per_s, runtime=result.runtime)
-        if result.cancelled:
-            _finish(run_id, TrainingRun.Status.CANCELLED)
-            return "cancelled"
-        model, _ = load_trained(result.best_checkpoint, device=select_device(config.device))
-        test_crops = load_crops(_samples(test_set, cache), size=size)
-        probabilities = predict_proba(model, test_crops, device=select_device(config.device))
-        labels = [e["label"] for e in test_set]
-        hand_ids = [e["hand"] for e in test_set]
-        evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
-        evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
-                                                     threshold=evaluation["threshold"])
-        digest, stored = _register_weights(run, result.best_checkpoint)
-        _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
-                library_versions=library_versions(), evaluation=evaluation,
-                predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
-                             "probabilities": [float(p) for p in probabilities]})
-        from studyapp.explanations.services import jobs_queue_after_training
-
-        jobs_queue_after_training(run_id=run_id)
-    except WeightsUnavailable as error:
-        _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
-        return "failed"
-    except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
-        _finish(run_id, TrainingRun.Status.FAILED, error=str(error))
-        return "failed"
-    except Exception as error:
-        _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    return "done"
-
-
-def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:
-    """What the PI reads first: the installation's remedy (CTS_WEIGHTS_DIR), then the library's details."""
-    folder = settings.CTS_WEIGHTS_DIR or "unset"
-    return (f"No ImageNet weights for {model_name} on the training worker. Put them at "
-            f"{expected_weights_file(model_name)} (CTS_WEIGHTS_DIR is {folder}), or launch again with random "
-            f"initialisation. Details: {error}")
-
-
-def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    name = f"models/run_{run.pk}_{run.model_name}_{digest[:12]}.pt"
-    if not default_storage.exists(name):
-        with checkpoint.open("rb") as handle:
-            name = default_storage.save(name, File(handle))
-    return digest, name
 
 
 def _latest_manual_csa(hand_ids) -> dict[int, float]:
@@ -480,46 +355,3 @@ def _csa_groups() -> dict:
     if not control or not cts:
         return {"note": "Needs manual CSA in both groups."}
     return {"groups": ["control", "cts"], **csa_between_groups(control, cts)}
-
-
-# --- prediction with a registered model -----------------------------------------------------------------
-
-_MODEL_CACHE: dict[str, object] = {}
-
-
-def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = ()) -> dict:
-    """Per-frame and per-hand CTS probability of a clip with confirmed ROIs, from a registered model.
-
-    `heatmaps` names explanation methods whose per-frame heatmap PNGs (base64) come with each frame.
-    """
-    if run.status != TrainingRun.Status.DONE or not run.weights:
-        raise _invalid("model", "This run has no registered model (it is not done).", "not_registered")
-    rois = list(datasets.primary_rois(clip).values())
-    if not rois:
-        raise _invalid("clip", "The clip has no confirmed ROI to crop; annotate it first.", "no_roi")
-    device = select_device("auto")
-    key = f"{run.weights_sha256}:{device}"
-    with tempfile.TemporaryDirectory() as tmp:
-        if key not in _MODEL_CACHE:
-            weights = local_path(run.weights.name, Path(tmp))
-            _MODEL_CACHE.clear()  # one model at a time in a web process
-            _MODEL_CACHE[key] = load_trained(weights, device=device)
-        model, config = _MODEL_CACHE[key]
-        samples = [CropSample(image_path=str(local_path(r.frame.image.name, Path(tmp))), box=r.box, label=0,
-                              hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
-        crops = load_crops(samples, size=config.input_size)
-        probabilities = predict_proba(model, crops, device=device)
-        maps = [{} for _ in rois]
-        if heatmaps:
-            from studyapp.explanations.explaining import crop_heatmaps
-
-            try:
-                maps = crop_heatmaps(run=run, model=model, images=crops.images, boxes=[r.box for r in rois],
-                                     spacing_col_mm=clip.pixel_spacing_col_mm, methods=list(heatmaps), device=device)
-            except ValueError as error:
-                raise _invalid("heatmaps", str(error), "no_spacing") from None
-    return {"model": run.model_name, "run": run.pk, "weights_sha256": run.weights_sha256, "clip": clip.pk,
-            "hand": clip.hand_id,
-            "frames": [{"frame": r.frame_id, "index": r.frame.index, "probability": float(p),
-                        **({"heatmaps": m} if heatmaps else {})} for r, p, m in zip(rois, probabilities, maps)],
-            "hand_probability": float(np.mean(probabilities))}

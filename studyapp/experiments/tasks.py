@@ -10,7 +10,9 @@ from . import services
 @shared_task(name="experiments.train_model", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=0)
 def train_model(self, run_id: int) -> str:
     """Train one model of an experiment (routed to the training queue; resumes from its checkpoint)."""
-    return services.run_train(run_id=run_id, task_id=self.request.id or "", worker=self.request.hostname or "")
+    from . import training  # worker-only: torch is imported by the process that trains, not by the web
+
+    return training.run_train(run_id=run_id, task_id=self.request.id or "", worker=self.request.hostname or "")
 
 
 @worker_ready.connect

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from mlworker.ml import MODEL_LABELS
+from mlworker.ml.constants import MODEL_LABELS
 from studyapp.common.forms import add_service_errors
 from studyapp.dashboards import experiment_selectors, experiment_views
 from studyapp.reports import selectors as report_selectors

@@ -28,7 +28,8 @@ from mlworker.ml import TrainConfig, library_versions, load_crops, load_trained,
 from studyapp.annotations.models import NerveOutline
 from studyapp.clips.models import Clip
 from studyapp.common.storage import local_path
-from studyapp.experiments.services import _samples, fit_val_test
+from studyapp.experiments.services import fit_val_test
+from studyapp.experiments.training import _samples
 from studyapp.protocol.models import StudySettings
 
 from . import rules

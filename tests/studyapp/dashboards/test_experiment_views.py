@@ -85,6 +85,7 @@ def test_a_run_evaluated_before_the_dashboard_gets_its_summary_once(client_for):
 def test_training_stores_the_dashboard_summary_with_the_stages_of_evaluation_time(monkeypatch, tmp_path, settings):
     from studyapp.cohort.models import Hand
     from studyapp.experiments import services
+    from studyapp.experiments import training
     from tests.studyapp.experiments.conftest import TRAIN_FAST, seed_small_study
 
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
@@ -94,7 +95,7 @@ def test_training_stores_the_dashboard_summary_with_the_stages_of_evaluation_tim
     experiment = services.experiment_launch(split=split, models=["squeezenet1_1"], random_init=True,
                                             hyperparameters=TRAIN_FAST)
     run = experiment.runs.get()
-    services.run_train(run_id=run.pk, task_id="t", worker="w")
+    training.run_train(run_id=run.pk, task_id="t", worker="w")
     run.refresh_from_db()
     summary = run.evaluation["dashboard"]
     test_hands = sorted(set(run.predictions["hand_ids"]))

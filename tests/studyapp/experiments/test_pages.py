@@ -1,6 +1,7 @@
 import pytest
 
 from studyapp.experiments import services
+from studyapp.experiments import training
 from studyapp.experiments.models import Experiment, Split
 from tests.studyapp.experiments.conftest import TRAIN_FAST
 
@@ -40,7 +41,7 @@ def test_pi_makes_locks_launches_and_reads_results(client_for, small_study, monk
     assert response["Location"].endswith(f"/experiments/{experiment.pk}/") and len(queued) == 1
     page = pi.get(f"/experiments/{experiment.pk}/").content.decode()
     assert "random init" in page and 'hx-trigger="every 2s"' in page
-    services.run_train(run_id=queued[0], task_id="t", worker="w")
+    training.run_train(run_id=queued[0], task_id="t", worker="w")
     page = pi.get(f"/experiments/{experiment.pk}/").content.decode()
     assert "hands (n=6)" in page and "Manual-CSA baseline" in page and "Mann–Whitney" in page
     assert "Weights of epoch" in page and "lowest validation loss" in page and "All 2 planned epochs ran." in page

@@ -7,6 +7,7 @@ import pytest
 from studyapp.clips import services as clip_services
 from studyapp.clips.models import Clip
 from studyapp.experiments import services
+from studyapp.experiments import training
 from studyapp.experiments.models import TrainingRun
 from tests.factories import make_clip, make_hand
 from tests.studyapp.experiments.conftest import TRAIN_FAST
@@ -22,7 +23,7 @@ def registered(small_study, monkeypatch, tmp_path, settings):
     split = services.split_lock(split=services.split_create(name="main", seed=1, test_per_group=3))
     run = services.experiment_launch(split=split, name="tiny", models=["squeezenet1_1"], random_init=True,
                                      hyperparameters=TRAIN_FAST).runs.get()
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
     queued = services.experiment_launch(split=split, name="later", models=["mobilenetv2_100"], random_init=True,
                                         hyperparameters=TRAIN_FAST).runs.get()
     run.refresh_from_db()

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from studyapp.experiments import services
+from studyapp.experiments import training
 from studyapp.experiments.models import TrainingRun
 from tests.studyapp.experiments.conftest import TRAIN_FAST
 
@@ -28,7 +29,7 @@ def test_a_run_trains_evaluates_and_registers_the_model(locked_split, no_queue, 
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
     experiment = launch(locked_split, ["squeezenet1_1"], random_init=True)
     run = experiment.runs.get()
-    assert services.run_train(run_id=run.pk, task_id="t1", worker="w1") == "done"
+    assert training.run_train(run_id=run.pk, task_id="t1", worker="w1") == "done"
     run.refresh_from_db()
     assert run.status == "done" and run.epochs_done == 2 and [h["epoch"] for h in run.history] == [1, 2]
     assert len(run.weights_sha256) == 64 and run.weights.name.startswith("models/")
@@ -67,7 +68,7 @@ def test_same_locked_split_reproduces_the_same_numbers(locked_split, no_queue, t
     results = []
     for attempt in range(2):
         run = launch(locked_split, ["mobilenetv2_100"], random_init=True, name=f"repeat {attempt}").runs.get()
-        services.run_train(run_id=run.pk, task_id=f"t{attempt}", worker="w")
+        training.run_train(run_id=run.pk, task_id=f"t{attempt}", worker="w")
         run.refresh_from_db()
         history = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in run.history]  # wall time varies
         results.append((history, run.evaluation, run.predictions))
@@ -82,7 +83,7 @@ def test_without_weights_the_run_fails_naming_what_is_missing(locked_split, no_q
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run = launch(locked_split, ["squeezenet1_1"]).runs.get()
     assert not run.random_init and run.config["pretrained"]
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
     run.refresh_from_db()
     assert run.status == "failed" and "squeezenet1_1" in run.error and "random initialisation" in run.error
 
@@ -98,7 +99,7 @@ def test_a_weights_file_named_in_settings_is_loaded(locked_split, no_queue, tmp_
     torch.save(imagenet_like.state_dict(), tmp_path / "weights" / "squeezenet1_1.pth")
     run = launch(locked_split, ["squeezenet1_1"]).runs.get()
     assert run.config["weights_file"].endswith("squeezenet1_1.pth") and not run.random_init
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
 
 
 def test_a_rerun_reproduces_the_registered_weights_hash(locked_split, no_queue, tmp_path, settings):
@@ -109,7 +110,7 @@ def test_a_rerun_reproduces_the_registered_weights_hash(locked_split, no_queue, 
     first, second = (launch(locked_split, ["squeezenet1_1"], random_init=True, name=f"e{i}").runs.get()
                      for i in range(2))
     for run in (first, second):
-        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+        assert training.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
         run.refresh_from_db()
     assert first.weights_sha256 == second.weights_sha256
     assert first.predictions["probabilities"] == second.predictions["probabilities"]
@@ -122,13 +123,13 @@ def test_cancel(locked_split, no_queue, tmp_path, settings):
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
     experiment = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True)
     done, cancelled = experiment.runs.order_by("model_name")
-    assert services.run_train(run_id=done.pk, task_id="t1", worker="w") == "done"
+    assert training.run_train(run_id=done.pk, task_id="t1", worker="w") == "done"
     experiment.refresh_from_db()
     assert experiment.comparison is None  # one run still queued
     services.run_cancel(run=cancelled)
     cancelled.refresh_from_db()
     assert cancelled.status == "cancelled"
-    assert services.run_train(run_id=cancelled.pk, task_id="t2", worker="w") == "not claimed"
+    assert training.run_train(run_id=cancelled.pk, task_id="t2", worker="w") == "not claimed"
     experiment.refresh_from_db()
     assert experiment.comparison["models"] == ["mobilenetv2_100"]  # the finished model, compared with CSA
     assert experiment.comparison["csa_baseline"]["delong_vs_models"][0]["model"] == "mobilenetv2_100"
@@ -138,7 +139,7 @@ def test_a_comparison_that_fails_is_recorded_and_the_run_still_ends(locked_split
     experiment = launch(locked_split, ["squeezenet1_1"], random_init=True)
     run = experiment.runs.get()
     # A "done" run without predictions cannot be compared: the error lands on the experiment, the run ends.
-    services._finish(run.pk, TrainingRun.Status.DONE)
+    training._finish(run.pk, TrainingRun.Status.DONE)
     run.refresh_from_db()
     experiment.refresh_from_db()
     assert run.status == "done"
@@ -164,8 +165,8 @@ def test_runs_silent_too_long_are_queued_again(locked_split, monkeypatch):
     assert TrainingRun.objects.get(pk=silent.pk).status == "queued"
     assert TrainingRun.objects.get(pk=alive.pk).status == "running"
     # whichever task arrives first takes the requeued run; a later one (say, the old redelivered task) can't
-    assert services.run_claim(run_id=silent.pk, task_id="t3", worker="w").status == "running"
-    assert services.run_claim(run_id=silent.pk, task_id="t1", worker="w") is None
+    assert training.run_claim(run_id=silent.pk, task_id="t3", worker="w").status == "running"
+    assert training.run_claim(run_id=silent.pk, task_id="t1", worker="w") is None
 
 
 def test_a_run_trains_on_the_frozen_manifest_after_an_roi_changed(locked_split, no_queue, tmp_path, settings):
@@ -177,7 +178,7 @@ def test_a_run_trains_on_the_frozen_manifest_after_an_roi_changed(locked_split, 
     roi = RoiAnnotation.objects.filter(frame__clip__hand=member.hand).first()
     RoiAnnotation.objects.filter(pk=roi.pk).update(x=roi.x + 3)  # an annotator's edit after the lock
     assert services.split_verify(locked_split)  # new launches are blocked ...
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"  # ... the launched run finishes
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done"  # ... the launched run finishes
     run.refresh_from_db()
     assert run.status == "done" and run.error == ""
     assert run.images_per_s > 0  # measured, for later estimates
@@ -200,7 +201,7 @@ def test_offline_imagenet_weights_fail_in_seconds_naming_cts_weights_dir(locked_
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
     run = launch(locked_split, ["efficientnet_b0"]).runs.get()
     began = time.monotonic()
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
     assert time.monotonic() - began < 10  # the hub's retries alone took ~45 s per file
     run.refresh_from_db()
     assert "CTS_WEIGHTS_DIR" in run.error and str(tmp_path / "weights" / "efficientnet_b0.pth") in run.error
@@ -229,7 +230,7 @@ def test_a_changed_frame_image_is_caught_by_the_check_and_by_training(locked_spl
     body = api.get(f"/api/splits/{locked_split.pk}/check/?files=1").json()
     assert not body["ok"] and f"frame(s) {entry['index']} changed on storage" in body["problems"][0]
     run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
-    assert services.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
     run.refresh_from_db()
     assert run.status == "failed" and f"frame {entry['frame']}" in run.error and "changed since" in run.error
 
@@ -267,7 +268,7 @@ def test_null_controls_train_on_permuted_labels_and_sit_beside_the_real_result(l
     assert all(e["label"] == true[e["hand"]] for e in test_set)
     for experiment in (real, *controls):
         run = experiment.runs.get()
-        assert services.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
+        assert training.run_train(run_id=run.pk, task_id=f"t{run.pk}", worker="w") == "done"
     real_run, control_run = real.runs.get(), controls[0].runs.get()
     assert real_run.predictions["probabilities"] != control_run.predictions["probabilities"]
     null = null_distribution(Experiment.objects.get(pk=real.pk))

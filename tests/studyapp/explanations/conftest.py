@@ -1,6 +1,7 @@
 import pytest
 
 from studyapp.experiments import services as experiment_services
+from studyapp.experiments import training
 from tests.studyapp.experiments.conftest import TRAIN_FAST, seed_small_study
 
 # Small enough for the CPU: coarse occlusion, few LIME samples (through the job's params, as a PI would).
@@ -13,7 +14,7 @@ def train_tiny_run(name="tiny"):
                                                                                   test_per_group=3))
     run = experiment_services.experiment_launch(split=split, name=name, models=["squeezenet1_1"], random_init=True,
                                                 hyperparameters=TRAIN_FAST).runs.get()
-    assert experiment_services.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
     run.refresh_from_db()
     return run
 

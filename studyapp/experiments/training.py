@@ -1,0 +1,148 @@
+"""The training run a worker executes: claim, train, evaluate on the test hands, register the weights.
+
+Worker-only (imports torch through mlworker.ml); the web process queues runs through `services`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from mlworker.ml import CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions, load_crops
+from mlworker.ml import load_trained, predict_proba, select_device
+from mlworker.stats import evaluate_predictions
+from studyapp.common.storage import local_path
+from studyapp.dashboards.experiment_selectors import hand_stages
+from studyapp.dashboards.experiment_summary import evaluation_summary
+
+from .models import TrainingRun
+from .services import code_version, experiment_compare_if_complete, fit_val_test, run_checkpoint_dir
+from .weights import expected_weights_file
+
+# How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
+CANCEL_POLL_S = 2.0
+
+
+def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
+    return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
+                       hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
+
+
+def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
+    """Take a queued run, or the same task redelivered after its worker died; None if someone else has it."""
+    from django.db.models import Q
+
+    claimed = TrainingRun.objects.filter(
+        Q(status=TrainingRun.Status.QUEUED) | Q(status=TrainingRun.Status.RUNNING, task_id=task_id),
+        pk=run_id, cancel_requested=False,
+    ).update(status=TrainingRun.Status.RUNNING, task_id=task_id, worker=worker, error="",
+             started_at=timezone.now(), heartbeat_at=timezone.now())
+    return TrainingRun.objects.select_related("experiment__split").get(pk=run_id) if claimed else None
+
+
+def _finish(run_id: int, status: str, **fields) -> None:
+    """End a run; the last run of its experiment to end also writes the comparison, in the same commit."""
+    with transaction.atomic():
+        TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+        experiment_compare_if_complete(experiment_id=TrainingRun.objects.values_list(
+            "experiment_id", flat=True).get(pk=run_id))
+
+
+def run_train(*, run_id: int, task_id: str, worker: str) -> str:
+    """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
+    run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
+    if run is None:
+        return "not claimed"
+    run_id = run.pk
+    split = run.experiment.split
+    try:
+        config = TrainConfig.from_dict(run.config)
+        # The frozen manifest holds every frame, box and label: a run trains on it, whatever was edited since
+        # the lock (launch refuses a split whose data changed; a run already going finishes as it began).
+        fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
+                                                  permutation_seed=run.experiment.permutation_seed)
+        checkpoint_dir = run_checkpoint_dir(run)
+        cache = checkpoint_dir / "frames"
+        size = config.input_size
+        train_crops = load_crops(_samples(fit_set, cache), size=size)
+        val_crops = load_crops(_samples(val_set, cache), size=size)
+
+        def on_epoch(record: dict) -> bool:
+            row = TrainingRun.objects.get(pk=run_id)
+            history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
+            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
+                                                         heartbeat_at=timezone.now(), progress=latest[0])
+            return not row.cancel_requested
+
+        checked = [time.monotonic()]
+        latest: list[dict | None] = [None]
+
+        def on_progress(progress: dict) -> None:
+            latest[0] = progress  # written by should_stop's throttled update, not per batch
+
+        def should_stop() -> bool:
+            # Asked before every batch: touch the row at most every CANCEL_POLL_S, not on every step.
+            if time.monotonic() - checked[0] < CANCEL_POLL_S:
+                return False
+            checked[0] = time.monotonic()
+            TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), progress=latest[0])
+            return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+        result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
+                     should_stop=should_stop, on_progress=on_progress)
+        TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
+                                                     device=result.device, best_epoch=result.best_epoch,
+                                                     images_per_s=result.images_per_s, runtime=result.runtime)
+        if result.cancelled:
+            _finish(run_id, TrainingRun.Status.CANCELLED)
+            return "cancelled"
+        model, _ = load_trained(result.best_checkpoint, device=select_device(config.device))
+        test_crops = load_crops(_samples(test_set, cache), size=size)
+        probabilities = predict_proba(model, test_crops, device=select_device(config.device))
+        labels = [e["label"] for e in test_set]
+        hand_ids = [e["hand"] for e in test_set]
+        evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
+        evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
+                                                     threshold=evaluation["threshold"])
+        digest, stored = _register_weights(run, result.best_checkpoint)
+        _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
+                library_versions=library_versions(), evaluation=evaluation,
+                predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
+                             "probabilities": [float(p) for p in probabilities]})
+        from studyapp.explanations.services import jobs_queue_after_training
+
+        jobs_queue_after_training(run_id=run_id)
+    except WeightsUnavailable as error:
+        _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
+        return "failed"
+    except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
+        _finish(run_id, TrainingRun.Status.FAILED, error=str(error))
+        return "failed"
+    except Exception as error:
+        _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    return "done"
+
+
+def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:
+    """What the PI reads first: the installation's remedy (CTS_WEIGHTS_DIR), then the library's details."""
+    folder = settings.CTS_WEIGHTS_DIR or "unset"
+    return (f"No ImageNet weights for {model_name} on the training worker. Put them at "
+            f"{expected_weights_file(model_name)} (CTS_WEIGHTS_DIR is {folder}), or launch again with random "
+            f"initialisation. Details: {error}")
+
+
+def _register_weights(run: TrainingRun, checkpoint: Path) -> tuple[str, str]:
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    name = f"models/run_{run.pk}_{run.model_name}_{digest[:12]}.pt"
+    if not default_storage.exists(name):
+        with checkpoint.open("rb") as handle:
+            name = default_storage.save(name, File(handle))
+    return digest, name
