@@ -16,6 +16,10 @@ if [ -z "${SECRET_KEY:-}" ]; then
   export SECRET_KEY="$(cat "$VAR/secret_key")"
 fi
 export DJANGO_SETTINGS_MODULE=studyapp.settings.base
+# This local app speaks plain http on 127.0.0.1: no https redirect, HSTS or https-only cookies here
+# (a deployment keeps the secure defaults; see the README's configuration table).
+export SECURE_SSL_REDIRECT="${SECURE_SSL_REDIRECT:-0}" SECURE_COOKIES="${SECURE_COOKIES:-0}"
+export SECURE_HSTS_SECONDS="${SECURE_HSTS_SECONDS:-0}"
 PORT="${PORT:-8000}"
 
 .venv/bin/python manage.py migrate --noinput

@@ -1,10 +1,12 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from studyapp.accounts.views import LoginView
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="cohort:hand-list", permanent=False)),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("cohort/", include("studyapp.cohort.urls")),
@@ -16,8 +18,3 @@ urlpatterns = [
     path("reports/", include("studyapp.reports.urls")),
     path("api/", include("studyapp.api_urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "studyapp.common.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,6 +109,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The model backend, refusing sign-in for a while after CTS_LOGIN_MAX_FAILURES failures (studyapp/accounts/throttle.py).
+AUTHENTICATION_BACKENDS = ["studyapp.accounts.throttle.ThrottledModelBackend"]
+CTS_LOGIN_MAX_FAILURES = int(os.environ.get("CTS_LOGIN_MAX_FAILURES", "5"))
+CTS_LOGIN_LOCKOUT_S = int(os.environ.get("CTS_LOGIN_LOCKOUT_S", "900"))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "cohort:hand-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -140,8 +145,26 @@ CTS_CLIP_MAX_FRAMES = int(os.environ.get("CTS_CLIP_MAX_FRAMES", "20000"))
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+# --- Transport security: on by default outside DEBUG (`manage.py check --deploy` passes with no warning).
+# scripts/run.sh serves plain http on 127.0.0.1 and turns them off explicitly; behind a TLS-terminating proxy
+# keep them on and set CTS_PROXY_SSL_HEADER so Django knows the original request was https.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+if env_bool("CTS_PROXY_SSL_HEADER", False):  # the proxy sets X-Forwarded-Proto and strips it from clients
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health checks from the load balancer come over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Scripts only from this site's static files; plotly draws with inline styles, heatmaps are data: URIs.
+CTS_CONTENT_SECURITY_POLICY = os.environ.get("CTS_CONTENT_SECURITY_POLICY", "; ".join((
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
+    "font-src 'self' data:", "connect-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'",
+    "frame-ancestors 'none'")))
 
 # --- Celery (the worker is mlworker; tasks live beside the apps that own their rows) ---
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -213,6 +236,7 @@ SPECTACULAR_SETTINGS = {
         "ExplanationMethodEnum": "studyapp.explanations.models.ExplanationJob.Method",
         "ExplanationStatusEnum": "studyapp.explanations.models.ExplanationJob.Status",
         "OutcomeEnum": "studyapp.explanations.models.Outcome",
+        "RoiStatusEnum": "studyapp.annotations.models.RoiAnnotation.Status",
     },
 }
 

@@ -37,9 +37,26 @@ def page(chromium):
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # What the content security policy blocked is a console message, not an exception: count it as an error.
+    tab.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def wait_until(page, expression: str, timeout: float = 15.0) -> None:
+    """Poll a JavaScript expression until it is truthy.
+
+    Not `page.wait_for_function`: that evaluates its predicate from a string inside the page, which the
+    site's content security policy (no 'unsafe-eval') rightly refuses.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 def log_in(page, base, user, next_url):

@@ -10,7 +10,7 @@ from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
 from studyapp.clips import services
 from tests.factories import UserFactory, make_hand
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, wait_until
 
 CONFIG = PhantomConfig(width=320, height=240, n_frames=16, pixel_spacing_mm=0.125)
 CROP_MM = 15.0
@@ -52,7 +52,7 @@ def test_annotate_clip_with_mouse_and_keyboard(live_server, page, annotated_clip
     # Sign in through the login form; it sends us on to the annotation page.
     log_in(page, base, user, f"/clips/{clip.pk}/annotate/")
     page.wait_for_selector('#annotate[data-ready="true"]')
-    page.wait_for_function("document.getElementById('frame-canvas').width > 0")
+    wait_until(page, "document.getElementById('frame-canvas').width > 0")
     assert page.locator("#count-total").inner_text() == str(n)
     assert page.locator("#strip > div").count() == n
 

@@ -11,7 +11,7 @@ from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import RoiAdjudication
 from studyapp.clips import services
 from tests.factories import UserFactory, make_hand
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, wait_until
 
 CONFIG = PhantomConfig(width=320, height=240, n_frames=8, pixel_spacing_mm=0.125)
 SHOTS = os.environ.get("CTS_SCREENSHOTS")  # a folder to keep screenshots of the pages in, when set
@@ -55,7 +55,7 @@ def test_second_annotator_sees_no_roi_outline_or_diagnosis(live_server, page, tw
     clip, base = two_raters["clip"], live_server.url
     log_in(page, base, two_raters["second"], f"/clips/{clip.pk}/annotate/")
     page.wait_for_selector('#annotate[data-ready="true"]')
-    page.wait_for_function("document.getElementById('frame-canvas').width > 0")
+    wait_until(page, "document.getElementById('frame-canvas').width > 0")
     # Frame 1: the first annotator's confirmed ROI and outline are there, but not for the second.
     assert page.locator("#roi-info").get_attribute("data-status") == "none"
     assert page.locator("#outline-rows").inner_text().strip() == "None on this frame."

@@ -9,7 +9,7 @@ import pytest
 
 from tests.experiment_factories import evaluated_experiment
 from tests.factories import UserFactory
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, wait_until
 
 SHOTS = Path(os.environ.get("CTS_SCREENSHOTS", "/tmp"))
 
@@ -115,7 +115,7 @@ def test_training_curves_grow_while_a_run_trains_and_its_results_appear_when_it_
     assert page.locator("#panel-confusion-mobilenetv2_100").count() == 0  # not evaluated yet
     assert page.locator("#report-generate").count() == 0 and "once every run has finished" in page.inner_text("#report")
     TrainingRun.objects.filter(pk=running.pk).update(history=history[:4], epochs_done=4)
-    page.wait_for_function(f"({points})().includes(4)", timeout=10_000)  # the 2 s poll redrew the curves
+    wait_until(page, f"({points})().includes(4)", timeout=10)  # the 2 s poll redrew the curves
     page.screenshot(path=str(SHOTS / "experiment-dashboard-training.png"))
     TrainingRun.objects.filter(pk=running.pk).update(status="done", history=history, epochs_done=6,
                                                      evaluation=evaluation)
