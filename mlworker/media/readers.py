@@ -34,6 +34,7 @@ __all__ = [
     "open_clip",
     "require_spacing",
     "safe_filename",
+    "stored_extension",
 ]
 
 CLIP_ERROR_CODES = frozenset(
@@ -116,6 +117,15 @@ class ClipInfo:
         if self.frame_times_s is not None:
             return self.frame_times_s[index]
         return index / self.fps if self.fps else None
+
+
+# The extension a stored clip gets from the format found in its content (not from the uploader's name).
+STORED_EXTENSIONS = {"mp4": ".mp4", "mov": ".mov", "avi": ".avi", "dicom": ".dcm"}
+
+
+def stored_extension(info: ClipInfo) -> str:
+    """'.mp4', '.mov', '.avi' or '.dcm' for the container the reader found."""
+    return STORED_EXTENSIONS[info.container]
 
 
 def require_spacing(info: ClipInfo) -> tuple[float, float]:

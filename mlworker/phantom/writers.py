@@ -7,7 +7,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -21,6 +20,8 @@ _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 
 def write_video(clip: PhantomClip, path: str | Path) -> Path:
     """Write the clip as .mp4 (mp4v) or .avi (MJPG) with grey replicated to BGR; verify the frame count."""
+    import cv2  # the web process imports this module (demo) but never writes video in it
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FOURCC:
@@ -45,6 +46,8 @@ def write_video(clip: PhantomClip, path: str | Path) -> Path:
 
 def _count_frames(path: Path) -> int:
     """Frames OpenCV actually decodes from a video (the header count can be approximate)."""
+    import cv2
+
     cap = cv2.VideoCapture(str(path))
     try:
         count = 0

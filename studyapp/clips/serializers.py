@@ -30,6 +30,14 @@ class ClipUploadSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class DuplicateClipSerializer(serializers.Serializer):
+    """The 409 answer to a file already uploaded."""
+
+    code = serializers.CharField(help_text='"duplicate"')
+    detail = serializers.CharField()
+    existing_clip = serializers.IntegerField(help_text="Id of the clip this file already is.")
+
+
 class CalibrationSerializer(serializers.Serializer):
     pixel_spacing_mm = serializers.FloatField(required=False, help_text="Enter the spacing directly, or:")
     p1 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, required=False)
