@@ -465,8 +465,10 @@ class VideoReader(ClipReader):
         self._average_rate = float(rate) if rate else None
         stamps: list[int | None] = []
         for packet in demuxer.demux(stream):
-            if packet.size == 0:
-                continue  # the demuxer's end-of-stream marker, or a "repeat the previous frame" chunk
+            if packet.size == 0 or packet.is_discard:
+                # The demuxer's end-of-stream marker, a "repeat the previous frame" chunk, or a packet an
+                # edit list cuts (decoded for reference only, never shown).
+                continue
             stamps.append(packet.pts if packet.pts is not None else packet.dts)
             if len(stamps) > max_frames:
                 _check_frame_count(len(stamps), max_frames)

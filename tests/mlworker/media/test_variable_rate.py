@@ -101,3 +101,24 @@ def test_timestamp_falls_back_to_the_frame_rate_only_when_times_are_unknown() ->
     assert ClipInfo(fps=25.0, **base).timestamp_s(2) == pytest.approx(0.08)
     assert ClipInfo(fps=None, **base).timestamp_s(2) is None
     assert ClipInfo(fps=25.0, frame_times_s=(0.0, 0.5, 0.6), **base).timestamp_s(2) == 0.6
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_h264_with_b_frames_reads_in_presentation_order(tmp_path: Path, suffix: str) -> None:
+    import av
+
+    # B-frames reach the demuxer out of display order: counting and timing must follow presentation.
+    path = tmp_path / f"bframes{suffix}"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"bf": "3", "g": "12"}
+        for k in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((H, W, 3), 10 + 7 * k, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with open_clip(path) as reader:
+        assert reader.info.frame_count == 30 and reader.info.fps == pytest.approx(25.0)
+        assert reader.info.frame_times_s == pytest.approx([k / 25 for k in range(30)])
+        means = [float(frame.mean()) for frame, _ in reader.read(range(30))]
+    assert means == pytest.approx([10 + 7 * k for k in range(30)], abs=3)
