@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -361,8 +362,15 @@ def _unsupported_codec_error(detail: str = "") -> ClipError:
 
 
 def _open_container(path: str) -> av.container.InputContainer:
-    """Open a file with FFmpeg's demuxers, read as a plain file (the 'file:' protocol, never 'concat:' and the like)."""
-    return av.open(f"file:{path}", mode="r")
+    """Open a file with FFmpeg's demuxers, read as a plain file (the 'file:' protocol, never 'concat:' and the like).
+
+    Its video decoder decodes frames on as many threads as there are cores, as OpenCV's FFmpeg backend
+    does; frames still leave in order. (Set on the codec context before the first decode opens it.)
+    """
+    container = av.open(f"file:{path}", mode="r")
+    for stream in container.streams.video:
+        stream.codec_context.thread_type = "AUTO"
+    return container
 
 
 def _decoded_frames(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
@@ -374,9 +382,13 @@ def _decoded_frames(container: av.container.InputContainer, stream: av.VideoStre
         yield from packet.decode()
 
 
-def _to_array(frame: av.VideoFrame, grey: bool) -> np.ndarray:
-    """A decoded frame as 2-D grey or BGR uint8."""
-    return np.ascontiguousarray(frame.to_ndarray(format="gray" if grey else "bgr24"))
+def _to_array(frame: av.VideoFrame, grey: bool, reformatter: VideoReformatter) -> np.ndarray:
+    """A decoded frame as 2-D grey or BGR uint8, converted by a reformatter kept for the whole read.
+
+    (A frame's own to_ndarray builds a fresh scaler context each time, about ten times slower.)
+    """
+    converted = reformatter.reformat(frame, format="gray" if grey else "bgr24")
+    return np.ascontiguousarray(converted.to_ndarray())
 
 
 class VideoReader(ClipReader):
@@ -523,11 +535,11 @@ class VideoReader(ClipReader):
                     if frame.pts is None or frame.pts > target:
                         break
                     if frame.pts == target:
-                        return _to_array(frame, grey=False)
+                        return _to_array(frame, False, VideoReformatter())
                 demuxer.seek(0)  # a seek that landed past the frame: decode from the start
             for position, frame in enumerate(_decoded_frames(demuxer, stream)):
                 if position == index:
-                    return _to_array(frame, grey=False)
+                    return _to_array(frame, False, VideoReformatter())
             return None
         finally:
             demuxer.close()
@@ -544,8 +556,8 @@ class VideoReader(ClipReader):
         self._container = demuxer
         try:
             stream = demuxer.streams.video[0]
-            stream.thread_type = "AUTO"  # frame-threaded decoding; frames still leave in order
             frames = _decoded_frames(demuxer, stream)
+            reformatter = VideoReformatter()
             position = 0
             for index in wanted:
                 try:
@@ -556,7 +568,7 @@ class VideoReader(ClipReader):
                 except (StopIteration, av.FFmpegError) as exc:
                     raise _truncated_error() from exc
                 position += 1
-                yield _to_array(frame, self.info.is_grey), index
+                yield _to_array(frame, self.info.is_grey, reformatter), index
         finally:
             demuxer.close()
             if self._container is demuxer:
