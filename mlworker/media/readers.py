@@ -428,6 +428,7 @@ class VideoReader(ClipReader):
             if problem == "no_frames":
                 raise _no_frames_error() from exc
             raise _unsupported_codec_error() from exc
+        codec = ""
         try:
             if not demuxer.streams.video:
                 raise _no_frames_error()
