@@ -57,7 +57,7 @@ def evenly_spaced_indices(total: int, n: int) -> list[int]:
     return [(2 * i * span + (n - 1)) // (2 * (n - 1)) for i in range(n)]
 
 
-def _encode(frame: np.ndarray, index: int, fps: float | None) -> ExtractedFrame:
+def _encode(frame: np.ndarray, index: int, timestamp_s: float | None) -> ExtractedFrame:
     """PNG-encode one frame (runs on the encoder thread; cv2.imencode releases the GIL)."""
     ok, encoded = cv2.imencode(".png", frame, list(PNG_PARAMS))
     if not ok:
@@ -65,7 +65,7 @@ def _encode(frame: np.ndarray, index: int, fps: float | None) -> ExtractedFrame:
     height, width = frame.shape[:2]
     return ExtractedFrame(
         index=index,
-        timestamp_s=index / fps if fps else None,
+        timestamp_s=timestamp_s,
         width=width,
         height=height,
         channels=1 if frame.ndim == 2 else frame.shape[2],
@@ -89,7 +89,7 @@ def extract_frames(
     pending: deque[Future[ExtractedFrame]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
         for frame, index in reader.read(indices):
-            pending.append(encoder.submit(_encode, frame, index, info.fps))
+            pending.append(encoder.submit(_encode, frame, index, info.timestamp_s(index)))
             while pending and (pending[0].done() or len(pending) > MAX_PENDING_ENCODES):
                 done += 1
                 extracted = pending.popleft().result()

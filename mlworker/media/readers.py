@@ -14,8 +14,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import cv2
+import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -34,6 +35,7 @@ __all__ = [
     "open_clip",
     "require_spacing",
     "safe_filename",
+    "stored_extension",
 ]
 
 CLIP_ERROR_CODES = frozenset(
@@ -49,6 +51,7 @@ CLIP_ERROR_CODES = frozenset(
         "too_many_frames",
         "bad_dicom",
         "missing_spacing",
+        "not_ultrasound",
     }
 )
 
@@ -106,6 +109,24 @@ class ClipInfo:
     model_name: str | None = None
     transducer: str | None = None
     frequency_mhz: float | None = None
+    # Seconds from the first frame to each frame, from the stream's own timestamps (None: not recorded,
+    # frames are then taken as evenly spaced at fps). Variable-rate clips need these, not index / fps.
+    frame_times_s: tuple[float, ...] | None = None
+
+    def timestamp_s(self, index: int) -> float | None:
+        """Time of frame `index` from the first frame: the recorded time, else index / fps, else None."""
+        if self.frame_times_s is not None:
+            return self.frame_times_s[index]
+        return index / self.fps if self.fps else None
+
+
+# The extension a stored clip gets from the format found in its content (not from the uploader's name).
+STORED_EXTENSIONS = {"mp4": ".mp4", "mov": ".mov", "avi": ".avi", "dicom": ".dcm"}
+
+
+def stored_extension(info: ClipInfo) -> str:
+    """'.mp4', '.mov', '.avi' or '.dcm' for the container the reader found."""
+    return STORED_EXTENSIONS[info.container]
 
 
 def require_spacing(info: ClipInfo) -> tuple[float, float]:
@@ -157,9 +178,17 @@ def _is_grey_bgr(frame: np.ndarray) -> bool:
     """True when the three channels of a BGR (or RGB) frame are equal up to GREY_TOLERANCE."""
     if frame.ndim == 2:
         return True
-    c0, c1, c2 = cv2.split(frame)
-    spread = max(int(cv2.absdiff(c0, c1).max()), int(cv2.absdiff(c1, c2).max()))
+    channels = frame.astype(np.int16)
+    spread = max(int(np.abs(channels[..., 0] - channels[..., 1]).max()),
+                 int(np.abs(channels[..., 1] - channels[..., 2]).max()))
     return spread <= GREY_TOLERANCE
+
+
+def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an RGB uint8 frame, rounded in fixed point as OpenCV's RGB2GRAY does."""
+    weighted = rgb[..., 0].astype(np.uint32) * 4899 + rgb[..., 1].astype(np.uint32) * 9617 + \
+        rgb[..., 2].astype(np.uint32) * 1868
+    return ((weighted + (1 << 13)) >> 14).astype(np.uint8)
 
 
 def _check_dimensions(width: int, height: int, max_width: int, max_height: int) -> None:
@@ -189,7 +218,7 @@ def _check_frame_count(frame_count: int, max_frames: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Video (MP4, AVI, MOV) through OpenCV's FFmpeg backend
+# Video (MP4, AVI, MOV) through PyAV, the maintained binding to FFmpeg
 # --------------------------------------------------------------------------------------------------
 
 
@@ -290,6 +319,31 @@ def _riff_problem(path: Path) -> str | None:
     return None
 
 
+def _avi_chunk_counts(path: Path) -> dict[int, int]:
+    """Frame chunks per stream number in an AVI's 'movi' lists, zero-byte "repeat the previous frame" chunks included."""
+    counts: dict[int, int] = {}
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+
+        def walk(start: int, end: int, depth: int) -> None:
+            pos = start
+            while pos + 8 <= end:
+                fh.seek(pos)
+                chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+                if chunk_id in (b"RIFF", b"LIST") and depth < 3:
+                    fh.seek(pos + 8)
+                    kind = fh.read(4)
+                    if kind in (b"AVI ", b"AVIX", b"movi", b"rec "):
+                        walk(pos + 12, min(pos + 8 + chunk_size, end), depth + 1)
+                elif depth >= 2 and chunk_id[:2].isdigit() and chunk_id[2:] in (b"db", b"dc"):
+                    stream = int(chunk_id[:2])
+                    counts[stream] = counts.get(stream, 0) + 1
+                pos += 8 + chunk_size + (chunk_size & 1)
+
+        walk(0, size, 0)
+    return counts
+
+
 def _truncated_error() -> ClipError:
     return ClipError(
         "truncated",
@@ -307,21 +361,42 @@ def _unsupported_codec_error(detail: str = "") -> ClipError:
     )
 
 
-def _new_capture(path: str) -> cv2.VideoCapture:
-    """Open a capture on the FFmpeg backend only."""
-    # CAP_ANY could route the name to the image-sequence backend (e.g. a '%d' in a temp name); the
-    # caller passes an absolute path so FFmpeg never reads a prefix like 'concat:' as a protocol.
-    return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+def _open_container(path: str) -> av.container.InputContainer:
+    """Open a file with FFmpeg's demuxers, read as a plain file (the 'file:' protocol, never 'concat:' and the like).
+
+    Its video decoder decodes frames on as many threads as there are cores, as OpenCV's FFmpeg backend
+    does; frames still leave in order. (Set on the codec context before the first decode opens it.)
+    """
+    container = av.open(f"file:{path}", mode="r")
+    for stream in container.streams.video:
+        stream.codec_context.thread_type = "AUTO"
+    return container
 
 
-def _fourcc_text(value: float) -> str:
-    code = int(value)
-    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
-    return text if text.isprintable() and text.strip() else ""
+def _decoded_frames(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    """Decode a stream from the container's current position, frames in presentation order."""
+    for packet in container.demux(stream):
+        # FFmpeg skips AVI's zero-byte "repeat" chunks; an empty packet with a timestamp would end the decoder.
+        if packet.size == 0 and packet.dts is not None:
+            continue
+        yield from packet.decode()
+
+
+def _to_array(frame: av.VideoFrame, grey: bool, reformatter: VideoReformatter) -> np.ndarray:
+    """A decoded frame as 2-D grey or BGR uint8, converted by a reformatter kept for the whole read.
+
+    (A frame's own to_ndarray builds a fresh scaler context each time, about ten times slower.)
+    """
+    converted = reformatter.reformat(frame, format="gray" if grey else "bgr24")
+    return np.ascontiguousarray(converted.to_ndarray())
 
 
 class VideoReader(ClipReader):
-    """MP4, AVI or MOV clip decoded with OpenCV; validated on open (codec, size, frame count, truncation)."""
+    """MP4, AVI or MOV clip decoded with PyAV (FFmpeg); frames counted and timed from the stream, not its header.
+
+    Variable-frame-rate files (AVI exports store a zero-byte chunk for each tick that repeats the previous
+    frame) are read with their stored frames only, each at its own presentation time.
+    """
 
     def __init__(
         self,
@@ -333,7 +408,7 @@ class VideoReader(ClipReader):
         max_frames: int = 10_000,
     ) -> None:
         self._path = os.path.abspath(os.fspath(path))
-        self._cap: cv2.VideoCapture | None = None
+        self._container: av.container.InputContainer | None = None
         file_path = Path(self._path)
         if container is None:
             with file_path.open("rb") as fh:
@@ -347,119 +422,164 @@ class VideoReader(ClipReader):
         if problem == "truncated":
             raise _truncated_error()
 
-        cap = _new_capture(self._path)
         try:
-            if not cap.isOpened():
-                if problem == "no_frames":
-                    raise _no_frames_error()
-                raise _unsupported_codec_error()
-            width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-            height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            header_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            fps_raw = float(cap.get(cv2.CAP_PROP_FPS))
-            codec = _fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+            demuxer = _open_container(self._path)
+        except av.FFmpegError as exc:
+            if problem == "no_frames":
+                raise _no_frames_error() from exc
+            raise _unsupported_codec_error() from exc
+        codec = ""
+        try:
+            if not demuxer.streams.video:
+                raise _no_frames_error()
+            stream = demuxer.streams.video[0]
+            codec = stream.codec_context.name or ""
+            width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
             if width <= 0 or height <= 0:
                 raise _unsupported_codec_error(f"codec {codec!r}" if codec else "")
             _check_dimensions(width, height, max_width, max_height)
-            # An unknown count (0) on a stream that still yields frames is counted below, bounded by max_frames.
-            if header_count > 0:
-                _check_frame_count(header_count, max_frames)
-
-            ok, first = cap.read()
-            if not ok or first is None:
-                if header_count <= 0 or problem == "no_frames":
-                    raise _no_frames_error()
-                raise _unsupported_codec_error(f"codec {codec!r}" if codec else "")
-
-            if header_count > 0:
-                frame_count = header_count
-                last = self._read_at(cap, frame_count - 1)
-                if last is None:
-                    # Seeking can fail on files with a damaged index, so count decodable frames before
-                    # calling the file truncated.
-                    frame_count = self._count_frames(max_frames + 1)
-                    if frame_count < header_count:
-                        raise _truncated_error()
-                    _check_frame_count(frame_count, max_frames)
-                    last = self._read_at(cap, frame_count - 1)
-            else:
-                frame_count = self._count_frames(max_frames + 1)
-                _check_frame_count(frame_count, max_frames)
-                last = self._read_at(cap, frame_count - 1)
-            samples = [first] + [f for f in (last, self._read_at(cap, frame_count // 2)) if f is not None]
+            header_count = int(stream.frames or 0)
+            if container == "avi" and header_count > _avi_chunk_counts(file_path).get(stream.index, 0):
+                # Each frame of an AVI, stored or repeated, has its chunk; fewer chunks than the header
+                # promises means the end of the frame list is missing.
+                raise _truncated_error()
+            stamps = self._presentation_stamps(demuxer, stream, max_frames)
+        except av.FFmpegError as exc:
+            raise _unsupported_codec_error(f"codec {codec!r}" if codec else "") from exc
         finally:
-            cap.release()
+            demuxer.close()
+        if not stamps:
+            raise _no_frames_error()
+        frame_count = len(stamps)
+        self._stamps = stamps
 
+        # Decoding the first, middle and last frames checks the stream is decodable to its end and
+        # decides grey or colour; a clip that turns colour elsewhere (e.g. Doppler switched on
+        # mid-sweep) is still read as grey, which the B-mode crop tolerates.
+        samples = self._open_time_samples(sorted({0, frame_count // 2, frame_count - 1}), codec)
+        times = self._frame_times(stamps, self._time_base)
         self.info = ClipInfo(
             format="video",
             container=container,
             frame_count=frame_count,
-            fps=fps_raw if math.isfinite(fps_raw) and fps_raw > 0 else None,
+            fps=self._mean_rate(times, self._average_rate),
             width=width,
             height=height,
-            # Sampling start, middle and end keeps opening cheap; a clip that turns colour elsewhere
-            # (e.g. Doppler switched on mid-sweep) is still read as grey, which the B-mode crop tolerates.
             is_grey=all(_is_grey_bgr(f) for f in samples),
             pixel_spacing_mm=None,  # plain video carries no calibration; see spacing_from_two_points
+            frame_times_s=times,
         )
 
-    @staticmethod
-    def _read_at(cap: cv2.VideoCapture, index: int) -> np.ndarray | None:
-        """Seek to one frame and decode it; None when that fails."""
-        if not cap.set(cv2.CAP_PROP_POS_FRAMES, index):
-            return None
-        ok, frame = cap.read()
-        return frame if ok else None
+    def _presentation_stamps(self, demuxer: av.container.InputContainer, stream: av.VideoStream,
+                             max_frames: int) -> list[int | None]:
+        """Each stored frame's presentation timestamp in stream ticks, in presentation order (None: unknown)."""
+        self._time_base = stream.time_base
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self._average_rate = float(rate) if rate else None
+        stamps: list[int | None] = []
+        for packet in demuxer.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                # The demuxer's end-of-stream marker, a "repeat the previous frame" chunk, or a packet an
+                # edit list cuts (decoded for reference only, never shown).
+                continue
+            stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            if len(stamps) > max_frames:
+                _check_frame_count(len(stamps), max_frames)
+        if all(s is not None for s in stamps):
+            return sorted(stamps)  # packets arrive in decoding order; B-frames are shown after later packets
+        return stamps
 
-    def _count_frames(self, limit: int) -> int:
-        """Count decodable frames by grabbing (no colour conversion), stopping at `limit`."""
-        cap = _new_capture(self._path)
+    @staticmethod
+    def _frame_times(stamps: list[int | None], time_base: Any) -> tuple[float, ...] | None:
+        """Seconds from the first frame, exact from the stream's ticks; None when a frame has no timestamp."""
+        if not stamps or time_base is None or any(s is None for s in stamps):
+            return None
+        first = stamps[0]
+        return tuple(float((s - first) * time_base) for s in stamps)
+
+    @staticmethod
+    def _mean_rate(times: tuple[float, ...] | None, header_rate: float | None) -> float | None:
+        """Frames per second over the clip (the nominal rate when only one frame or no timestamps)."""
+        if times is not None and len(times) > 1 and times[-1] > 0:
+            return (len(times) - 1) / times[-1]
+        return header_rate if header_rate and math.isfinite(header_rate) and header_rate > 0 else None
+
+    def _open_time_samples(self, indices: list[int], codec: str) -> list[np.ndarray]:
+        """Decode a few frames as BGR at open time; a frame the stream cannot deliver means a damaged end."""
+        frames = []
+        for position, index in enumerate(indices):
+            try:
+                frame = self._decode_at(index)
+            except av.FFmpegError as exc:
+                if position == 0:
+                    raise _unsupported_codec_error(f"codec {codec!r}" if codec else "") from exc
+                raise _truncated_error() from exc
+            if frame is None:
+                if position == 0:
+                    raise _unsupported_codec_error(f"codec {codec!r}" if codec else "")
+                raise _truncated_error()
+            frames.append(frame)
+        return frames
+
+    def _decode_at(self, index: int) -> np.ndarray | None:
+        """Decode one frame as BGR, seeking to the keyframe before it when its timestamp is known."""
+        demuxer = _open_container(self._path)
         try:
-            count = 0
-            while count < limit and cap.grab():
-                count += 1
-            return count
+            stream = demuxer.streams.video[0]
+            target = self._stamps[index]
+            if index > 0 and target is not None:
+                try:
+                    demuxer.seek(target, stream=stream, backward=True, any_frame=False)
+                except av.FFmpegError:
+                    demuxer.seek(0)  # no index to seek with: decode from the start
+                for frame in _decoded_frames(demuxer, stream):
+                    if frame.pts is None or frame.pts > target:
+                        break
+                    if frame.pts == target:
+                        return _to_array(frame, False, VideoReformatter())
+                demuxer.seek(0)  # a seek that landed past the frame: decode from the start
+            for position, frame in enumerate(_decoded_frames(demuxer, stream)):
+                if position == index:
+                    return _to_array(frame, False, VideoReformatter())
+            return None
         finally:
-            cap.release()
+            demuxer.close()
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
         """Decode sequentially, converting only requested frames; ClipError('truncated') if the stream ends early."""
         wanted = self._wanted(indices)
         if not wanted:
             return
-        # Sequential grab() decodes every frame up to the last wanted one but skips the YUV->BGR
-        # conversion for the rest; seeking would re-decode from the previous keyframe for each target,
-        # which bench/bench_extraction.py measured slower at the spacings extraction uses.
-        cap = _new_capture(self._path)
-        self._cap = cap
+        # Sequential decoding up to the last wanted frame, converting (YUV -> grey or BGR) only the wanted
+        # ones; seeking would re-decode from the previous keyframe for each target, slower at the spacings
+        # extraction uses.
+        demuxer = _open_container(self._path)
+        self._container = demuxer
         try:
+            stream = demuxer.streams.video[0]
+            frames = _decoded_frames(demuxer, stream)
+            reformatter = VideoReformatter()
             position = 0
             for index in wanted:
-                while position < index:
-                    if not cap.grab():
-                        raise _truncated_error()
-                    position += 1
-                ok = cap.grab()
-                ok, frame = cap.retrieve() if ok else (False, None)
-                if not ok or frame is None:
-                    raise _truncated_error()
+                try:
+                    while position < index:
+                        next(frames)
+                        position += 1
+                    frame = next(frames)
+                except (StopIteration, av.FFmpegError) as exc:
+                    raise _truncated_error() from exc
                 position += 1
-                yield self._convert(frame), index
+                yield _to_array(frame, self.info.is_grey, reformatter), index
         finally:
-            cap.release()
-            if self._cap is cap:
-                self._cap = None
-
-    def _convert(self, frame: np.ndarray) -> np.ndarray:
-        if self.info.is_grey:
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        return frame
+            demuxer.close()
+            if self._container is demuxer:
+                self._container = None
 
     def close(self) -> None:
         """Release the decoder of an unfinished read."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
 
 
 def _no_frames_error() -> ClipError:
@@ -560,6 +680,59 @@ def _dicom_fps(ds: Dataset) -> float | None:
     return None
 
 
+# Ultrasound Image and Ultrasound Multi-frame Image Storage, current and retired (DICOM PS3.4 B.5).
+ULTRASOUND_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.6.1",
+        "1.2.840.10008.5.1.4.1.1.3.1",
+        "1.2.840.10008.5.1.4.1.1.6",
+        "1.2.840.10008.5.1.4.1.1.3",
+    }
+)
+_MODALITY_NAMES = {"CT": "a CT image", "MR": "an MR image", "CR": "a radiograph", "DX": "a radiograph",
+                   "MG": "a mammogram", "NM": "a nuclear medicine image", "PT": "a PET image",
+                   "XA": "an angiogram", "OT": "an image of another kind", "SR": "a structured report",
+                   "SEG": "a segmentation", "RTDOSE": "a radiotherapy dose", "RTPLAN": "a radiotherapy plan"}
+
+
+def _require_ultrasound(ds: Dataset) -> None:
+    """Refuse DICOM that is not ultrasound: Modality must be US, or the SOP class an ultrasound one.
+
+    A CT or MR file carries a pixel spacing too; accepting it would size the 15 mm crop on an image of
+    something other than the wrist's ultrasound.
+    """
+    modality = _text(ds.get("Modality"))
+    sop_class = str(ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+                    or "").strip()
+    if (modality or "").upper() == "US" or sop_class in ULTRASOUND_SOP_CLASSES:
+        return
+    if modality:
+        what = _MODALITY_NAMES.get(modality.upper(), f"of modality {modality}")
+        detail = f"This DICOM file is {what} (Modality {modality}), not ultrasound."
+    else:
+        detail = "This DICOM file does not say it is ultrasound (no Modality US nor an ultrasound SOP class)."
+    raise ClipError(
+        "not_ultrasound",
+        f"{detail} Only ultrasound clips of the wrist can be used; export the ultrasound cine loop from "
+        "the scanner or PACS and upload that file.",
+    )
+
+
+def _dicom_frame_times(ds: Dataset, frame_count: int) -> tuple[float, ...] | None:
+    """Seconds from the first frame from a Frame Time Vector (ms since the previous frame, first entry 0)."""
+    try:
+        vector = [float(v) for v in (ds.get("FrameTimeVector") or [])]
+    except (TypeError, ValueError):
+        return None
+    if len(vector) != frame_count or not all(math.isfinite(v) and v >= 0 for v in vector):
+        return None
+    times, elapsed_ms = [], 0.0
+    for step in [0.0, *vector[1:]]:
+        elapsed_ms += step
+        times.append(elapsed_ms / 1000.0)
+    return tuple(times)
+
+
 def _bad_dicom_error(detail: str) -> ClipError:
     return ClipError(
         "bad_dicom",
@@ -591,6 +764,7 @@ class DicomReader(ClipReader):
         if force and not any(k in ds for k in ("SOPClassUID", "Rows", "PixelData", "Modality")):
             # pydicom's force mode "parses" any bytes; without a single core attribute it was not DICOM.
             raise _bad_dicom_error("not a DICOM file")
+        _require_ultrasound(ds)
         if "PixelData" not in ds:
             raise ClipError(
                 "no_frames",
@@ -654,6 +828,7 @@ class DicomReader(ClipReader):
             model_name=_text(ds.get("ManufacturerModelName")),
             transducer=_text(ds.get("TransducerData")),
             frequency_mhz=frequency_mhz,
+            frame_times_s=_dicom_frame_times(ds, frame_count),
         )
 
     def _transfer_syntax(self, ds: Dataset) -> UID:
@@ -744,7 +919,7 @@ class DicomReader(ClipReader):
             except Exception as exc:  # decoders raise ValueError, RuntimeError, EOFError...
                 raise _truncated_error() from exc
             if frame.ndim == 3:
-                frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY if self.info.is_grey else cv2.COLOR_RGB2BGR)
+                frame = _rgb_to_grey(frame) if self.info.is_grey else np.ascontiguousarray(frame[..., ::-1])
             yield frame, index
 
 

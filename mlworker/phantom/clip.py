@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 GROUPS = ("control", "cts")
@@ -324,6 +323,8 @@ def _soft_ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, a: float, 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sx: float, sy: float) -> np.ndarray:
     """Gaussian noise blurred by (sx, sy) px and rescaled to unit SD."""
+    import cv2
+
     z = rng.standard_normal(shape, dtype=np.float32)
     z = cv2.GaussianBlur(z, (0, 0), sigmaX=max(sx, 0.3), sigmaY=max(sy, 0.3))
     return z / max(float(z.std()), 1e-6)
@@ -488,6 +489,8 @@ def _render_nerve(E: np.ndarray, scene: _Scene, params: NerveParams, config: Pha
 def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig(),
                   params: NerveParams | None = None) -> PhantomClip:
     """Render one seeded phantom clip of a 'control' or 'cts' hand with its ground truth."""
+    import cv2  # loaded where clips are drawn: the web process imports this module for its names
+
     _check_group(group)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

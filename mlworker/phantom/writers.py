@@ -7,7 +7,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
@@ -21,6 +20,8 @@ _FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 
 def write_video(clip: PhantomClip, path: str | Path) -> Path:
     """Write the clip as .mp4 (mp4v) or .avi (MJPG) with grey replicated to BGR; verify the frame count."""
+    import cv2  # the web process imports this module (demo) but never writes video in it
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FOURCC:
@@ -45,6 +46,8 @@ def write_video(clip: PhantomClip, path: str | Path) -> Path:
 
 def _count_frames(path: Path) -> int:
     """Frames OpenCV actually decodes from a video (the header count can be approximate)."""
+    import cv2
+
     cap = cv2.VideoCapture(str(path))
     try:
         count = 0
@@ -157,3 +160,54 @@ def ground_truth(clip: PhantomClip) -> dict[str, Any]:
             for i in range(n)
         ],
     }
+
+
+def write_avi_with_repeats(frames: list[np.ndarray] | np.ndarray, ticks: list[int], total_ticks: int,
+                           path: str | Path, *, fps: float = 30.0) -> Path:
+    """Write an uncompressed AVI as variable-frame-rate scanners do: a chunk per tick of the nominal rate.
+
+    Frame k (2-D grey or BGR) is stored at tick ticks[k]; every other tick up to total_ticks gets a
+    zero-byte chunk meaning "the previous frame is still shown". The header's frame count is total_ticks,
+    so the file promises more frames than it stores, as in the exports the study received.
+    """
+    import struct
+
+    path = Path(path)
+    if len(frames) != len(ticks) or not frames:
+        raise ValueError("give one tick per frame, and at least one frame")
+    if list(ticks) != sorted(set(ticks)) or ticks[0] != 0 or ticks[-1] >= total_ticks:
+        raise ValueError("ticks must rise strictly from 0 and stay below total_ticks")
+    h, w = frames[0].shape[:2]
+    stride = (3 * w + 3) // 4 * 4  # DIB rows are padded to 4 bytes and stored bottom-up
+    image_size = stride * h
+
+    def dib(frame: np.ndarray) -> bytes:
+        bgr = np.repeat(frame[:, :, None], 3, axis=2) if frame.ndim == 2 else frame
+        padded = np.zeros((h, stride), np.uint8)
+        padded[:, : 3 * w] = np.ascontiguousarray(bgr[::-1], np.uint8).reshape(h, 3 * w)
+        return padded.tobytes()
+
+    def chunk(fourcc: bytes, payload: bytes) -> bytes:
+        return fourcc + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) & 1 else b"")
+
+    def riff_list(kind: bytes, payload: bytes) -> bytes:
+        return chunk(b"LIST", kind + payload)
+
+    scale, rate = 1000, int(round(fps * 1000))
+    avih = struct.pack("<10I4I", int(round(1e6 / fps)), 0, 0, 0x10, total_ticks, 0, 1, image_size, w, h, 0, 0, 0, 0)
+    strh = struct.pack("<4s4sIHHIIIIIIIIhhhh", b"vids", b"DIB ", 0, 0, 0, 0, scale, rate, 0, total_ticks,
+                       image_size, 0xFFFFFFFF, 0, 0, 0, w, h)
+    strf = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, image_size, 0, 0, 0, 0)
+    header = riff_list(b"hdrl", chunk(b"avih", avih) + riff_list(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
+
+    stored = dict(zip(ticks, frames, strict=True))
+    movi, index = bytearray(b"movi"), bytearray()
+    for tick in range(total_ticks):
+        payload = dib(stored[tick]) if tick in stored else b""
+        offset = len(movi)  # idx1 offsets count from the 'movi' fourcc
+        movi += chunk(b"00db", payload)
+        index += struct.pack("<4sIII", b"00db", 0x10 if payload else 0, offset, len(payload))
+    body = b"AVI " + header + chunk(b"LIST", bytes(movi)) + chunk(b"idx1", bytes(index))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path

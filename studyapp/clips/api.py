@@ -12,7 +12,8 @@ from studyapp.annotations import services as annotation_services
 
 from . import services
 from .models import Clip
-from .serializers import CalibrationSerializer, ClipSerializer, ClipUploadSerializer, FrameSerializer
+from .serializers import (CalibrationSerializer, ClipSerializer, ClipUploadSerializer, DuplicateClipSerializer,
+                          FrameSerializer)
 
 ANNOTATE = has_perms("annotations.add_roiannotation", "annotations.change_roiannotation")
 
@@ -25,13 +26,27 @@ class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     filterset_fields = ["hand", "extraction_status", "format", "assigned_to"]
     search_fields = ["hand__participant__study_code", "original_filename"]
 
-    @extend_schema(request={"multipart/form-data": ClipUploadSerializer}, responses={201: ClipSerializer})
+    @extend_schema(request={"multipart/form-data": ClipUploadSerializer},
+                   responses={201: ClipSerializer, 409: DuplicateClipSerializer})
     def create(self, request, *args, **kwargs):
         upload = ClipUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         data = dict(upload.validated_data)
-        clip = services.clip_upload(hand=data.pop("hand"), upload=data.pop("file"), uploaded_by=request.user, **data)
+        try:
+            clip = services.clip_upload(hand=data.pop("hand"), upload=data.pop("file"), uploaded_by=request.user,
+                                        **data)
+        except services.DuplicateClip as duplicate:
+            return Response({"code": "duplicate", "detail": duplicate.message_dict["file"][0],
+                             "existing_clip": duplicate.existing.pk}, status=status.HTTP_409_CONFLICT)
         return Response(ClipSerializer(clip, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        """Edit scanner, probe, frequency or notes: the upload's rules apply, only named fields change."""
+        clip = self.get_object()
+        body = self.get_serializer(clip, data=request.data, partial=kwargs.get("partial", False))
+        body.is_valid(raise_exception=True)
+        clip = services.clip_update(clip=clip, history_user=request.user, **body.validated_data)
+        return Response(self.get_serializer(clip).data)
 
     @extend_schema(responses={200: FrameSerializer(many=True)})
     @action(detail=True, methods=["get"])

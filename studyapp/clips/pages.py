@@ -64,6 +64,9 @@ def clip_upload(request, hand_pk):
         data = dict(form.cleaned_data)
         try:
             clip = services.clip_upload(hand=hand, upload=data.pop("file"), uploaded_by=request.user, **data)
+        except services.DuplicateClip as duplicate:
+            add_service_errors(form, duplicate)
+            context["duplicate_of"] = duplicate.existing
         except ValidationError as error:
             add_service_errors(form, error)
         else:

@@ -1,10 +1,23 @@
+from django.core.validators import ProhibitNullCharactersValidator
 from django.urls import reverse
 from rest_framework import serializers
 
 from .models import Clip, Frame
 
 
+class DetailText(serializers.CharField):
+    """Typed text about a clip, parsed only: services.validate_details, shared by upload and edit, judges it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class ClipSerializer(serializers.ModelSerializer):
+    scanner_model = DetailText()
+    probe = DetailText()
+    notes = DetailText()
+    frequency_mhz = serializers.FloatField(required=False, allow_null=True)
     study_code = serializers.CharField(source="hand.participant.study_code", read_only=True)
     side = serializers.CharField(source="hand.side", read_only=True)
 
@@ -24,10 +37,18 @@ class ClipUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     pixel_spacing_mm = serializers.FloatField(required=False, allow_null=True,
                                               help_text="mm per pixel, for plain video without calibration")
-    scanner_model = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
-    probe = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
+    scanner_model = DetailText(default="")
+    probe = DetailText(default="")
     frequency_mhz = serializers.FloatField(required=False, allow_null=True)
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = DetailText(default="")
+
+
+class DuplicateClipSerializer(serializers.Serializer):
+    """The 409 answer to a file already uploaded."""
+
+    code = serializers.CharField(help_text='"duplicate"')
+    detail = serializers.CharField()
+    existing_clip = serializers.IntegerField(help_text="Id of the clip this file already is.")
 
 
 class CalibrationSerializer(serializers.Serializer):

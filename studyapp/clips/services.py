@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mlworker.media import ClipError, extract_frames, open_clip, safe_filename, spacing_from_two_points
+# Readers and geometry load no OpenCV: the web process validates uploads with PyAV and pydicom only.
+from mlworker.media import ClipError, open_clip, safe_filename, spacing_from_two_points
+from mlworker.media.readers import stored_extension
 from studyapp.cohort.models import Hand
 from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
@@ -56,31 +60,85 @@ def _spool(upload) -> tuple[Path, str, int]:
 
 
 def _validate_spacing(value: float | None, field: str) -> None:
-    if value is not None and not 0.001 <= value <= 5.0:
+    if value is not None and not (math.isfinite(value) and 0.001 <= value <= 5.0):
         raise _refuse("bad_spacing", "Pixel spacing must be between 0.001 and 5 mm per pixel.", field)
+
+
+# What a person types about a clip, at upload and on every later edit: (field, most characters).
+DETAIL_TEXT_LIMITS = {"scanner_model": 120, "probe": 120, "notes": 5000}
+EDITABLE_FIELDS = (*DETAIL_TEXT_LIMITS, "frequency_mhz")
+FREQUENCY_RANGE_MHZ = (1.0, 80.0)
+
+
+def validate_details(fields: dict) -> dict:
+    """The one rule book for a clip's typed details (scanner, probe, frequency, notes): upload and edit alike.
+
+    Returns the cleaned values (text trimmed); raises one ValidationError naming every refused field.
+    """
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise _refuse("not_editable", f"{', '.join(sorted(unknown))} can't be set here; only "
+                                      f"{', '.join(EDITABLE_FIELDS)} can.", sorted(unknown)[0])
+    errors: dict[str, ValidationError] = {}
+    cleaned: dict = {}
+    for field, value in fields.items():
+        if field == "frequency_mhz":
+            low, high = FREQUENCY_RANGE_MHZ
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                          and low <= value <= high):
+                errors[field] = ValidationError(f"Probe frequency must be between {low:g} and {high:g} MHz.",
+                                                code="bad_frequency")
+            cleaned[field] = None if value is None else float(value)
+            continue
+        text = unicodedata.normalize("NFC", str(value or "")).strip()
+        limit = DETAIL_TEXT_LIMITS[field]
+        if len(text) > limit:
+            errors[field] = ValidationError(f"At most {limit:,} characters, got {len(text):,}.", code="too_long")
+        elif any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
+            # NUL bytes cannot be stored in PostgreSQL text, and other control characters hide content.
+            errors[field] = ValidationError("Contains invisible control characters; retype it.",
+                                            code="control_characters")
+        cleaned[field] = text
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+class DuplicateClip(ValidationError):
+    """The exact file (same SHA-256) is already a clip: the API answers 409 with the existing clip's id."""
+
+    def __init__(self, existing: Clip) -> None:
+        self.existing = existing
+        super().__init__({"file": ValidationError(
+            f"This exact file was already uploaded as clip {existing.pk} of {existing.hand}; it is not stored "
+            "twice.", code="duplicate")})
+
+
+def _existing_clip(sha256: str) -> Clip | None:
+    return Clip.objects.filter(sha256=sha256).select_related("hand__participant").first()
 
 
 def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float | None = None,
                 scanner_model: str = "", probe: str = "", frequency_mhz: float | None = None,
                 notes: str = "", queue_extraction: bool = True) -> Clip:
-    """Validate an uploaded clip, store it once, and queue its frame extraction.
+    """Validate an uploaded clip, store it once under a name of its content, and queue its frame extraction.
 
-    Any refusal raises ValidationError and leaves neither a stored file nor a row behind.
+    Any refusal raises ValidationError (DuplicateClip for a file already uploaded) and leaves neither a
+    stored file nor a row behind.
     """
     try:
         filename = safe_filename(upload.name or "")
     except ClipError as error:
         raise _refuse(error.code, error.message) from None
     _validate_spacing(pixel_spacing_mm, "pixel_spacing_mm")
-    if frequency_mhz is not None and not 1 <= frequency_mhz <= 80:
-        raise _refuse("bad_frequency", "Probe frequency must be between 1 and 80 MHz.", "frequency_mhz")
+    details = validate_details({"scanner_model": scanner_model, "probe": probe, "frequency_mhz": frequency_mhz,
+                                "notes": notes})
     temp_path, sha256, size = _spool(upload)
     stored_name = None
     try:
-        existing = Clip.objects.filter(sha256=sha256).select_related("hand__participant").first()
+        existing = _existing_clip(sha256)
         if existing is not None:
-            raise _refuse("duplicate", f"This exact file was already uploaded as clip {existing.pk} of "
-                                       f"{existing.hand}; it is not stored twice.")
+            raise DuplicateClip(existing)
         try:
             with open_clip(temp_path, **_limits()) as reader:
                 info = reader.info
@@ -91,23 +149,32 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
             spacing, source = (pixel_spacing_mm, pixel_spacing_mm), Clip.SpacingSource.ENTERED
         elif spacing is None:
             source = Clip.SpacingSource.NONE
-        extension = Path(filename).suffix or ".dcm"
+        # The stored name is made of the content's hash and the extension of the format found inside,
+        # never the uploader's name (which stays in original_filename, for people to read).
         with temp_path.open("rb") as handle:
-            stored_name = default_storage.save(f"clips/{sha256[:2]}/{sha256}{extension}", File(handle))
-        with transaction.atomic():
-            clip = Clip.objects.create(
-                hand=hand, file=stored_name, original_filename=filename, sha256=sha256, size_bytes=size,
-                format=info.format, container=info.container, frame_count=info.frame_count, fps=info.fps,
-                width=info.width, height=info.height, is_grey=info.is_grey,
-                pixel_spacing_row_mm=spacing[0] if spacing else None,
-                pixel_spacing_col_mm=spacing[1] if spacing else None, spacing_source=source,
-                scanner_model=scanner_model or info.model_name or "",
-                probe=probe or info.transducer or "",
-                frequency_mhz=frequency_mhz if frequency_mhz is not None else info.frequency_mhz,
-                notes=notes, uploaded_by=uploaded_by,
-                extraction_total=min(info.frame_count, StudySettings.current().frames_per_clip))
-            if queue_extraction:
-                transaction.on_commit(lambda: _queue_extraction(clip.pk))
+            stored_name = default_storage.save(f"clips/{sha256[:2]}/{sha256}{stored_extension(info)}",
+                                               File(handle))
+        try:
+            with transaction.atomic():
+                clip = Clip.objects.create(
+                    hand=hand, file=stored_name, original_filename=filename, sha256=sha256, size_bytes=size,
+                    format=info.format, container=info.container, frame_count=info.frame_count, fps=info.fps,
+                    width=info.width, height=info.height, is_grey=info.is_grey,
+                    pixel_spacing_row_mm=spacing[0] if spacing else None,
+                    pixel_spacing_col_mm=spacing[1] if spacing else None, spacing_source=source,
+                    scanner_model=details["scanner_model"] or (info.model_name or "")[:DETAIL_TEXT_LIMITS["scanner_model"]],
+                    probe=details["probe"] or (info.transducer or "")[:DETAIL_TEXT_LIMITS["probe"]],
+                    frequency_mhz=details["frequency_mhz"] if details["frequency_mhz"] is not None
+                    else _plausible_frequency(info.frequency_mhz),
+                    notes=details["notes"], uploaded_by=uploaded_by,
+                    extraction_total=min(info.frame_count, StudySettings.current().frames_per_clip))
+                if queue_extraction:
+                    transaction.on_commit(lambda: _queue_extraction(clip.pk))
+        except IntegrityError:
+            existing = _existing_clip(sha256)  # the same file uploaded at the same moment by someone else
+            if existing is None:
+                raise
+            raise DuplicateClip(existing) from None
         return clip
     except BaseException:
         if stored_name:
@@ -115,6 +182,33 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
         raise
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+def _plausible_frequency(value: float | None) -> float | None:
+    """A frequency read from a DICOM header, kept only when it passes the rule typed values pass."""
+    low, high = FREQUENCY_RANGE_MHZ
+    return value if value is not None and math.isfinite(value) and low <= value <= high else None
+
+
+@transaction.atomic
+def clip_update(*, clip: Clip, history_user=None, **fields) -> Clip:
+    """Edit a clip's typed details under the upload's rules; only the named fields change, audited.
+
+    The row is locked and re-read so the extraction worker's progress fields are neither overwritten nor
+    recorded stale in the history.
+    """
+    cleaned = validate_details(fields)
+    current = Clip.objects.select_for_update(of=("self",)).get(pk=clip.pk)
+    changed = [field for field, value in cleaned.items() if getattr(current, field) != value]
+    if not changed:
+        return current
+    for field in changed:
+        setattr(current, field, cleaned[field])
+    if history_user is not None:
+        current._history_user = history_user
+    current._change_reason = f"edited {', '.join(changed)}"[:100]
+    current.save(update_fields=changed)
+    return current
 
 
 def _queue_extraction(clip_id: int) -> None:
@@ -230,6 +324,8 @@ def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
         extraction_started_at=timezone.now(), extraction_finished_at=None)
     if not claimed:
         return False
+    from mlworker.media.extraction import extract_frames  # OpenCV (PNG encoding) loads in the worker only
+
     clip = Clip.objects.get(pk=clip_id)
     n_frames = StudySettings.current().frames_per_clip
     try:

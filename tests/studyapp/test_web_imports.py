@@ -1,11 +1,11 @@
-"""The web process loads no ML stack: importing the URL configuration pulls in neither torch nor timm."""
+"""The web process loads no ML stack: importing the URL configuration pulls in neither torch, timm nor OpenCV."""
 
 import subprocess
 import sys
 
 from django.conf import settings
 
-HEAVY = ("torch", "timm", "torchvision", "lime", "skimage")
+HEAVY = ("torch", "timm", "torchvision", "lime", "skimage", "cv2")
 
 
 def test_url_configuration_imports_no_ml_stack():

@@ -179,40 +179,29 @@ def test_read_rejects_indices_outside_the_clip(tmp_path: Path) -> None:
         list(reader.read([0, N]))
 
 
-class CountingCapture:
-    """Wraps a VideoCapture and counts decoder calls."""
-
-    def __init__(self, cap: cv2.VideoCapture, counts: dict[str, int]) -> None:
-        self._cap, self.counts = cap, counts
-
-    def grab(self) -> bool:
-        self.counts["grab"] += 1
-        return self._cap.grab()
-
-    def retrieve(self) -> tuple[bool, np.ndarray]:
-        self.counts["retrieve"] += 1
-        return self._cap.retrieve()
-
-    def read(self) -> tuple[bool, np.ndarray]:
-        self.counts["read"] += 1
-        return self._cap.read()
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - pass everything else through
-        return getattr(self._cap, name)
-
-
 def test_read_decodes_only_up_to_the_last_wanted_frame_and_converts_only_wanted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_video(tmp_path / "clip.mp4", "mp4v", grey_frames())
     reader = open_clip(path)
-    counts = {"grab": 0, "retrieve": 0, "read": 0}
-    real_new_capture = readers._new_capture
-    monkeypatch.setattr(readers, "_new_capture", lambda p: CountingCapture(real_new_capture(p), counts))
+    counts = {"decoded": 0, "converted": 0}
+    real_decoded, real_to_array = readers._decoded_frames, readers._to_array
+
+    def counting_decoded(*args):  # noqa: ANN202 - a pass-through generator
+        for frame in real_decoded(*args):
+            counts["decoded"] += 1
+            yield frame
+
+    def counting_to_array(*args):  # noqa: ANN202
+        counts["converted"] += 1
+        return real_to_array(*args)
+
+    monkeypatch.setattr(readers, "_decoded_frames", counting_decoded)
+    monkeypatch.setattr(readers, "_to_array", counting_to_array)
     got = [i for _, i in reader.read([2, 5])]
     reader.close()
     assert got == [2, 5]
-    assert counts == {"grab": 6, "retrieve": 2, "read": 0}
+    assert counts == {"decoded": 6, "converted": 2}
 
 
 def test_content_decides_the_format_not_the_name(tmp_path: Path) -> None:
