@@ -88,18 +88,29 @@ def _encode(frame: np.ndarray, index: int, fps: float | None) -> ExtractedFrame:
     )
 
 
+def _encode_and_store(
+    frame: np.ndarray, index: int, fps: float | None, store: Callable[[ExtractedFrame], None] | None
+) -> ExtractedFrame:
+    extracted = _encode(frame, index, fps)
+    if store is not None:
+        store(extracted)
+    return extracted
+
+
 def extract_frames(
     reader: ClipReader,
     n_frames: int,
     *,
     progress: Callable[[int, int], None] | None = None,
     encoders: int | None = None,
+    store: Callable[[ExtractedFrame], None] | None = None,
 ) -> Iterator[ExtractedFrame]:
     """Yield n_frames evenly spaced frames as PNG (single-channel for grey clips), calling progress(done, total).
 
     Frames are decoded on the calling thread and PNG-encoded on `encoders` threads (default_encoders()),
-    and leave in frame order as soon as they are encoded: at most a few frames per encoder are held, so
-    memory does not grow with the clip, and the output is the same whatever the thread count.
+    then handed to `store` on that thread (to write them out while the next frames decode), and leave in
+    frame order: at most a few frames per encoder are held, so memory does not grow with the clip, and
+    the output is the same whatever the thread count.
     """
     info = reader.info
     indices = evenly_spaced_indices(info.frame_count, n_frames)
@@ -109,7 +120,7 @@ def extract_frames(
     pending: deque[Future[ExtractedFrame]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
         for frame, index in reader.read(indices):
-            pending.append(pool.submit(_encode, frame, index, info.fps))
+            pending.append(pool.submit(_encode_and_store, frame, index, info.fps, store))
             del frame  # the encoder holds it now; memory stays bounded by the pending queue
             while pending and (pending[0].done() or len(pending) > PENDING_PER_ENCODER * workers):
                 done += 1

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,6 +24,9 @@ from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
 
 from .models import Clip, Frame
+
+if TYPE_CHECKING:
+    from mlworker.media import ExtractedFrame
 
 CHUNK = 1024 * 1024
 
@@ -263,17 +267,22 @@ def clip_frames_extract(*, clip: Clip, progress: Callable[[int, int], None] | No
     exactly the frames asked for when the clip was queued, whatever the study settings say by then.
     The caller holds the clip (see clip_extract_frames) and records the outcome.
     """
-    stored = {index: (name, sha256) for index, name, sha256 in clip.frames.values_list("index", "image", "sha256")}
+    previous = {index: (name, sha256) for index, name, sha256 in clip.frames.values_list("index", "image", "sha256")}
+    names: dict[int, str] = {}
+
+    def store(frame: ExtractedFrame) -> None:  # on an encoder thread: storage writes overlap decoding
+        name = frame_storage_name(clip, frame.index)
+        if previous.get(frame.index) != (name, frame.sha256) or not default_storage.exists(name):
+            name = _store(name, frame.png)  # an unchanged file stays, so a page showing it never misses it
+        names[frame.index] = name
+
     n_frames = clip.extraction_frames_per_clip
     rows = []
     with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
             open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
         Clip.objects.filter(pk=clip.pk).update(extraction_total=min(reader.info.frame_count, n_frames))
-        for frame in extract_frames(reader, n_frames, progress=progress):
-            name = frame_storage_name(clip, frame.index)
-            if stored.get(frame.index) != (name, frame.sha256) or not default_storage.exists(name):
-                name = _store(name, frame.png)
-            rows.append(Frame(clip=clip, index=frame.index, timestamp_s=frame.timestamp_s, image=name,
+        for frame in extract_frames(reader, n_frames, progress=progress, store=store):
+            rows.append(Frame(clip=clip, index=frame.index, timestamp_s=frame.timestamp_s, image=names[frame.index],
                               sha256=frame.sha256, width=frame.width, height=frame.height, channels=frame.channels))
     with transaction.atomic():
         Frame.objects.bulk_create(rows, update_conflicts=True, unique_fields=["clip", "index"],
