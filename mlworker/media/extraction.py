@@ -63,12 +63,17 @@ def evenly_spaced_indices(total: int, n: int) -> list[int]:
 
 
 def default_encoders() -> int:
-    """Encoder threads for one extraction: the cores this process may use, at most four."""
+    """Encoder threads for one extraction: the cores this process may use but one, from one to four.
+
+    Decoding is sequential and is the critical path, so it keeps a core; encoding a frame (about 5 ms at
+    800 x 600) costs less than decoding the frames up to it, so a few encoders keep up, and more than the
+    spare cores would only take time from the decoder.
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(4, cores - 1))
 
 
 def _encode(frame: np.ndarray, index: int, fps: float | None) -> ExtractedFrame:
