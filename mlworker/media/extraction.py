@@ -65,9 +65,9 @@ def evenly_spaced_indices(total: int, n: int) -> list[int]:
 def default_encoders() -> int:
     """Encoder threads for one extraction: the cores this process may use but one, from one to four.
 
-    Decoding is sequential and is the critical path, so it keeps a core; encoding a frame (about 5 ms at
-    800 x 600) costs less than decoding the frames up to it, so a few encoders keep up, and more than the
-    spare cores would only take time from the decoder.
+    Decoding every frame up to the last one wanted is the critical path, so it keeps a core; encoding a
+    frame (about 5 ms of CPU at 800 x 600) costs less than decoding the frames up to the next one wanted,
+    so a few encoders keep up, and more than the spare cores would only take time from the decoder.
     """
     try:
         cores = len(os.sched_getaffinity(0))
