@@ -132,7 +132,8 @@ def bulk_cohort(n_hands: int, *, annotators=(), frames_per_clip: int = 0, seed: 
         Clip(hand=h, file=f"clips/{prefix}-{h.pk}.mp4", original_filename=f"{h.pk}.mp4",
              sha256=f"{prefix}{h.pk:060d}"[-64:],
              size_bytes=1000, format="video", container="mp4", frame_count=frames_per_clip, width=160, height=120,
-             extraction_status="done", extraction_done=frames_per_clip, extraction_total=frames_per_clip)
+             extraction_status="done", extraction_done=frames_per_clip, extraction_total=frames_per_clip,
+             extraction_frames_per_clip=frames_per_clip)
         for h in hands])
     frames = Frame.objects.bulk_create([
         Frame(clip=c, index=i, image=f"frames/{c.pk}/{i}.png", width=160, height=120, channels=1)

@@ -10,7 +10,7 @@ from typing import Any
 
 # Public name -> the module of this package that defines it.
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("ExtractedFrame", "evenly_spaced_indices", "extract_frames"), "extraction"),
+    **dict.fromkeys(("ExtractedFrame", "default_encoders", "evenly_spaced_indices", "extract_frames"), "extraction"),
     **dict.fromkeys(("Box", "crop_box", "crop_size_px", "polygon_area_mm2", "polygon_area_px",
                      "spacing_from_two_points"), "geometry"),
     **dict.fromkeys(("ClipError", "ClipInfo", "ClipReader", "DicomReader", "VideoReader", "open_clip",

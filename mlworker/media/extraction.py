@@ -1,7 +1,9 @@
-"""Pick evenly spaced frames from a clip and encode them as lossless PNG."""
+"""Pick evenly spaced frames from a clip and encode them as lossless PNG, streaming: a few frames in memory."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,7 +14,7 @@ import numpy as np
 
 from mlworker.media.readers import ClipReader
 
-__all__ = ["PNG_PARAMS", "ExtractedFrame", "evenly_spaced_indices", "extract_frames"]
+__all__ = ["PNG_PARAMS", "ExtractedFrame", "default_encoders", "evenly_spaced_indices", "extract_frames"]
 
 # PNG is lossless whatever the settings, so they only trade time for size. Measured on 800 x 600 grey
 # frames (bench/bench_extraction.py and a sector-shaped variant): the SUB filter with zlib's run-length
@@ -27,12 +29,14 @@ PNG_PARAMS = (
     cv2.IMWRITE_PNG_STRATEGY,
     cv2.IMWRITE_PNG_STRATEGY_RLE,
 )
-MAX_PENDING_ENCODES = 4
+# Frames decoded but not yet handed on, per encoder thread: enough to keep every encoder busy while the
+# decoder runs ahead, few enough that memory holds a handful of frames, never a clip.
+PENDING_PER_ENCODER = 2
 
 
 @dataclass(frozen=True)
 class ExtractedFrame:
-    """One extracted frame: its index in the clip, its time, its size and its PNG bytes."""
+    """One extracted frame: its index in the clip, its time, its size, its PNG bytes and their SHA-256."""
 
     index: int
     timestamp_s: float | None
@@ -40,6 +44,7 @@ class ExtractedFrame:
     height: int
     channels: int
     png: bytes
+    sha256: str
 
 
 def evenly_spaced_indices(total: int, n: int) -> list[int]:
@@ -57,8 +62,22 @@ def evenly_spaced_indices(total: int, n: int) -> list[int]:
     return [(2 * i * span + (n - 1)) // (2 * (n - 1)) for i in range(n)]
 
 
+def default_encoders() -> int:
+    """Encoder threads for one extraction: the cores this process may use but one, from one to four.
+
+    Decoding every frame up to the last one wanted is the critical path, so it keeps a core; encoding a
+    frame (about 5 ms of CPU at 800 x 600) costs less than decoding the frames up to the next one wanted,
+    so a few encoders keep up, and more than the spare cores would only take time from the decoder.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores - 1))
+
+
 def _encode(frame: np.ndarray, index: int, timestamp_s: float | None) -> ExtractedFrame:
-    """PNG-encode one frame (runs on the encoder thread; cv2.imencode releases the GIL)."""
+    """PNG-encode and hash one frame on an encoder thread (cv2.imencode and hashlib release the GIL)."""
     ok, encoded = cv2.imencode(".png", frame, list(PNG_PARAMS))
     if not ok:
         raise RuntimeError(f"PNG encoding failed for frame {index}")
@@ -70,7 +89,17 @@ def _encode(frame: np.ndarray, index: int, timestamp_s: float | None) -> Extract
         height=height,
         channels=1 if frame.ndim == 2 else frame.shape[2],
         png=encoded.tobytes(),
+        sha256=hashlib.sha256(encoded).hexdigest(),
     )
+
+
+def _encode_and_store(
+    frame: np.ndarray, index: int, timestamp_s: float | None, store: Callable[[ExtractedFrame], None] | None
+) -> ExtractedFrame:
+    extracted = _encode(frame, index, timestamp_s)
+    if store is not None:
+        store(extracted)
+    return extracted
 
 
 def extract_frames(
@@ -78,19 +107,27 @@ def extract_frames(
     n_frames: int,
     *,
     progress: Callable[[int, int], None] | None = None,
+    encoders: int | None = None,
+    store: Callable[[ExtractedFrame], None] | None = None,
 ) -> Iterator[ExtractedFrame]:
-    """Yield n_frames evenly spaced frames as PNG (single-channel for grey clips), calling progress(done, total)."""
+    """Yield n_frames evenly spaced frames as PNG (single-channel for grey clips), calling progress(done, total).
+
+    Frames are decoded on the calling thread and PNG-encoded on `encoders` threads (default_encoders()),
+    then handed to `store` on that thread (to write them out while the next frames decode), and leave in
+    frame order: at most a few frames per encoder are held, so memory does not grow with the clip, and
+    the output is the same whatever the thread count.
+    """
     info = reader.info
     indices = evenly_spaced_indices(info.frame_count, n_frames)
     total = len(indices)
+    workers = encoders or default_encoders()
     done = 0
-    # One encoder thread overlaps PNG encoding with decoding of the next frames; the queue is bounded
-    # so memory stays a few frames deep, and results leave in frame order, so output is deterministic.
     pending: deque[Future[ExtractedFrame]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
         for frame, index in reader.read(indices):
-            pending.append(encoder.submit(_encode, frame, index, info.timestamp_s(index)))
-            while pending and (pending[0].done() or len(pending) > MAX_PENDING_ENCODES):
+            pending.append(pool.submit(_encode_and_store, frame, index, info.timestamp_s(index), store))
+            del frame  # the encoder holds it now; memory stays bounded by the pending queue
+            while pending and (pending[0].done() or len(pending) > PENDING_PER_ENCODER * workers):
                 done += 1
                 extracted = pending.popleft().result()
                 if progress is not None:

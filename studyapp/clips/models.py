@@ -50,6 +50,10 @@ class Clip(models.Model):
     assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="assigned_clips")
 
+    # The extraction job as asked for, frozen when it is queued (upload or retry): a rerun after a worker
+    # died does this work again, whatever the study settings say by then.
+    extraction_frames_per_clip = models.PositiveIntegerField(
+        help_text="Frames per clip the study asked for when this clip's extraction was queued.")
     # Written by the extraction task; the UI polls these.
     extraction_status = models.CharField(max_length=8, choices=Extraction.choices, default=Extraction.QUEUED)
     extraction_done = models.PositiveIntegerField(default=0)
@@ -68,6 +72,8 @@ class Clip(models.Model):
                 condition=(models.Q(pixel_spacing_row_mm__isnull=True, pixel_spacing_col_mm__isnull=True)
                            | models.Q(pixel_spacing_row_mm__gt=0, pixel_spacing_col_mm__gt=0)),
                 name="clip_spacing_both_positive"),
+            models.CheckConstraint(condition=models.Q(extraction_frames_per_clip__gte=1),
+                                   name="clip_extraction_frames_per_clip_positive"),
         ]
 
     def __str__(self) -> str:

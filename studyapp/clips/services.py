@@ -6,8 +6,11 @@ import hashlib
 import math
 import os
 import tempfile
+import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,12 +29,21 @@ from studyapp.protocol.models import StudySettings
 
 from .models import Clip, Frame
 
+if TYPE_CHECKING:
+    from mlworker.media import ExtractedFrame
+
 CHUNK = 1024 * 1024
 
 
 def _limits() -> dict:
     return {"max_width": settings.CTS_CLIP_MAX_DIMENSION, "max_height": settings.CTS_CLIP_MAX_DIMENSION,
             "max_frames": settings.CTS_CLIP_MAX_FRAMES}
+
+
+def _extraction_job(*, frame_count: int) -> dict:
+    """The extraction job's fields as the study asks for it now, frozen on the clip row when it is queued."""
+    frames_per_clip = StudySettings.current().frames_per_clip
+    return {"extraction_frames_per_clip": frames_per_clip, "extraction_total": min(frame_count, frames_per_clip)}
 
 
 def _refuse(code: str, message: str, field: str = "file") -> ValidationError:
@@ -167,7 +179,7 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
                     frequency_mhz=details["frequency_mhz"] if details["frequency_mhz"] is not None
                     else _plausible_frequency(info.frequency_mhz),
                     notes=details["notes"], uploaded_by=uploaded_by,
-                    extraction_total=min(info.frame_count, StudySettings.current().frames_per_clip))
+                    **_extraction_job(frame_count=info.frame_count))
                 if queue_extraction:
                     transaction.on_commit(lambda: _queue_extraction(clip.pk))
         except IntegrityError:
@@ -245,9 +257,11 @@ def clip_calibrate(*, clip: Clip, p1, p2, distance_mm: float) -> Clip:
 
 @transaction.atomic
 def clip_retry_extraction(*, clip: Clip) -> Clip:
+    """Queue a failed extraction again, as the study asks for it now (a new request, frozen anew)."""
     if clip.extraction_status != Clip.Extraction.FAILED:
         raise _refuse("not_failed", "Only a failed extraction can be retried.", "extraction_status")
-    Clip.objects.filter(pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED, extraction_error="")
+    Clip.objects.filter(pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED, extraction_error="",
+                                           **_extraction_job(frame_count=clip.frame_count))
     transaction.on_commit(lambda: _queue_extraction(clip.pk))
     clip.refresh_from_db()
     return clip
@@ -307,12 +321,89 @@ def clip_release(*, clip: Clip, user) -> Clip:
     return _set_assignee(clip, None)
 
 
+# --- frame extraction: what the worker does once it holds the clip ----------------------------------------
+
+PROGRESS_EVERY_S = 1.0  # the page polls; a write per frame would cost a query per frame
+
+
+def frames_directory(clip: Clip) -> str:
+    return f"frames/{clip.sha256[:2]}/{clip.sha256}"
+
+
 def frame_storage_name(clip: Clip, index: int) -> str:
-    return f"frames/{clip.sha256[:2]}/{clip.sha256}/frame_{index:05d}.png"
+    return f"{frames_directory(clip)}/frame_{index:05d}.png"
+
+
+def _store(name: str, png: bytes) -> str:
+    if default_storage.exists(name):
+        default_storage.delete(name)  # deterministic names: a rerun replaces, never doubles
+    return default_storage.save(name, ContentFile(png))
+
+
+def _remove_orphan_frames(clip: Clip, keep: set[str]) -> int:
+    """Delete the clip's frame files that no row refers to (left by a run that died); return how many."""
+    directory = frames_directory(clip)
+    try:
+        _subdirectories, files = default_storage.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    orphans = [f"{directory}/{name}" for name in files if f"{directory}/{name}" not in keep]
+    for name in orphans:
+        default_storage.delete(name)
+    return len(orphans)
+
+
+def clip_frames_extract(*, clip: Clip, progress: Callable[[int, int], None] | None = None) -> int:
+    """Extract the frames the clip's job asked for, streamed to storage; return how many the clip now has.
+
+    Each frame goes decode -> PNG -> storage as it comes, so memory holds a few frames, never the clip. The
+    rows appear in one transaction once every file is stored, replacing those of an earlier run (same
+    index, same row), and files no row refers to are then deleted: a rerun after a worker died leaves
+    exactly the frames asked for when the clip was queued, whatever the study settings say by then.
+    The caller holds the clip (see clip_extract_frames) and records the outcome.
+    """
+    previous = {index: (name, sha256) for index, name, sha256 in clip.frames.values_list("index", "image", "sha256")}
+    names: dict[int, str] = {}
+
+    def store(frame: ExtractedFrame) -> None:  # on an encoder thread: storage writes overlap decoding
+        name = frame_storage_name(clip, frame.index)
+        if previous.get(frame.index) != (name, frame.sha256) or not default_storage.exists(name):
+            name = _store(name, frame.png)  # an unchanged file stays, so a page showing it never misses it
+        names[frame.index] = name
+
+    from mlworker.media.extraction import extract_frames  # OpenCV (PNG encoding) loads in the worker only
+
+    n_frames = clip.extraction_frames_per_clip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
+            open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
+        Clip.objects.filter(pk=clip.pk).update(extraction_total=min(reader.info.frame_count, n_frames))
+        for frame in extract_frames(reader, n_frames, progress=progress, store=store):
+            rows.append(Frame(clip=clip, index=frame.index, timestamp_s=frame.timestamp_s, image=names[frame.index],
+                              sha256=frame.sha256, width=frame.width, height=frame.height, channels=frame.channels))
+    with transaction.atomic():
+        Frame.objects.bulk_create(rows, update_conflicts=True, unique_fields=["clip", "index"],
+                                  update_fields=["timestamp_s", "image", "sha256", "width", "height", "channels"])
+        clip.frames.exclude(index__in=[row.index for row in rows]).delete()
+    _remove_orphan_frames(clip, keep={row.image.name for row in rows})
+    return len(rows)
+
+
+def _progress_recorder(clip_id: int) -> Callable[[int, int], None]:
+    """A progress callback writing done/total on the clip row at most every PROGRESS_EVERY_S."""
+    last = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_EVERY_S:
+            Clip.objects.filter(pk=clip_id).update(extraction_done=done, extraction_total=total)
+            last = time.monotonic()
+
+    return progress
 
 
 def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
-    """Extract the study's N evenly spaced frames; safe to run again (same frames, same names, no doubles).
+    """Claim the clip and extract its frames as queued; safe to run again (same frames, same names, no doubles).
 
     Returns False when another run holds the clip; the same run redelivered after a worker died may
     take it over. Errors are recorded on the clip, then re-raised.
@@ -324,35 +415,8 @@ def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
         extraction_started_at=timezone.now(), extraction_finished_at=None)
     if not claimed:
         return False
-    from mlworker.media.extraction import extract_frames  # OpenCV (PNG encoding) loads in the worker only
-
-    clip = Clip.objects.get(pk=clip_id)
-    n_frames = StudySettings.current().frames_per_clip
     try:
-        with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
-                open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
-            Clip.objects.filter(pk=clip_id).update(extraction_total=min(reader.info.frame_count, n_frames))
-
-            def progress(done: int, total: int) -> None:
-                if done == total or done % 5 == 0:
-                    Clip.objects.filter(pk=clip_id).update(extraction_done=done, extraction_total=total)
-
-            rows = []
-            for frame in extract_frames(reader, n_frames, progress=progress):
-                name = frame_storage_name(clip, frame.index)
-                if default_storage.exists(name):
-                    default_storage.delete(name)  # deterministic names: a rerun replaces, never doubles
-                default_storage.save(name, ContentFile(frame.png))
-                rows.append((frame, name))
-        with transaction.atomic():  # the frame rows appear together, once every file is stored
-            for frame, name in rows:
-                Frame.objects.update_or_create(clip=clip, index=frame.index, defaults={
-                    "timestamp_s": frame.timestamp_s, "image": name, "sha256": hashlib.sha256(frame.png).hexdigest(),
-                    "width": frame.width, "height": frame.height, "channels": frame.channels})
-            stale = clip.frames.exclude(index__in=[frame.index for frame, _ in rows])
-            for old in stale:
-                default_storage.delete(old.image.name)
-            stale.delete()
+        clip_frames_extract(clip=Clip.objects.get(pk=clip_id), progress=_progress_recorder(clip_id))
     except Exception as error:  # recorded for the UI, then re-raised for the worker log
         message = error.message if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
         Clip.objects.filter(pk=clip_id).update(extraction_status=Clip.Extraction.FAILED, extraction_error=message,

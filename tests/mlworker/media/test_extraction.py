@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from mlworker.media.extraction import ExtractedFrame, evenly_spaced_indices, extract_frames
+from mlworker.media.extraction import PENDING_PER_ENCODER, ExtractedFrame, evenly_spaced_indices, extract_frames
 from mlworker.media.readers import ClipInfo, ClipReader, open_clip
 
 W, H, FPS = 64, 48, 25.0
@@ -171,3 +173,41 @@ class ShortReader(ClipReader):
 def test_extract_detects_a_reader_that_stops_early() -> None:
     with pytest.raises(RuntimeError, match="2 of 5"):
         list(extract_frames(ShortReader(), 5))
+
+
+class CountingReader(ClipReader):
+    """Noise frames, counting how many of those it handed out are still alive each time it decodes another."""
+
+    def __init__(self, n: int) -> None:
+        self.info = ClipInfo("video", "mp4", n, 10.0, W, H, True, None)
+        self.alive: list[weakref.ref] = []
+        self.most_alive = 0
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
+        rng = np.random.default_rng(0)
+        for index in self._wanted(indices):
+            self.alive = [ref for ref in self.alive if ref() is not None]
+            self.most_alive = max(self.most_alive, len(self.alive))
+            frame = rng.integers(0, 256, size=(H, W), dtype=np.uint8)
+            self.alive.append(weakref.ref(frame))
+            yield frame, index
+
+
+@pytest.mark.parametrize("encoders", [1, 3])
+def test_extraction_streams_holding_a_few_frames_not_the_clip(encoders: int) -> None:
+    reader = CountingReader(120)
+    for extracted in extract_frames(reader, 120, encoders=encoders):
+        del extracted  # as the worker does: stored, then dropped
+    assert reader.most_alive <= PENDING_PER_ENCODER * encoders + 2
+
+
+def test_parallel_encoding_gives_the_same_frames_in_order(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.avi", 24)
+
+    def run(encoders: int) -> list[ExtractedFrame]:
+        with open_clip(path) as reader:
+            return list(extract_frames(reader, 12, encoders=encoders))
+
+    one = run(1)
+    assert run(4) == one and [f.index for f in one] == sorted(f.index for f in one)
+    assert all(f.sha256 == hashlib.sha256(f.png).hexdigest() for f in one)
