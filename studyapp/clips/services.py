@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from mlworker.media import ClipError, extract_frames, open_clip, safe_filename, spacing_from_two_points
 from studyapp.cohort.models import Hand
+from studyapp.common.jobs import JobKind, LeaseLost, lease_claim, lease_expired, lease_kept, queue_on_commit
 from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
 
@@ -107,7 +108,8 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
                 notes=notes, uploaded_by=uploaded_by,
                 extraction_total=min(info.frame_count, StudySettings.current().frames_per_clip))
             if queue_extraction:
-                transaction.on_commit(lambda: _queue_extraction(clip.pk))
+                queue_on_commit(EXTRACTION, clip.pk)
+        clip.refresh_from_db(fields=["extraction_status", "extraction_error"])  # queueing may have failed
         return clip
     except BaseException:
         if stored_name:
@@ -149,12 +151,20 @@ def clip_calibrate(*, clip: Clip, p1, p2, distance_mm: float) -> Clip:
     return clip_set_spacing(clip=clip, spacing_mm=spacing, source=Clip.SpacingSource.CALIBRATED)
 
 
-@transaction.atomic
+def clip_extraction_stuck(clip: Clip) -> bool:
+    """Running, but its worker stopped renewing the lease: the worker is gone and the clip can be retried."""
+    return lease_expired(EXTRACTION, clip)
+
+
 def clip_retry_extraction(*, clip: Clip) -> Clip:
-    if clip.extraction_status != Clip.Extraction.FAILED:
-        raise _refuse("not_failed", "Only a failed extraction can be retried.", "extraction_status")
-    Clip.objects.filter(pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED, extraction_error="")
-    transaction.on_commit(lambda: _queue_extraction(clip.pk))
+    """Queue a failed extraction again, or one whose worker died (running with an expired lease)."""
+    retryable = Q(extraction_status=Clip.Extraction.FAILED) | EXTRACTION.expired(timezone.now())
+    if not Clip.objects.filter(retryable, pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED,
+                                                             extraction_error="", extraction_task_id="",
+                                                             extraction_lease_expires_at=None):
+        raise _refuse("not_failed", "Only a failed extraction, or one whose worker stopped, can be retried.",
+                      "extraction_status")
+    queue_on_commit(EXTRACTION, clip.pk)  # at once unless called inside a transaction
     clip.refresh_from_db()
     return clip
 
@@ -217,52 +227,62 @@ def frame_storage_name(clip: Clip, index: int) -> str:
     return f"frames/{clip.sha256[:2]}/{clip.sha256}/frame_{index:05d}.png"
 
 
-def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
+EXTRACTION = JobKind(Clip, queue=lambda pk: _queue_extraction(pk), states=Clip.Extraction,
+                     status="extraction_status", token="extraction_task_id", expires="extraction_lease_expires_at",
+                     error="extraction_error", finished="extraction_finished_at")
+
+
+def clip_extract_frames(*, clip_id: int) -> bool:
     """Extract the study's N evenly spaced frames; safe to run again (same frames, same names, no doubles).
 
-    Returns False when another run holds the clip; the same run redelivered after a worker died may
-    take it over. Errors are recorded on the clip, then re-raised.
+    Returns False when the clip is not to be extracted now: finished, or held by a live worker (a second
+    delivery). A clip whose worker died is taken over once its lease expired. Errors are recorded on the
+    clip, then re-raised.
     """
-    holder = ~Q(extraction_status=Clip.Extraction.RUNNING) | Q(extraction_task_id=run_id) if run_id \
-        else ~Q(extraction_status=Clip.Extraction.RUNNING)
-    claimed = Clip.objects.filter(holder, pk=clip_id).update(
-        extraction_status=Clip.Extraction.RUNNING, extraction_task_id=run_id, extraction_done=0, extraction_error="",
-        extraction_started_at=timezone.now(), extraction_finished_at=None)
-    if not claimed:
+    lease = lease_claim(EXTRACTION, clip_id, extraction_done=0, extraction_error="",
+                        extraction_started_at=timezone.now(), extraction_finished_at=None)
+    if lease is None:
         return False
+    with lease_kept(lease):
+        try:
+            _extract(lease, clip_id)
+        except LeaseLost:
+            return False
+        except Exception as error:  # recorded for the UI, then re-raised for the worker log
+            message = error.message if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
+            lease.finish(Clip.Extraction.FAILED, extraction_error=message, extraction_finished_at=timezone.now())
+            raise
+        lease.finish(Clip.Extraction.DONE, extraction_done=F("extraction_total"),
+                     extraction_finished_at=timezone.now())
+    return True
+
+
+def _extract(lease, clip_id: int) -> None:
     clip = Clip.objects.get(pk=clip_id)
     n_frames = StudySettings.current().frames_per_clip
-    try:
-        with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
-                open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
-            Clip.objects.filter(pk=clip_id).update(extraction_total=min(reader.info.frame_count, n_frames))
+    with tempfile.TemporaryDirectory(prefix="cts-clip-") as cache, \
+            open_clip(local_path(clip.file.name, Path(cache)), **_limits()) as reader:
+        Clip.objects.filter(pk=clip_id).update(extraction_total=min(reader.info.frame_count, n_frames))
 
-            def progress(done: int, total: int) -> None:
-                if done == total or done % 5 == 0:
-                    Clip.objects.filter(pk=clip_id).update(extraction_done=done, extraction_total=total)
+        def progress(done: int, total: int) -> None:
+            lease.check()
+            if done == total or done % 5 == 0:
+                lease.update(extraction_done=done, extraction_total=total)
 
-            rows = []
-            for frame in extract_frames(reader, n_frames, progress=progress):
-                name = frame_storage_name(clip, frame.index)
-                if default_storage.exists(name):
-                    default_storage.delete(name)  # deterministic names: a rerun replaces, never doubles
-                default_storage.save(name, ContentFile(frame.png))
-                rows.append((frame, name))
-        with transaction.atomic():  # the frame rows appear together, once every file is stored
-            for frame, name in rows:
-                Frame.objects.update_or_create(clip=clip, index=frame.index, defaults={
-                    "timestamp_s": frame.timestamp_s, "image": name, "sha256": hashlib.sha256(frame.png).hexdigest(),
-                    "width": frame.width, "height": frame.height, "channels": frame.channels})
-            stale = clip.frames.exclude(index__in=[frame.index for frame, _ in rows])
-            for old in stale:
-                default_storage.delete(old.image.name)
-            stale.delete()
-    except Exception as error:  # recorded for the UI, then re-raised for the worker log
-        message = error.message if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
-        Clip.objects.filter(pk=clip_id).update(extraction_status=Clip.Extraction.FAILED, extraction_error=message,
-                                               extraction_finished_at=timezone.now())
-        raise
-    Clip.objects.filter(pk=clip_id).update(extraction_status=Clip.Extraction.DONE,
-                                           extraction_done=F("extraction_total"),
-                                           extraction_finished_at=timezone.now())
-    return True
+        rows = []
+        for frame in extract_frames(reader, n_frames, progress=progress):
+            name = frame_storage_name(clip, frame.index)
+            if default_storage.exists(name):
+                default_storage.delete(name)  # deterministic names: a rerun replaces, never doubles
+            default_storage.save(name, ContentFile(frame.png))
+            rows.append((frame, name))
+    with transaction.atomic():  # the frame rows appear together, once every file is stored
+        lease.check()
+        for frame, name in rows:
+            Frame.objects.update_or_create(clip=clip, index=frame.index, defaults={
+                "timestamp_s": frame.timestamp_s, "image": name, "sha256": hashlib.sha256(frame.png).hexdigest(),
+                "width": frame.width, "height": frame.height, "channels": frame.channels})
+        stale = clip.frames.exclude(index__in=[frame.index for frame, _ in rows])
+        for old in stale:
+            default_storage.delete(old.image.name)
+        stale.delete()
