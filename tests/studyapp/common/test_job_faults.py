@@ -59,15 +59,20 @@ def broker(tmp_path, settings):
 
     redis = PrivateRedis(tmp_path)
     redis.start()
-    saved = app.conf.broker_url
-    app.conf.broker_url = redis.url
-    app._pool = None  # the producer pool was built for the shared broker
-    app.amqp._producer_pool = None
+    names = ("broker_url", "broker_write_url", "broker_read_url", "result_backend")
+    saved = {name: app.conf[name] for name in names}
+    _point(app, dict.fromkeys(names, redis.url))
     yield redis
-    app.conf.broker_url = saved
-    app._pool = None
+    _point(app, saved)
+    if redis.proc.poll() is None:
+        redis.stop()
+
+
+def _point(app, conf: dict) -> None:
+    app.conf.update(conf)
+    app._pool = None  # the producer pools were built for the previous broker
     app.amqp._producer_pool = None
-    redis.stop()
+    app._local.__dict__.pop("backend", None)
 
 
 class Workers:
