@@ -180,8 +180,10 @@ def run_training(harness: Harness, kills: int):
     from studyapp.protocol.models import StudySettings
 
     StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 6})
-    demo_seed(n_hands=12, config=PhantomConfig(width=160, height=120, n_frames=6, pixel_spacing_mm=0.25))
-    split = services.split_lock(split=services.split_create(name="faults", seed=1, test_per_group=2))
+    demo_seed(n_hands=16, config=PhantomConfig(width=160, height=120, n_frames=6, pixel_spacing_mm=0.25),
+              second_rater_every=1000)
+    # As the training worker tests: this split's validation hands hold both groups (a finite AUC).
+    split = services.split_lock(split=services.split_create(name="faults", seed=1, test_per_group=3))
     epochs = 6
     done = duplicated = lost = 0
     for attempt in range(kills):

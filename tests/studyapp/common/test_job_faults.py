@@ -98,8 +98,9 @@ class Workers:
         proc.wait()
         proc.log.close()
 
-    def log(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in self.tmp_path.glob("*.log"))
+    def log(self, tail: int | None = 3000) -> str:
+        texts = {path.name: path.read_text() for path in self.tmp_path.glob("*.log")}
+        return "\n".join(f"--- {name}\n{text[-tail:] if tail else text}" for name, text in texts.items())
 
     def stop_all(self) -> None:
         for name in list(self.procs):
@@ -160,8 +161,8 @@ def _upload(path):
 def test_training_delivered_twice_runs_once_and_survives_its_worker_killed(workers):
     from mlworker.celery import app
 
-    seed_small_study(n_hands=12)
-    split = experiment_services.split_lock(split=experiment_services.split_create(name="s", seed=1, test_per_group=2))
+    seed_small_study()  # as the resume test of experiments: its validation hands hold both groups
+    split = experiment_services.split_lock(split=experiment_services.split_create(name="s", seed=1, test_per_group=3))
     workers.start("train-a")
     workers.start("train-b")
     experiment = experiment_services.experiment_launch(
@@ -172,7 +173,9 @@ def test_training_delivered_twice_runs_once_and_survives_its_worker_killed(worke
     holder = _row(TrainingRun, run.pk)
     # The broker delivers the same job again while it runs (as Redis does past its visibility timeout).
     duplicate = app.send_task("experiments.train_model", args=(run.pk,), queue="training")
-    assert duplicate.get(timeout=120) == "not claimed"
+    dropped = f"experiments.train_model[{duplicate.id}] succeeded"
+    _until(lambda: dropped in workers.log(tail=None), workers, 120)
+    assert [line for line in workers.log(tail=None).splitlines() if dropped in line][0].endswith("'not claimed'")
     assert _row(TrainingRun, run.pk).lease_token == holder.lease_token  # the holder kept it
     # Now the holder dies; the other worker takes the run over once its lease expired, from the checkpoint.
     _until(lambda: _row(TrainingRun, run.pk).epochs_done >= 2, workers, 300)
