@@ -59,10 +59,14 @@ class Clip(models.Model):
     extraction_done = models.PositiveIntegerField(default=0)
     extraction_total = models.PositiveIntegerField(default=0)
     extraction_error = models.TextField(blank=True, default="")
-    extraction_task_id = models.CharField(max_length=64, blank=True, default="")
+    extraction_task_id = models.CharField(max_length=64, blank=True, default="",
+                                          help_text="The lease token of the worker extracting (common.jobs).")
+    extraction_lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="While extracting: the worker renews this; once past, another may take over.")
     extraction_started_at = models.DateTimeField(null=True, blank=True)
     extraction_finished_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords(excluded_fields=["extraction_done", "extraction_started_at", "extraction_task_id"])
+    history = HistoricalRecords(excluded_fields=["extraction_done", "extraction_started_at", "extraction_task_id",
+                                                 "extraction_lease_expires_at"])
 
     class Meta:
         ordering = ["hand", "uploaded_at"]
@@ -78,6 +82,13 @@ class Clip(models.Model):
 
     def __str__(self) -> str:
         return f"Clip {self.pk} of {self.hand}"
+
+    @property
+    def extraction_stuck(self) -> bool:
+        """Running, but its worker stopped renewing the lease: the PI may retry it (or a worker requeues it)."""
+        from .services import clip_extraction_stuck  # the lease rules live with the job's claim
+
+        return clip_extraction_stuck(self)
 
     @property
     def spacing_mm(self) -> tuple[float, float] | None:

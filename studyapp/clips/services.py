@@ -24,6 +24,7 @@ from django.utils import timezone
 from mlworker.media import ClipError, open_clip, safe_filename, spacing_from_two_points
 from mlworker.media.readers import stored_extension
 from studyapp.cohort.models import Hand
+from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_expired, lease_kept, queue_on_commit
 from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
 
@@ -181,12 +182,13 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
                     notes=details["notes"], uploaded_by=uploaded_by,
                     **_extraction_job(frame_count=info.frame_count))
                 if queue_extraction:
-                    transaction.on_commit(lambda: _queue_extraction(clip.pk))
+                    queue_on_commit(EXTRACTION, clip.pk)
         except IntegrityError:
             existing = _existing_clip(sha256)  # the same file uploaded at the same moment by someone else
             if existing is None:
                 raise
             raise DuplicateClip(existing) from None
+        clip.refresh_from_db(fields=["extraction_status", "extraction_error"])  # queueing may have failed
         return clip
     except BaseException:
         if stored_name:
@@ -255,14 +257,24 @@ def clip_calibrate(*, clip: Clip, p1, p2, distance_mm: float) -> Clip:
     return clip_set_spacing(clip=clip, spacing_mm=spacing, source=Clip.SpacingSource.CALIBRATED)
 
 
-@transaction.atomic
+def clip_extraction_stuck(clip: Clip) -> bool:
+    """Running, but its worker stopped renewing the lease: the worker is gone and the clip can be retried."""
+    return lease_expired(EXTRACTION, clip)
+
+
 def clip_retry_extraction(*, clip: Clip) -> Clip:
-    """Queue a failed extraction again, as the study asks for it now (a new request, frozen anew)."""
-    if clip.extraction_status != Clip.Extraction.FAILED:
-        raise _refuse("not_failed", "Only a failed extraction can be retried.", "extraction_status")
-    Clip.objects.filter(pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED, extraction_error="",
-                                           **_extraction_job(frame_count=clip.frame_count))
-    transaction.on_commit(lambda: _queue_extraction(clip.pk))
+    """Queue a failed extraction again, or one whose worker died (running with an expired lease).
+
+    The job is asked for anew, so it is frozen anew: as the study's settings ask for it now.
+    """
+    retryable = Q(extraction_status=Clip.Extraction.FAILED) | EXTRACTION.expired(timezone.now())
+    if not Clip.objects.filter(retryable, pk=clip.pk).update(extraction_status=Clip.Extraction.QUEUED,
+                                                             extraction_error="", extraction_task_id="",
+                                                             extraction_lease_expires_at=None,
+                                                             **_extraction_job(frame_count=clip.frame_count)):
+        raise _refuse("not_failed", "Only a failed extraction, or one whose worker stopped, can be retried.",
+                      "extraction_status")
+    queue_on_commit(EXTRACTION, clip.pk)  # at once unless called inside a transaction
     clip.refresh_from_db()
     return clip
 
@@ -389,40 +401,48 @@ def clip_frames_extract(*, clip: Clip, progress: Callable[[int, int], None] | No
     return len(rows)
 
 
-def _progress_recorder(clip_id: int) -> Callable[[int, int], None]:
-    """A progress callback writing done/total on the clip row at most every PROGRESS_EVERY_S."""
+def _progress_recorder(lease: Lease) -> Callable[[int, int], None]:
+    """A progress callback writing done/total on the held clip row at most every PROGRESS_EVERY_S.
+
+    It stops the extraction (LeaseLost) once another worker took the clip over, before any row is written.
+    """
     last = time.monotonic()
 
     def progress(done: int, total: int) -> None:
         nonlocal last
+        lease.check()
         if time.monotonic() - last >= PROGRESS_EVERY_S:
-            Clip.objects.filter(pk=clip_id).update(extraction_done=done, extraction_total=total)
+            lease.update(extraction_done=done, extraction_total=total)
             last = time.monotonic()
 
     return progress
 
 
-def clip_extract_frames(*, clip_id: int, run_id: str = "") -> bool:
-    """Claim the clip and extract its frames as queued; safe to run again (same frames, same names, no doubles).
+EXTRACTION = JobKind(Clip, queue=lambda pk: _queue_extraction(pk), states=Clip.Extraction,
+                     status="extraction_status", token="extraction_task_id", expires="extraction_lease_expires_at",
+                     error="extraction_error", finished="extraction_finished_at")
 
-    Returns False when another run holds the clip; the same run redelivered after a worker died may
-    take it over. Errors are recorded on the clip, then re-raised.
+
+def clip_extract_frames(*, clip_id: int) -> bool:
+    """Extract the frames the clip was queued for; safe to run again (same frames, same names, no doubles).
+
+    Returns False when the clip is not to be extracted now: finished, or held by a live worker (a second
+    delivery). A clip whose worker died is taken over once its lease expired. Errors are recorded on the
+    clip, then re-raised.
     """
-    holder = ~Q(extraction_status=Clip.Extraction.RUNNING) | Q(extraction_task_id=run_id) if run_id \
-        else ~Q(extraction_status=Clip.Extraction.RUNNING)
-    claimed = Clip.objects.filter(holder, pk=clip_id).update(
-        extraction_status=Clip.Extraction.RUNNING, extraction_task_id=run_id, extraction_done=0, extraction_error="",
-        extraction_started_at=timezone.now(), extraction_finished_at=None)
-    if not claimed:
+    lease = lease_claim(EXTRACTION, clip_id, extraction_done=0, extraction_error="",
+                        extraction_started_at=timezone.now(), extraction_finished_at=None)
+    if lease is None:
         return False
-    try:
-        clip_frames_extract(clip=Clip.objects.get(pk=clip_id), progress=_progress_recorder(clip_id))
-    except Exception as error:  # recorded for the UI, then re-raised for the worker log
-        message = error.message if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
-        Clip.objects.filter(pk=clip_id).update(extraction_status=Clip.Extraction.FAILED, extraction_error=message,
-                                               extraction_finished_at=timezone.now())
-        raise
-    Clip.objects.filter(pk=clip_id).update(extraction_status=Clip.Extraction.DONE,
-                                           extraction_done=F("extraction_total"),
-                                           extraction_finished_at=timezone.now())
+    with lease_kept(lease):
+        try:
+            clip_frames_extract(clip=Clip.objects.get(pk=clip_id), progress=_progress_recorder(lease))
+        except LeaseLost:
+            return False
+        except Exception as error:  # recorded for the UI, then re-raised for the worker log
+            message = error.message if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
+            lease.finish(Clip.Extraction.FAILED, extraction_error=message, extraction_finished_at=timezone.now())
+            raise
+        lease.finish(Clip.Extraction.DONE, extraction_done=F("extraction_total"),
+                     extraction_finished_at=timezone.now())
     return True

@@ -3,7 +3,7 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="clips.extract_frames", bind=True, acks_late=True, max_retries=0)
+@shared_task(name="clips.extract_frames", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=0)
 def extract_clip_frames(self, clip_id: int) -> bool:
-    """Extract a clip's frames; progress and errors are written on the clip row."""
-    return services.clip_extract_frames(clip_id=clip_id, run_id=self.request.id or "")
+    """Extract a clip's frames; progress and errors are written on the clip row (a second delivery is dropped)."""
+    return services.clip_extract_frames(clip_id=clip_id)

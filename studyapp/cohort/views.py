@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from studyapp.common.forms import add_service_errors
+from studyapp.demo.jobs import demo_job_restartable
 from studyapp.ops.models import BackgroundJob
 from studyapp.protocol.models import StudySettings
 
@@ -43,8 +44,9 @@ def hand_list(request):
     page = Paginator(hands, 50).get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)
+    demo_job = BackgroundJob.objects.filter(kind="seed_demo").first()
     context = {"page": page, "params": params, "querystring": query.urlencode(), "show_diagnosis": show_diagnosis,
-               "demo_job": BackgroundJob.objects.filter(kind="seed_demo").first()}
+               "demo_job": demo_job, "demo_restartable": demo_job_restartable(demo_job)}
     if show_diagnosis:
         context.update(groups=Hand.GroupChoice.choices, stages=range(1, 6), flow=selectors.cohort_flow(),
                        outdated_count=selectors.hand_list(needs_restaging=True).count())

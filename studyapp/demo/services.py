@@ -25,7 +25,6 @@ from studyapp.annotations.models import RoiAnnotation
 from studyapp.clips import services as clip_services
 from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import Participant
-from studyapp.ops.models import BackgroundJob
 
 DEMO_PREFIX = "DEMO-"
 SECOND_RATER = "annotator-b"
@@ -66,51 +65,62 @@ def demo_seeded() -> bool:
     return Participant.objects.filter(study_code__startswith=DEMO_PREFIX).exists()
 
 
-def demo_job_queue(*, hands: int = 100, seed: int = 2022, awaiting: int = DEMO_AWAITING) -> BackgroundJob:
-    """Queue the demo study for the worker (after commit); the job row carries its progress for the cohort page."""
-    from .tasks import seed_demo_study
-
-    job = BackgroundJob.objects.create(kind="seed_demo", params={"hands": hands, "seed": seed, "awaiting": awaiting},
-                                       total=hands + awaiting)
-    transaction.on_commit(lambda: seed_demo_study.delay(job.pk))
-    return job
-
-
 def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = PhantomConfig(),
               second_rater_every: int = 4, awaiting_annotation: int = 0, explain_sample: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> int:
-    """Create the demo study; returns the number of hands created. Refuses to run twice.
+              progress: Callable[[int, int], None] | None = None, resume_from: dict | None = None,
+              checkpoint: Callable[[dict], None] | None = None) -> int:
+    """Create the demo study; returns the number of hands it holds. Refuses to run twice, unless resuming.
 
     `n_hands` are fully annotated; `awaiting_annotation` more have extracted clips and no ROI yet;
     `explain_sample` sets the explained frames per hand to DEMO_EXPLAIN_FRAMES (the demo on a CPU).
+    Each participant is created whole in one transaction, which also calls `checkpoint` with where the
+    seeding stands (next participant, hands done, random state); `resume_from` such a checkpoint goes on
+    from there, so a seeding cut short (a dead worker) ends as if it had never stopped.
     """
-    if demo_seeded():
+    if demo_seeded() and resume_from is None:
         raise ValueError("The demo study is already seeded (participants DEMO-…); nothing was added.")
     rng = np.random.default_rng(seed)
     if explain_sample:
         cohort_services.study_settings_update(**DEMO_EXPLAIN_FRAMES)  # audited like any settings change
     rater, second = _user("annotator"), _user(SECOND_RATER)
-    done = 0
+    total = n_hands + awaiting_annotation
+    plan = _plan(n_hands, rng)
+    extras = [(("control", "cts")[extra % 2], None) for extra in range(awaiting_annotation)]
+    start, done = 1, 0
+    if resume_from:
+        start, done = resume_from["next"], resume_from["done"]
+        rng.bit_generator.state = resume_from["rng"]
     with tempfile.TemporaryDirectory(prefix="cts-demo-") as tmp:
-        plan = _plan(n_hands, rng)
-        for number, (group, sides) in enumerate(plan, start=1):
-            for hand in _enroll(number, group, sides, rng):
-                clip_seed = int(rng.integers(2**31))
-                _seed_hand(hand, group, clip_seed, config, Path(tmp), rng, rater,
-                           second if done % second_rater_every == 0 else None)
-                done += 1
-                if progress:
-                    progress(done, n_hands + awaiting_annotation)
-        for extra in range(awaiting_annotation):
-            group = ("control", "cts")[extra % 2]
-            [hand] = _enroll(len(plan) + 1 + extra, group, [str(rng.choice(["right", "left"]))], rng)
-            clip = _seed_clip(hand, group, int(rng.integers(2**31)), config, Path(tmp), rng)[0]
-            if extra == 0:
-                clip_services.clip_take(clip=clip, annotator=rater)
-            done += 1
+        for number, (group, sides) in enumerate(plan + extras, start=1):
+            if number < start:
+                continue
+            with transaction.atomic():
+                done += _seed_participant(number, group, sides, rng, config, Path(tmp), rater, second,
+                                          second_rater_every, done, first_awaiting=number == len(plan) + 1)
+                if checkpoint:
+                    checkpoint({"next": number + 1, "done": done, "rng": rng.bit_generator.state})
             if progress:
-                progress(done, n_hands + awaiting_annotation)
+                progress(done, total)
     return done
+
+
+def _code(number: int) -> str:
+    return f"{DEMO_PREFIX}{number:03d}"
+
+
+def _seed_participant(number, group, sides, rng, config, tmp, rater, second, second_rater_every, done, *,
+                      first_awaiting: bool) -> int:
+    """One demo participant whole: enrolled, each hand examined and (unless awaiting ROIs: no sides) annotated."""
+    if sides is None:
+        [hand] = _enroll(number, group, [str(rng.choice(["right", "left"]))], rng)
+        clip = _seed_clip(hand, group, int(rng.integers(2**31)), config, tmp, rng)[0]
+        if first_awaiting:
+            clip_services.clip_take(clip=clip, annotator=rater)
+        return 1
+    for offset, hand in enumerate(_enroll(number, group, sides, rng)):
+        _seed_hand(hand, group, int(rng.integers(2**31)), config, tmp, rng, rater,
+                   second if (done + offset) % second_rater_every == 0 else None)
+    return len(sides)
 
 
 def _enroll(number: int, group: str, sides: list[str], rng) -> list:
@@ -118,7 +128,7 @@ def _enroll(number: int, group: str, sides: list[str], rng) -> list:
     person = sample_participant(group, rng)
     with transaction.atomic():
         participant = cohort_services.participant_create(
-            study_code=f"{DEMO_PREFIX}{number:03d}", enrolled_on=DEMO_ENROLLED + dt.timedelta(days=number), **person)
+            study_code=_code(number), enrolled_on=DEMO_ENROLLED + dt.timedelta(days=number), **person)
         return [cohort_services.hand_create(participant=participant, side=side) for side in sides]
 
 

@@ -176,6 +176,9 @@ class TrainingRun(models.Model):
     task_id = models.CharField(max_length=64, blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
+    lease_token = models.CharField(max_length=32, blank=True, default="", help_text="The holder's claim (common.jobs).")
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="While running: renewed by the worker; once past, the run is resumed.")
     progress = models.JSONField(null=True, blank=True,
                                 help_text="Within the epoch: batches, images/s, ETAs (ml.epoch_progress).")
     images_per_s = models.FloatField(null=True, blank=True,

@@ -9,13 +9,13 @@ import hashlib
 import logging
 import os
 import subprocess
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mlworker.ml.config import TrainConfig
@@ -23,7 +23,7 @@ from mlworker.ml.constants import MODEL_NAMES
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
-from studyapp.common.jobs import cancel_requested, requeue_running
+from studyapp.common.jobs import JobKind, cancel_requested, queue_on_commit, requeue_running
 from studyapp.protocol.models import StudySettings
 
 from . import datasets
@@ -220,7 +220,7 @@ def _experiment_with_runs(split, name, shared, configs, random_init, created_by,
     for model_name, config in configs.items():
         run = TrainingRun.objects.create(experiment=experiment, model_name=model_name, config=config.to_dict(),
                                          random_init=random_init, manifest_hash=split.manifest_hash)
-        transaction.on_commit(lambda run_id=run.pk: queue_run(run_id))
+        queue_on_commit(TRAINING, run.pk)
     return experiment
 
 
@@ -228,6 +228,9 @@ def queue_run(run_id: int) -> None:
     from .tasks import train_model
 
     train_model.apply_async((run_id,), queue=settings.CTS_TRAINING_QUEUE)
+
+
+TRAINING = JobKind(TrainingRun, queue=lambda run_id: queue_run(run_id))  # looked up on use: tests replace it
 
 
 @transaction.atomic
@@ -239,17 +242,12 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def runs_requeue_stale(*, older_than: timedelta) -> list[int]:
-    """Running runs with no sign of life for `older_than` (their worker is gone): queue them again.
-
-    They resume from their checkpoint, which is why CTS_CHECKPOINT_DIR must be shared by training workers.
-    """
-    return requeue_running(TrainingRun, queue_run, heartbeat_at__lt=timezone.now() - older_than)
-
-
 def runs_requeue_orphans(*, worker: str) -> list[int]:
-    """Runs a worker of this name held when it died: queue them again; they resume from their checkpoint."""
-    return requeue_running(TrainingRun, queue_run, worker=worker)
+    """Runs a worker of this name held when it died: queue them again now; they resume from their checkpoint.
+
+    Runs of a worker that does not come back are queued again once their lease expires (common.jobs).
+    """
+    return requeue_running(TRAINING, Q(worker=worker))
 
 
 # --- shared by the web (estimates) and the worker (training) ---------------------------------------------

@@ -1,15 +1,15 @@
-from datetime import timedelta
-
 from celery import shared_task
 from celery.signals import worker_ready
-from django.conf import settings
 
 from . import services
 
 
 @shared_task(name="experiments.train_model", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=0)
 def train_model(self, run_id: int) -> str:
-    """Train one model of an experiment (routed to the training queue; resumes from its checkpoint)."""
+    """Train one model of an experiment (routed to the training queue; resumes from its checkpoint).
+
+    A second delivery while the run's worker lives is dropped by the claim (common.jobs).
+    """
     from . import training  # worker-only: torch is imported by the process that trains, not by the web
 
     return training.run_train(run_id=run_id, task_id=self.request.id or "", worker=self.request.hostname or "")
@@ -17,11 +17,9 @@ def train_model(self, run_id: int) -> str:
 
 @worker_ready.connect
 def _resume_orphaned_runs(sender, **kwargs):
-    """Runs whose worker died are queued again and resume from their checkpoint.
+    """Runs this worker held under the same node name when it died are queued again at once.
 
-    Those this worker held under the same node name at once; those of any worker once they have shown no
-    sign of life for CTS_RUN_STALE_AFTER_S. Done here, in a starting worker, so they go to the training
-    queue this installation is configured with.
+    Done here, in a starting worker, so they go to the training queue this installation is configured with;
+    runs of workers that never come back return when their lease expires (ops.heartbeat sweeps them).
     """
     services.runs_requeue_orphans(worker=sender.hostname)
-    services.runs_requeue_stale(older_than=timedelta(seconds=settings.CTS_RUN_STALE_AFTER_S))

@@ -13,17 +13,19 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mlworker.ml import CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions, load_crops
 from mlworker.ml import load_trained, predict_proba, select_device
 from mlworker.stats import evaluate_predictions
+from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept
 from studyapp.common.storage import local_path
 from studyapp.dashboards.experiment_selectors import hand_stages
 from studyapp.dashboards.experiment_summary import evaluation_summary
 
 from .models import TrainingRun
-from .services import code_version, experiment_compare_if_complete, fit_val_test, run_checkpoint_dir
+from .services import TRAINING, code_version, experiment_compare_if_complete, fit_val_test, run_checkpoint_dir
 from .weights import expected_weights_file
 
 # How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
@@ -35,31 +37,33 @@ def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
                        hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
 
 
-def run_claim(*, run_id: int, task_id: str, worker: str) -> TrainingRun | None:
-    """Take a queued run, or the same task redelivered after its worker died; None if someone else has it."""
-    from django.db.models import Q
-
-    claimed = TrainingRun.objects.filter(
-        Q(status=TrainingRun.Status.QUEUED) | Q(status=TrainingRun.Status.RUNNING, task_id=task_id),
-        pk=run_id, cancel_requested=False,
-    ).update(status=TrainingRun.Status.RUNNING, task_id=task_id, worker=worker, error="",
-             started_at=timezone.now(), heartbeat_at=timezone.now())
-    return TrainingRun.objects.select_related("experiment__split").get(pk=run_id) if claimed else None
+def run_claim(*, run_id: int, task_id: str, worker: str) -> Lease | None:
+    """Take a queued run, or one whose worker died (lease expired); None while a live worker has it."""
+    return lease_claim(TRAINING, run_id, where=Q(cancel_requested=False), task_id=task_id, worker=worker, error="",
+                       started_at=timezone.now(), heartbeat_at=timezone.now())
 
 
-def _finish(run_id: int, status: str, **fields) -> None:
-    """End a run; the last run of its experiment to end also writes the comparison, in the same commit."""
+def _finish(lease: Lease, status: str, **fields) -> None:
+    """End a run if still ours; the last run of its experiment to end also writes the comparison, in one commit."""
     with transaction.atomic():
-        TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
-        experiment_compare_if_complete(experiment_id=TrainingRun.objects.values_list(
-            "experiment_id", flat=True).get(pk=run_id))
+        if lease.finish(status, finished_at=timezone.now(), **fields):
+            experiment_compare_if_complete(experiment_id=TrainingRun.objects.values_list(
+                "experiment_id", flat=True).get(pk=lease.pk))
 
 
 def run_train(*, run_id: int, task_id: str, worker: str) -> str:
     """Train, evaluate on the test hands and register one model; progress and errors go on the run row."""
-    run = run_claim(run_id=run_id, task_id=task_id, worker=worker)
-    if run is None:
+    lease = run_claim(run_id=run_id, task_id=task_id, worker=worker)
+    if lease is None:
         return "not claimed"
+    with lease_kept(lease):
+        try:
+            return _train(lease, TrainingRun.objects.select_related("experiment__split").get(pk=run_id))
+        except LeaseLost:
+            return "taken over"
+
+
+def _train(lease: Lease, run: TrainingRun) -> str:
     run_id = run.pk
     split = run.experiment.split
     try:
@@ -75,6 +79,7 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         val_crops = load_crops(_samples(val_set, cache), size=size)
 
         def on_epoch(record: dict) -> bool:
+            lease.check()
             row = TrainingRun.objects.get(pk=run_id)
             history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
             TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
@@ -92,6 +97,7 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
             if time.monotonic() - checked[0] < CANCEL_POLL_S:
                 return False
             checked[0] = time.monotonic()
+            lease.check()
             TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), progress=latest[0])
             return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
@@ -101,7 +107,7 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
                                                      device=result.device, best_epoch=result.best_epoch,
                                                      images_per_s=result.images_per_s, runtime=result.runtime)
         if result.cancelled:
-            _finish(run_id, TrainingRun.Status.CANCELLED)
+            _finish(lease, TrainingRun.Status.CANCELLED)
             return "cancelled"
         model, _ = load_trained(result.best_checkpoint, device=select_device(config.device))
         test_crops = load_crops(_samples(test_set, cache), size=size)
@@ -112,21 +118,23 @@ def run_train(*, run_id: int, task_id: str, worker: str) -> str:
         evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
                                                      threshold=evaluation["threshold"])
         digest, stored = _register_weights(run, result.best_checkpoint)
-        _finish(run_id, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
+        _finish(lease, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
                 library_versions=library_versions(), evaluation=evaluation,
                 predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
                              "probabilities": [float(p) for p in probabilities]})
         from studyapp.explanations.services import jobs_queue_after_training
 
         jobs_queue_after_training(run_id=run_id)
+    except LeaseLost:
+        raise
     except WeightsUnavailable as error:
-        _finish(run_id, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
+        _finish(lease, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
         return "failed"
     except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
-        _finish(run_id, TrainingRun.Status.FAILED, error=str(error))
+        _finish(lease, TrainingRun.Status.FAILED, error=str(error))
         return "failed"
     except Exception as error:
-        _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        _finish(lease, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return "done"
 

@@ -27,6 +27,7 @@ from mlworker.explain.overlay import heatmap_png
 from mlworker.ml import TrainConfig, library_versions, load_crops, load_trained, select_device
 from studyapp.annotations.models import NerveOutline
 from studyapp.clips.models import Clip
+from studyapp.common.jobs import Lease, LeaseLost, lease_kept
 from studyapp.common.storage import local_path
 from studyapp.experiments.services import fit_val_test
 from studyapp.experiments.training import _samples
@@ -238,9 +239,18 @@ def _cancelled(job_id: int) -> bool:
 
 def job_run(*, job_id: int, task_id: str, worker: str) -> str:
     """Explain one run's test frames by one method; progress, errors and the sanity check go on the job row."""
-    job = job_claim(job_id=job_id, task_id=task_id, worker=worker)
-    if job is None:
+    lease = job_claim(job_id=job_id, task_id=task_id, worker=worker)
+    if lease is None:
         return "not claimed"
+    with lease_kept(lease):
+        try:
+            return _explain(lease, ExplanationJob.objects.select_related("run__experiment__split").get(pk=job_id))
+        except LeaseLost:
+            return "taken over"
+
+
+def _explain(lease: Lease, job: ExplanationJob) -> str:
+    job_id = job.pk
     try:
         with tempfile.TemporaryDirectory(prefix=f"explain-{job_id}-") as tmp:
             context = _Context(job, Path(tmp))
@@ -255,8 +265,9 @@ def job_run(*, job_id: int, task_id: str, worker: str) -> str:
                 by_hand[entry["hand"]].append(entry)
             explained_now = 0
             for hand_id, entries in by_hand.items():
+                lease.check()
                 if _cancelled(job_id):
-                    job_finish(job_id, ExplanationJob.Status.CANCELLED)
+                    job_finish(lease, ExplanationJob.Status.CANCELLED)
                     return "cancelled"
                 todo = [e for e in entries if e["frame"] not in done]
                 if not todo:
@@ -272,9 +283,11 @@ def job_run(*, job_id: int, task_id: str, worker: str) -> str:
             sanity = job.sanity
             if selected and (explained_now or sanity is None):
                 sanity = context.sanity(selected)
-        job_finish(job_id, ExplanationJob.Status.DONE, sanity=sanity)
+        job_finish(lease, ExplanationJob.Status.DONE, sanity=sanity)
+    except LeaseLost:
+        raise
     except Exception as error:
         logger.exception("Explanation job %s failed", job_id)
-        job_finish(job_id, ExplanationJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        job_finish(lease, ExplanationJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return "done"

@@ -44,6 +44,9 @@ class ExplanationJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True, default="", help_text="The holder's claim (common.jobs).")
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="While running: renewed by the worker; once past, the job is resumed.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from studyapp.common.jobs import cancel_requested, requeue_running
+from studyapp.common.jobs import JobKind, Lease, cancel_requested, lease_claim, queue_on_commit, requeue_running
 from studyapp.experiments.models import TrainingRun
 
 from .models import ExplanationJob, FrameExplanation
@@ -90,8 +90,9 @@ def jobs_queue(*, run: TrainingRun, methods: list[str] | None = None,
                 job.params = checked[method]
             job.status, job.cancel_requested, job.error = ExplanationJob.Status.QUEUED, False, ""
             job.task_id, job.worker, job.finished_at = "", "", None
+            job.lease_token, job.lease_expires_at = "", None
             job.save()
-        transaction.on_commit(lambda job_id=job.pk: queue_job(job_id))
+        queue_on_commit(EXPLANATION, job.pk)
         jobs.append(job)
     return jobs
 
@@ -119,22 +120,20 @@ def job_cancel(*, job: ExplanationJob) -> ExplanationJob:
     return cancel_requested(ExplanationJob, job.pk, stops="after its current hand")
 
 
-def job_claim(*, job_id: int, task_id: str, worker: str) -> ExplanationJob | None:
-    """Take a queued job, or the same task redelivered after its worker died; None if someone else has it."""
-    claimed = ExplanationJob.objects.filter(
-        Q(status=ExplanationJob.Status.QUEUED) | Q(status=ExplanationJob.Status.RUNNING, task_id=task_id),
-        pk=job_id, cancel_requested=False,
-    ).update(status=ExplanationJob.Status.RUNNING, task_id=task_id, worker=worker, error="",
-             started_at=timezone.now(), heartbeat_at=timezone.now())
-    if not claimed:
-        return None
-    return ExplanationJob.objects.select_related("run__experiment__split").get(pk=job_id)
+EXPLANATION = JobKind(ExplanationJob, queue=lambda job_id: queue_job(job_id))  # looked up on use: tests replace it
+
+
+def job_claim(*, job_id: int, task_id: str, worker: str) -> Lease | None:
+    """Take a queued job, or one whose worker died (lease expired); None while a live worker has it."""
+    return lease_claim(EXPLANATION, job_id, where=Q(cancel_requested=False), task_id=task_id, worker=worker,
+                       error="", started_at=timezone.now(), heartbeat_at=timezone.now())
 
 
 def jobs_requeue_orphans(*, worker: str) -> list[int]:
     """Jobs a worker of this name held when it died: queue them again; they resume at the next unexplained frame."""
-    return requeue_running(ExplanationJob, queue_job, worker=worker)
+    return requeue_running(EXPLANATION, Q(worker=worker))
 
 
-def job_finish(job_id: int, status: str, **fields) -> None:
-    ExplanationJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+def job_finish(lease: Lease, status: str, **fields) -> bool:
+    """End the job if this worker still holds it."""
+    return lease.finish(status, finished_at=timezone.now(), **fields)

@@ -1,5 +1,8 @@
 """A worker's own heartbeat: a thread in the worker's main process records it alive every few seconds.
 
+Each beat also queues again the jobs whose lease expired (common.jobs), so the work of a worker that died
+is resumed or restarted by whichever worker is alive, within a lease and a beat.
+
 The main process of a prefork worker stays free while its children run tasks, so a worker busy training
 (or idle) still beats; a heartbeat queued as a task would wait behind the training run.
 """
@@ -33,11 +36,14 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Record one beat; a database that is down is logged and tried again at the next beat."""
-        from .services import worker_heartbeat_record
+        from .services import jobs_requeue_expired, worker_heartbeat_record
 
         close_old_connections()  # drops a connection a failed beat left broken, so this one reconnects
         try:
             worker_heartbeat_record(hostname=self.hostname, queues=self.queues())
+            requeued = jobs_requeue_expired()  # jobs of workers that died: their leases expired
+            if requeued:
+                logger.warning("Queued again the jobs of a worker that stopped: %s", requeued)
             return True
         except Exception:  # noqa: BLE001 - a heartbeat thread that dies would report a live worker dead
             logger.warning("Worker heartbeat not recorded; trying again in %s s", self.interval_s, exc_info=True)

@@ -28,6 +28,11 @@ class BackgroundJob(models.Model):
     total = models.PositiveIntegerField(default=0)
     message = models.CharField(max_length=300, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    checkpoint = models.JSONField(null=True, blank=True, help_text="Where a restarted job resumes (its own format).")
+    lease_token = models.CharField(max_length=32, blank=True, default="", help_text="The holder's claim (common.jobs).")
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="While running: renewed by the worker; once past, it restarts.")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -26,6 +26,9 @@ class StudyReport(models.Model):
     html = models.FileField(max_length=300, blank=True)
     bundle = models.FileField(max_length=300, blank=True)
     bundle_sha256 = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.CharField(max_length=32, blank=True, default="", help_text="The holder's claim (common.jobs).")
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="While running: renewed by the worker; once past, it restarts.")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from datetime import timedelta
 from collections.abc import Callable
 
 from django.contrib.staticfiles import finders
@@ -34,21 +33,29 @@ from . import selectors
 from .bundle import bundle_files, zip_bytes
 from .methods import methods_paragraphs
 from .models import StudyReport
+from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_kept, queue_on_commit
 
 STEPS = ["Reading the results and building the figures", "Writing the bundle", "Writing the HTML file", "Storing"]
 VALIDATION_FRACTION = 0.2  # experiments.services.VALIDATION_FRACTION (not imported: it loads the model code)
 N_BOOT = 2000  # mlworker.stats.evaluation.N_BOOT
-STALE_AFTER = timedelta(minutes=30)  # a study-scale report takes seconds
+
+
+def _queue(report_id: int) -> None:
+    from .tasks import generate_report
+
+    generate_report.delay(report_id)
+
+
+REPORT = JobKind(StudyReport, queue=lambda report_id: _queue(report_id))
 
 
 def report_queue(*, experiment: Experiment, requested_by=None) -> StudyReport:
     """Queue a report of a finished experiment; refused while one is being made or a run is unfinished."""
-    from .tasks import generate_report
-
     unfinished = experiment.reports.filter(status__in=[StudyReport.Status.QUEUED, StudyReport.Status.RUNNING])
-    # A report still unfinished long after it was asked for lost its worker: it no longer blocks a new one.
-    unfinished.filter(created_at__lt=timezone.now() - STALE_AFTER).update(
-        status=StudyReport.Status.FAILED, error="No worker finished it; generate it again.", finished_at=timezone.now())
+    # A report whose worker stopped renewing its lease no longer blocks a new one (workers also requeue it).
+    unfinished.filter(REPORT.expired(timezone.now())).update(
+        status=StudyReport.Status.FAILED, error="Its worker stopped; generate it again.", finished_at=timezone.now(),
+        lease_token="", lease_expires_at=None)
     if unfinished.exists():
         raise ValidationError("A report of this experiment is already being generated.", code="report_running")
     runs = list(experiment.runs.values_list("status", flat=True))
@@ -59,7 +66,7 @@ def report_queue(*, experiment: Experiment, requested_by=None) -> StudyReport:
                               code="no_results")
     report = StudyReport.objects.create(experiment=experiment, requested_by=requested_by, total=len(STEPS),
                                         message="Queued")
-    transaction.on_commit(lambda: generate_report.delay(report.pk))
+    queue_on_commit(REPORT, report.pk)
     return report
 
 
@@ -171,17 +178,37 @@ def render_html(content: dict, *, bundle_sha256: str, generated_at) -> str:
     })
 
 
-def report_generate(*, report_id: int, progress: Callable[[int, str], None] | None = None) -> StudyReport:
+def report_run(*, report_id: int, worker: str = "") -> str:
+    """The worker's part: claim the report under a lease, generate it, record the end; a second delivery is dropped."""
+    lease = lease_claim(REPORT, report_id, error="")
+    if lease is None:
+        return "not claimed"
+    with lease_kept(lease):
+        try:
+            report_generate(report_id=report_id, lease=lease)
+        except LeaseLost:
+            return "taken over"
+        except Exception as error:
+            lease.finish(StudyReport.Status.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now())
+            raise
+    return "done"
+
+
+def report_generate(*, report_id: int, lease: Lease | None = None,
+                    progress: Callable[[int, str], None] | None = None) -> StudyReport:
     """Generate the report's HTML file and bundle and store them; progress is written on the row."""
     report = StudyReport.objects.select_related("experiment__split").get(pk=report_id)
+    rows = lease.rows() if lease else StudyReport.objects.filter(pk=report_id)
 
     def step(index: int) -> None:
-        StudyReport.objects.filter(pk=report_id).update(done=index, total=len(STEPS), message=STEPS[index]
-                                                        if index < len(STEPS) else "Done")
+        if lease:
+            lease.check()
+        rows.update(done=index, total=len(STEPS), message=STEPS[index] if index < len(STEPS) else "Done")
         if progress:
             progress(index, STEPS[index] if index < len(STEPS) else "Done")
 
-    StudyReport.objects.filter(pk=report_id).update(status=StudyReport.Status.RUNNING)
+    if lease is None:
+        rows.update(status=StudyReport.Status.RUNNING)
     step(0)
     content = report_content(report.experiment, labels=_labels())
     step(1)
@@ -191,19 +218,15 @@ def report_generate(*, report_id: int, progress: Callable[[int, str], None] | No
     html = render_html(content, bundle_sha256=digest, generated_at=timezone.now())
     step(3)
     folder = f"reports/experiment_{report.experiment_id}"
-    html_name = default_storage.save(f"{folder}/report_{report.pk}.html", ContentFile(html.encode()))
-    bundle_name = default_storage.save(f"{folder}/report_{report.pk}_bundle.zip", ContentFile(bundle))
-    StudyReport.objects.filter(pk=report_id).update(
-        status=StudyReport.Status.DONE, done=len(STEPS), message="Done", html=html_name, bundle=bundle_name,
-        bundle_sha256=digest, finished_at=timezone.now())
+    # Fixed names, replaced on a rerun: a report restarted after its worker died leaves one pair of files.
+    html_name, bundle_name = f"{folder}/report_{report.pk}.html", f"{folder}/report_{report.pk}_bundle.zip"
+    for name, data in ((html_name, html.encode()), (bundle_name, bundle)):
+        default_storage.delete(name)
+        default_storage.save(name, ContentFile(data))
+    rows.update(status=StudyReport.Status.DONE, done=len(STEPS), message="Done", html=html_name, bundle=bundle_name,
+                bundle_sha256=digest, finished_at=timezone.now(), lease_expires_at=None)
     report.refresh_from_db()
     return report
-
-
-def report_fail(*, report_id: int, error: Exception) -> None:
-    StudyReport.objects.filter(pk=report_id).update(status=StudyReport.Status.FAILED,
-                                                    error=f"{type(error).__name__}: {error}",
-                                                    finished_at=timezone.now())
 
 
 def report_filename(report: StudyReport, kind: str) -> str:

@@ -3,12 +3,7 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="reports.generate", acks_late=False, max_retries=0)
-def generate_report(report_id: int) -> str:
+@shared_task(name="reports.generate", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=0)
+def generate_report(self, report_id: int) -> str:
     """Generate a study report on the default queue; progress and failure go on its StudyReport row."""
-    try:
-        report = services.report_generate(report_id=report_id)
-    except Exception as error:
-        services.report_fail(report_id=report_id, error=error)
-        raise
-    return report.bundle_sha256
+    return services.report_run(report_id=report_id, worker=self.request.hostname or "")

@@ -184,6 +184,21 @@ if CELERY_BROKER_URL.startswith("filesystem://") or CELERY_RESULT_BACKEND.starts
     for _folder in (VAR_DIR / "broker" / "queue", VAR_DIR / "broker" / "processed", VAR_DIR / "broker" / "control",
                     VAR_DIR / "celery-results"):
         _folder.mkdir(parents=True, exist_ok=True)
+# Background work is claimed under a lease (studyapp/common/jobs.py): the worker holding a job renews it every
+# quarter lease; once it expires, any worker's heartbeat queues the job again (resumed or restarted). The
+# broker redelivers a message not acknowledged within its visibility timeout, even while its worker still
+# runs it; the claim drops such a delivery while the lease is live. Keep the lease far below the timeout so
+# a dead worker's job comes back through its lease in a minute, not through the broker hours later.
+CTS_JOB_LEASE_S = float(os.environ.get("CTS_JOB_LEASE_S", "60"))
+CTS_BROKER_VISIBILITY_TIMEOUT_S = int(os.environ.get("CTS_BROKER_VISIBILITY_TIMEOUT_S", str(6 * 3600)))
+if not 0 < CTS_JOB_LEASE_S * 10 <= CTS_BROKER_VISIBILITY_TIMEOUT_S:
+    raise ImproperlyConfigured("CTS_JOB_LEASE_S must be above 0 and at most a tenth of "
+                               "CTS_BROKER_VISIBILITY_TIMEOUT_S.")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CTS_BROKER_VISIBILITY_TIMEOUT_S}
+# A web request that queues work while the broker is down fails in about a second, not after a minute.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -201,8 +216,6 @@ if not CTS_WORKER_HEARTBEAT_S > 0:
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
-# A running run silent this long (no batch, no epoch) lost its worker; a starting worker queues it again.
-CTS_RUN_STALE_AFTER_S = int(os.environ.get("CTS_RUN_STALE_AFTER_S", "1800"))
 # A run that finishes DONE queues the explanation of its test frames by every method (on the training queue).
 CTS_EXPLAIN_AFTER_TRAINING = os.environ.get("CTS_EXPLAIN_AFTER_TRAINING", "1") == "1"
 

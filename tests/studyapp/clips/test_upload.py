@@ -132,6 +132,8 @@ def test_extraction_is_evenly_spaced_lossless_and_idempotent(tmp_path, settings)
         image = cv2.imdecode(np.frombuffer(handle.read(), np.uint8), cv2.IMREAD_UNCHANGED)
     assert image.ndim == 2 and image.shape == (120, 160)
     before = (stored_files(), [(f.pk, f.image.name) for f in frames])
+    assert not services.clip_extract_frames(clip_id=clip.pk)  # done: a late second delivery is dropped
+    Clip.objects.filter(pk=clip.pk).update(extraction_status="queued")
     assert services.clip_extract_frames(clip_id=clip.pk)
     assert (stored_files(), [(f.pk, f.image.name) for f in Frame.objects.filter(clip=clip)]) == before
     clip.refresh_from_db()
@@ -150,11 +152,37 @@ def test_extraction_failure_is_recorded_and_can_be_retried(tmp_path, no_broker):
     assert clip.extraction_status == "queued" and clip.extraction_error == ""
 
 
-def test_a_running_extraction_is_not_claimed_twice(tmp_path):
+def test_a_running_extraction_is_taken_over_only_once_its_lease_expired(tmp_path):
+    import datetime as dt
+
+    from django.utils import timezone
+
     clip, _ = make_clip(tmp_path, extract=False)
-    Clip.objects.filter(pk=clip.pk).update(extraction_status="running", extraction_task_id="run-1")
-    assert services.clip_extract_frames(clip_id=clip.pk, run_id="run-2") is False
-    assert services.clip_extract_frames(clip_id=clip.pk, run_id="run-1") is True  # redelivered after a crash
+    live = timezone.now() + dt.timedelta(seconds=30)
+    Clip.objects.filter(pk=clip.pk).update(extraction_status="running", extraction_task_id="a-live-worker",
+                                           extraction_lease_expires_at=live)
+    assert services.clip_extract_frames(clip_id=clip.pk) is False  # a second delivery while it runs
+    assert not services.clip_extraction_stuck(Clip.objects.get(pk=clip.pk))
+    with pytest.raises(ValidationError, match="worker stopped"):
+        services.clip_retry_extraction(clip=clip)
+    Clip.objects.filter(pk=clip.pk).update(extraction_lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert services.clip_extraction_stuck(Clip.objects.get(pk=clip.pk))
+    assert services.clip_extract_frames(clip_id=clip.pk) is True  # its worker died: the next one takes it over
+    clip.refresh_from_db()
+    assert clip.extraction_status == "done" and clip.extraction_lease_expires_at is None
+
+
+def test_a_clip_left_running_by_a_dead_worker_can_be_retried(tmp_path, no_broker):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    clip, _ = make_clip(tmp_path, extract=False)
+    Clip.objects.filter(pk=clip.pk).update(extraction_status="running", extraction_task_id="dead",
+                                           extraction_lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    services.clip_retry_extraction(clip=clip)
+    clip.refresh_from_db()
+    assert (clip.extraction_status, clip.extraction_task_id, clip.extraction_lease_expires_at) == ("queued", "", None)
 
 
 def test_calibration(tmp_path):

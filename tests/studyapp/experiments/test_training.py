@@ -139,34 +139,45 @@ def test_a_comparison_that_fails_is_recorded_and_the_run_still_ends(locked_split
     experiment = launch(locked_split, ["squeezenet1_1"], random_init=True)
     run = experiment.runs.get()
     # A "done" run without predictions cannot be compared: the error lands on the experiment, the run ends.
-    training._finish(run.pk, TrainingRun.Status.DONE)
+    training._finish(training.run_claim(run_id=run.pk, task_id="t", worker="w"), TrainingRun.Status.DONE)
     run.refresh_from_db()
     experiment.refresh_from_db()
     assert run.status == "done"
     assert experiment.comparison["error"].startswith("TypeError")
 
 
-def test_runs_silent_too_long_are_queued_again(locked_split, monkeypatch):
+def test_runs_whose_lease_expired_are_queued_again_and_claimed_once(locked_split, monkeypatch):
     import datetime as dt
 
     from django.utils import timezone
+
+    from studyapp.common.jobs import requeue_expired
 
     queued = []
     monkeypatch.setattr(services, "queue_run", queued.append)
     silent, alive = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True).runs.all()
     now = timezone.now()
-    TrainingRun.objects.filter(pk=silent.pk).update(status="running", worker="gone@host", task_id="t1",
-                                                    heartbeat_at=now - dt.timedelta(hours=2))
-    TrainingRun.objects.filter(pk=alive.pk).update(status="running", worker="busy@host", task_id="t2",
-                                                   heartbeat_at=now - dt.timedelta(seconds=30))
+    TrainingRun.objects.filter(pk=silent.pk).update(status="running", worker="gone@host", lease_token="t1",
+                                                    lease_expires_at=now - dt.timedelta(seconds=1))
+    TrainingRun.objects.filter(pk=alive.pk).update(status="running", worker="busy@host", lease_token="t2",
+                                                   lease_expires_at=now + dt.timedelta(seconds=30))
     queued.clear()
-    assert services.runs_requeue_stale(older_than=dt.timedelta(minutes=30)) == [silent.pk]
+    assert training.run_claim(run_id=alive.pk, task_id="t", worker="w") is None  # a second delivery of a live run: dropped
+    assert requeue_expired(services.TRAINING) == [silent.pk]
     assert queued == [silent.pk]
     assert TrainingRun.objects.get(pk=silent.pk).status == "queued"
     assert TrainingRun.objects.get(pk=alive.pk).status == "running"
-    # whichever task arrives first takes the requeued run; a later one (say, the old redelivered task) can't
-    assert training.run_claim(run_id=silent.pk, task_id="t3", worker="w").status == "running"
-    assert training.run_claim(run_id=silent.pk, task_id="t1", worker="w") is None
+    # whichever delivery arrives first takes the requeued run; a later one (say, the old redelivered task) can't
+    first = training.run_claim(run_id=silent.pk, task_id="t", worker="w")
+    assert first is not None and TrainingRun.objects.get(pk=silent.pk).lease_token == first.token
+    assert training.run_claim(run_id=silent.pk, task_id="t", worker="w") is None
+    # The holder renews; once it stops, a taker fences it off: its renewals and end state no longer land.
+    assert first.renew()
+    TrainingRun.objects.filter(pk=silent.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    second = training.run_claim(run_id=silent.pk, task_id="t", worker="w2")
+    assert second is not None and not first.renew() and first.lost
+    training._finish(first, TrainingRun.Status.FAILED, error="late")
+    assert TrainingRun.objects.get(pk=silent.pk).status == "running"
 
 
 def test_a_run_trains_on_the_frozen_manifest_after_an_roi_changed(locked_split, no_queue, tmp_path, settings):

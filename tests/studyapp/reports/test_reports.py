@@ -100,13 +100,17 @@ def test_a_report_needs_finished_runs(experiment):
 def test_a_report_whose_worker_vanished_does_not_block_a_new_one(experiment, monkeypatch):
     from datetime import timedelta
 
+    from django.core.exceptions import ValidationError
     from django.utils import timezone
 
     from studyapp.reports import tasks
 
     monkeypatch.setattr(tasks.generate_report, "delay", lambda report_id: None)
-    lost = StudyReport.objects.create(experiment=experiment, status="running")
-    StudyReport.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    lost = StudyReport.objects.create(experiment=experiment, status="running", lease_token="t",
+                                      lease_expires_at=timezone.now() + timedelta(seconds=30))
+    with pytest.raises(ValidationError, match="already being generated"):  # its worker still renews the lease
+        services.report_queue(experiment=experiment)
+    StudyReport.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     fresh = services.report_queue(experiment=experiment)
     lost.refresh_from_db()
     assert lost.status == "failed" and "generate it again" in lost.error and fresh.status == "queued"

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from studyapp.demo.services import DEMO_AWAITING, demo_job_queue, demo_seed, demo_seeded
+from studyapp.demo.jobs import demo_job_queue
+from studyapp.demo.services import DEMO_AWAITING, demo_seed, demo_seeded
 
 
 class Command(BaseCommand):
