@@ -1,5 +1,6 @@
 """The extraction job: settings frozen when queued, reruns without orphan files, a flat number of queries."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from studyapp.clips import services
 from studyapp.clips.models import Clip, Frame
@@ -42,7 +44,8 @@ def test_a_rerun_after_a_dead_worker_does_the_work_queued_and_leaves_no_orphan_f
     set_frames_per_clip(10)
     clip, _ = make_clip(tmp_path, extract=False, n_frames=30)
     assert (clip.extraction_frames_per_clip, clip.extraction_total) == (10, 10)
-    Clip.objects.filter(pk=clip.pk).update(extraction_status="running", extraction_task_id="run-1")
+    Clip.objects.filter(pk=clip.pk).update(extraction_status="running", extraction_task_id="run-1",
+                                           extraction_lease_expires_at=timezone.now() + timedelta(minutes=5))
 
     def die_after_four(done: int, total: int) -> None:
         if done == 4:
@@ -57,7 +60,9 @@ def test_a_rerun_after_a_dead_worker_does_the_work_queued_and_leaves_no_orphan_f
     default_storage.save(services.frame_storage_name(clip, 3).replace(".png", "_Ab12Cd.png"), ContentFile(b"x"))
 
     set_frames_per_clip(3)  # the study changes its mind while the clip waits for a new worker
-    assert services.clip_extract_frames(clip_id=clip.pk, run_id="run-1")  # the same task, redelivered
+    assert not services.clip_extract_frames(clip_id=clip.pk)  # redelivered while the dead worker's lease holds
+    Clip.objects.filter(pk=clip.pk).update(extraction_lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.clip_extract_frames(clip_id=clip.pk)  # the lease expired: the next delivery takes it over
 
     clip.refresh_from_db()
     frames = list(clip.frames.all())
