@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.utils.text import capfirst
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,16 @@ def constraint_messages(model: type[models.Model]) -> dict[str, ValidationError]
     """Each database constraint name of a model, with the error a person reads when it refuses a row."""
     messages = {}
     for constraint in model._meta.constraints:
-        field = constraint.fields[0] if getattr(constraint, "fields", None) else None
+        fields = getattr(constraint, "fields", ()) or ()
+        field = fields[0] if len(fields) == 1 else None  # as full_clean reports it: one field, or the whole row
         error = ValidationError(constraint.get_violation_error_message(), code=constraint.violation_error_code)
         messages[constraint.name] = ValidationError({field: error}) if field else error
     for field in model._meta.local_fields:
         if field.unique and not field.primary_key:
             name = f"{model._meta.db_table}_{field.column}_key"  # PostgreSQL's name for a unique column
             messages[name] = ValidationError({field.name: ValidationError(
-                field.error_messages["unique"] % {"model_name": str(model._meta.verbose_name).capitalize(),
-                                                  "field_label": str(field.verbose_name)}, code="unique")})
+                field.error_messages["unique"] % {"model_name": capfirst(model._meta.verbose_name),
+                                                  "field_label": capfirst(field.verbose_name)}, code="unique")})
     return messages
 
 
