@@ -36,7 +36,7 @@ def test_a_database_refusal_reads_as_the_constraint_message():
     with pytest.raises(ValidationError) as refused:
         with refused_as_validation_error(Hand):
             Hand.objects.create(participant=hand.participant, side="left")
-    assert refused.value.message_dict == {"__all__": ["This participant already has a hand on this side."]}
+    assert refused.value.messages == ["This participant already has a hand on this side."]
     with pytest.raises(ValidationError) as refused:
         with refused_as_validation_error(Participant):
             Participant.objects.create(study_code=hand.participant.study_code, sex="male", age=40,
