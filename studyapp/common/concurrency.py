@@ -74,7 +74,7 @@ def changes_since(current: models.Model, expected: int, fields) -> tuple[list[Ch
         field = current._meta.get_field(name)
         before, after = getattr(loaded, field.attname), getattr(current, field.attname)
         if before != after:
-            changes.append(Change(name, str(field.verbose_name), before, after))
+            changes.append(Change(name, capfirst(field.verbose_name), before, after))
     return changes, who
 
 

@@ -239,7 +239,7 @@ def test_a_form_saved_on_an_outdated_page_shows_what_changed_and_keeps_both_edit
     response = client.post(url, typed)
     assert response.status_code == 400
     page = response.content.decode()
-    assert "was changed by pi since you loaded it" in page and "age (years): 40 → 50" in page
+    assert "was changed by pi since you loaded it" in page and "Age (years): 40 → 50" in page
     assert "Changed meanwhile: now 50 (was 40 when you opened this page)." in page
     assert 'name="version" value="2"' in page  # a second save, knowingly, applies what was typed
     participant.refresh_from_db()
