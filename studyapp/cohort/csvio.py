@@ -1,9 +1,10 @@
-"""CSV import and export of the cohort (tablib parses and writes the CSV).
+"""CSV import and export of the cohort (the csv module reads, with line numbers; tablib writes the export).
 
 One row per CSA measurement of a hand, with its provenance (site, method, rater, date); the participant, hand
 and current-EPS columns repeat on each row of a hand, and a hand without CSA has one row with the CSA columns
 empty. Import reads exactly that back. It is all-or-nothing: every row is checked against the same model rules
 as the UI, every problem of every row is reported with its line, and a file with any bad row imports nothing.
+A good file is written in bulk with its audit history, in one transaction.
 """
 
 from __future__ import annotations
