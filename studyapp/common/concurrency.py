@@ -83,7 +83,10 @@ def lock_current(model: type[models.Model], pk, *, expected_version: int | None,
 
     No expected version means the client did not ask for a check; the edit still writes only its fields.
     """
-    current = model.objects.select_for_update().get(pk=pk)
+    current = model.objects.select_for_update().filter(pk=pk).first()
+    if current is None:
+        raise ValidationError(f"This {model._meta.verbose_name} was deleted by someone else meanwhile.",
+                              code="deleted")
     if expected_version is not None and expected_version != current.version:
         changes, who = changes_since(current, expected_version, fields)
         raise StaleVersion(current, expected_version, changes, who)
