@@ -67,8 +67,10 @@ def hand_assessment(*, hand: Hand, thresholds: staging.Thresholds,
 def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, history_user=None) -> Hand:
     """Store the derived stage and group with the thresholds used; a no-op write is skipped."""
     thresholds = thresholds or StudySettings.current().thresholds
-    # Re-read under a lock: the derivation and its audit row must see a concurrent edit of the hand.
-    given, hand = hand, Hand.objects.select_for_update(of=("self",)).select_related("participant").get(pk=hand.pk)
+    # Re-read under a lock: the derivation and its audit row must see a concurrent edit of the hand. NO KEY
+    # UPDATE, as a plain UPDATE takes: two exams added at once to one hand must not deadlock.
+    locked = Hand.objects.select_for_update(of=("self",), no_key=True).select_related("participant")
+    given, hand = hand, locked.get(pk=hand.pk)
     result = hand_assessment(hand=hand, thresholds=thresholds)
     derived = {
         "stage": result.stage,
@@ -204,5 +206,6 @@ def hands_restage(*, hands: Iterable[Hand], history_user=None) -> int:
     changed = 0
     for hand in hands:
         staged_at = hand.staged_at
-        changed += hand_restage(hand=hand, thresholds=thresholds, history_user=history_user).staged_at != staged_at  # hand_restage only writes (and stamps) a change
+        restaged = hand_restage(hand=hand, thresholds=thresholds, history_user=history_user)
+        changed += restaged.staged_at != staged_at  # hand_restage only writes (and stamps) a change
     return changed

@@ -83,7 +83,8 @@ def lock_current(model: type[models.Model], pk, *, expected_version: int | None,
 
     No expected version means the client did not ask for a check; the edit still writes only its fields.
     """
-    current = model.objects.select_for_update().filter(pk=pk).first()
+    # NO KEY UPDATE: a row being edited still takes new children (an exam inserted for a hand), without deadlock.
+    current = model.objects.select_for_update(no_key=True).filter(pk=pk).first()
     if current is None:
         raise ValidationError(f"This {model._meta.verbose_name} was deleted by someone else meanwhile.",
                               code="deleted")

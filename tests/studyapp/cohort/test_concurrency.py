@@ -6,7 +6,9 @@ import pytest
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
+from studyapp.cohort import services
 from studyapp.cohort.models import CsaMeasurement, EpsExam, Hand, Participant
+from studyapp.protocol.models import StudySettings
 from tests.factories import UserFactory, make_hand
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -107,6 +109,14 @@ def test_hands_exams_and_measurements_refuse_stale_edits(coordinators):
         winner = first if results[0].status_code == 200 else second
         current = a.get(url).json()
         assert {k: current[k] for k in winner} == winner and current["version"] == version + 1
+    # Two exams added at once to one hand: both land (no deadlock between the insert and the re-staging).
+    exams = [{"hand": hand.pk, "exam_date": f"2026-03-0{day}", "dml_ms": 6.5, "sncv_m_s": 30.0} for day in (1, 2)]
+    results = _at_once(*(lambda body=body, api=api: api.post("/api/eps-exams/", body, format="json")
+                         for body, api in zip(exams, (a, b))))
+    assert [r.status_code for r in results] == [201, 201], [r.content for r in results]
+    hand.refresh_from_db()
+    latest = services.hand_assessment(hand=hand, thresholds=StudySettings.current().thresholds)
+    assert hand.eps_exams.count() == 3 and (hand.stage, hand.staging_reason) == (latest.stage, latest.reason)
 
 
 def test_concurrent_enrolment_of_one_code_or_one_side_never_crashes(coordinators):

@@ -229,10 +229,12 @@ def test_a_row_lists_every_bad_value_not_only_the_first():
 
 def test_duplicate_rows_and_codes_differing_in_case_are_refused_with_their_lines():
     row = "P-01,female,55,patient,2026-01-05,right,,,2026-01-20,5.3,34.0,no,no,15.2,2026-01-20\n"
-    content = HEADER + row + "P-01,female,55,patient,2026-01-05,left,,,,,,,,,\n" + row + "p-01,female,55,patient,,left,,,,,,,,,\n"
+    content = (HEADER + row + "P-01,female,55,patient,2026-01-05,left,,,,,,,,,\n" + row
+               + "p-01,female,55,patient,,left,,,,,,,,,\n")
     result = csvio.import_cohort(content)
     assert result.errors == ["Line 4: repeats line 2 exactly; remove the copy",
-                             "Line 5: study_code: 'p-01' differs only in letter case from P-01 on line 2; use the same code"]
+                             "Line 5: study_code: 'p-01' differs only in letter case from P-01 on line 2; use the "
+                             "same code"]
     assert counts() == (0, 0, 0, 0)
     make_hand(study_code="Q-7")
     result = csvio.import_cohort(HEADER + "q-7,female,55,patient,,left,,,,,,,,,\n")
