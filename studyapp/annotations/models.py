@@ -38,8 +38,13 @@ class RoiAnnotation(models.Model):
         permissions = [("view_all_raters", "Can see every rater's ROIs and outlines"),
                        ("adjudicate", "Can adjudicate disagreements between raters")]
         constraints = [
-            models.UniqueConstraint(fields=["frame", "annotator"], name="roi_one_per_frame_and_annotator"),
-            models.CheckConstraint(condition=models.Q(x__gte=0, y__gte=0, w__gt=0, h__gt=0), name="roi_box_valid"),
+            models.UniqueConstraint(fields=["frame", "annotator"], name="roi_one_per_frame_and_annotator",
+                                    violation_error_code="roi_exists",
+                                    violation_error_message="You already have an ROI on this frame; move it instead."),
+            models.CheckConstraint(condition=models.Q(x__gte=0, y__gte=0, w__gt=0, h__gt=0), name="roi_box_valid",
+                                   violation_error_code="invalid_box",
+                                   violation_error_message="An ROI starts inside the frame and has a width and a "
+                                                           "height above 0."),
         ]
 
     def __str__(self) -> str:

@@ -75,9 +75,11 @@ class Clip(models.Model):
             models.CheckConstraint(
                 condition=(models.Q(pixel_spacing_row_mm__isnull=True, pixel_spacing_col_mm__isnull=True)
                            | models.Q(pixel_spacing_row_mm__gt=0, pixel_spacing_col_mm__gt=0)),
-                name="clip_spacing_both_positive"),
+                name="clip_spacing_both_positive", violation_error_code="invalid_spacing",
+                violation_error_message="Give both pixel spacings, each above 0 mm, or neither."),
             models.CheckConstraint(condition=models.Q(extraction_frames_per_clip__gte=1),
-                                   name="clip_extraction_frames_per_clip_positive"),
+                                   name="clip_extraction_frames_per_clip_positive",
+                                   violation_error_message="Frames per clip must be at least 1."),
         ]
 
     def __str__(self) -> str:
@@ -112,7 +114,9 @@ class Frame(models.Model):
 
     class Meta:
         ordering = ["clip", "index"]
-        constraints = [models.UniqueConstraint(fields=["clip", "index"], name="frame_unique_index_per_clip")]
+        constraints = [models.UniqueConstraint(
+            fields=["clip", "index"], name="frame_unique_index_per_clip", violation_error_code="frame_exists",
+            violation_error_message="This clip already has a frame with this index.")]
 
     def __str__(self) -> str:
         return f"Frame {self.index} of clip {self.clip_id}"

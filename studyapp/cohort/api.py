@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studyapp.accounts.permissions import has_perms
+from studyapp.common.concurrency import parse_version
 
 from . import selectors, services
 from .models import CsaMeasurement, EpsExam, Hand, Participant
@@ -40,6 +41,28 @@ class BlindedOrderingMixin:
         return fields
 
 
+class VersionedMixin:
+    """Edits name the version they were made on: `version` in the body or an If-Match header (the ETag).
+
+    A stale edit gets 409 with the current record (common.api_errors); PATCH writes only the fields it names.
+    """
+
+    def expected_version(self, serializer) -> int | None:
+        given = serializer.validated_data.pop("version", None)
+        return given if given is not None else parse_version(self.request.headers.get("If-Match"))
+
+    def perform_create(self, serializer):
+        serializer.validated_data.pop("version", None)
+        self.create_record(serializer)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.detail and isinstance(response.data, dict) and "version" in response.data \
+                and response.status_code < 300:
+            response["ETag"] = '"%d"' % response.data["version"]
+        return response
+
+
 class ParticipantFilter(BlindedFilterSet):
     diagnostic_filters = ("recruitment",)
 
@@ -48,7 +71,7 @@ class ParticipantFilter(BlindedFilterSet):
         fields = ["recruitment", "sex"]
 
 
-class ParticipantViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
+class ParticipantViewSet(VersionedMixin, BlindedOrderingMixin, viewsets.ModelViewSet):
     queryset = Participant.objects.all()
     serializer_class = ParticipantSerializer
     filterset_class = ParticipantFilter
@@ -56,12 +79,13 @@ class ParticipantViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
     all_ordering_fields = ["study_code", "age", "enrolled_on", "recruitment"]
     diagnostic_ordering = ("recruitment",)
 
-    def perform_create(self, serializer):
+    def create_record(self, serializer):
         serializer.instance = services.participant_create(**serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = services.participant_update(participant=serializer.instance,
-                                                          **serializer.validated_data)
+        serializer.instance = services.participant_update(
+            participant=serializer.instance, expected_version=self.expected_version(serializer),
+            **serializer.validated_data)
 
     def perform_destroy(self, instance):
         services.participant_delete(participant=instance)
@@ -84,7 +108,7 @@ class HandFilter(BlindedFilterSet):
         return queryset.filter(outdated) if value else queryset.exclude(outdated)
 
 
-class HandViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
+class HandViewSet(VersionedMixin, BlindedOrderingMixin, viewsets.ModelViewSet):
     queryset = Hand.objects.select_related("participant")
     serializer_class = HandSerializer
     filterset_class = HandFilter
@@ -92,37 +116,39 @@ class HandViewSet(BlindedOrderingMixin, viewsets.ModelViewSet):
     all_ordering_fields = ["participant__study_code", "stage", "group"]
     diagnostic_ordering = ("stage", "group")
 
-    def perform_create(self, serializer):
+    def create_record(self, serializer):
         serializer.instance = services.hand_create(**serializer.validated_data)
 
     def perform_update(self, serializer):
+        expected = self.expected_version(serializer)
         data = dict(serializer.validated_data)
         data.pop("participant", None)
-        serializer.instance = services.hand_update(hand=serializer.instance, **data)
+        serializer.instance = services.hand_update(hand=serializer.instance, expected_version=expected, **data)
 
     def perform_destroy(self, instance):
         services.hand_delete(hand=instance)
 
 
-class EpsExamViewSet(viewsets.ModelViewSet):
+class EpsExamViewSet(VersionedMixin, viewsets.ModelViewSet):
     queryset = EpsExam.objects.select_related("hand")
     serializer_class = EpsExamSerializer
     filterset_fields = ["hand"]
     ordering_fields = ["exam_date"]
 
-    def perform_create(self, serializer):
+    def create_record(self, serializer):
         serializer.instance = services.eps_exam_create(**serializer.validated_data)
 
     def perform_update(self, serializer):
+        expected = self.expected_version(serializer)
         data = dict(serializer.validated_data)
         data.pop("hand", None)
-        serializer.instance = services.eps_exam_update(exam=serializer.instance, **data)
+        serializer.instance = services.eps_exam_update(exam=serializer.instance, expected_version=expected, **data)
 
     def perform_destroy(self, instance):
         services.eps_exam_delete(exam=instance)
 
 
-class CsaMeasurementViewSet(viewsets.ModelViewSet):
+class CsaMeasurementViewSet(VersionedMixin, viewsets.ModelViewSet):
     queryset = CsaMeasurement.objects.select_related("hand", "measured_by")
     serializer_class = CsaMeasurementSerializer
     filterset_fields = ["hand", "site"]
@@ -131,14 +157,16 @@ class CsaMeasurementViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return selectors.csa_measurements_visible(super().get_queryset(), user=self.request.user)
 
-    def perform_create(self, serializer):
+    def create_record(self, serializer):
         serializer.instance = services.csa_measurement_create(measured_by=self.request.user,
                                                               **serializer.validated_data)
 
     def perform_update(self, serializer):
+        expected = self.expected_version(serializer)
         data = dict(serializer.validated_data)
         data.pop("hand", None)
-        serializer.instance = services.csa_measurement_update(measurement=serializer.instance, **data)
+        serializer.instance = services.csa_measurement_update(measurement=serializer.instance,
+                                                              expected_version=expected, **data)
 
     def perform_destroy(self, instance):
         services.csa_measurement_delete(measurement=instance)

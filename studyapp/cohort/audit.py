@@ -8,7 +8,7 @@ from .models import CsaMeasurement, EpsExam, Hand, Participant
 from .serializers import DEMOGRAPHIC_FIELDS, DIAGNOSIS_HAND_FIELDS, DIAGNOSIS_PARTICIPANT_FIELDS
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
-_SKIP = {"id", "created_at", "staged_at", "updated_at"}
+_SKIP = {"id", "created_at", "staged_at", "updated_at", "version"}
 
 
 @dataclass(frozen=True)

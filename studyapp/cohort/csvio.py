@@ -1,14 +1,17 @@
-"""CSV import and export of the cohort (tablib parses and writes the CSV).
+"""CSV import and export of the cohort (the csv module reads, with line numbers; tablib writes the export).
 
 One row per CSA measurement of a hand, with its provenance (site, method, rater, date); the participant, hand
 and current-EPS columns repeat on each row of a hand, and a hand without CSA has one row with the CSA columns
 empty. Import reads exactly that back. It is all-or-nothing: every row is checked against the same model rules
 as the UI, every problem of every row is reported with its line, and a file with any bad row imports nothing.
+A good file is written in bulk with its audit history, in one transaction.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass, field
 
 import tablib
@@ -16,8 +19,14 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
+from django.db.models.functions import Upper
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
-from . import services
+from studyapp.common.concurrency import refused_as_validation_error
+from studyapp.protocol.models import StudySettings
+
+from . import staging
 from .models import CsaMeasurement, EpsExam, Hand, Participant
 from .selectors import hand_list
 
@@ -30,6 +39,9 @@ REQUIRED_COLUMNS = ["study_code", "sex", "age", "recruitment", "side"]
 DERIVED_COLUMNS = ["stage", "group", "staging_reason"]
 EXPORT_COLUMNS = IMPORT_COLUMNS + DERIVED_COLUMNS
 MAX_ROWS = 10_000
+BATCH_SIZE = 2_000
+# A cell a spreadsheet would run as a formula (OWASP CSV injection); the export puts an apostrophe before it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # Model fields whose CSV column has another name, so a model's error names the column to fix.
 _EPS_COLUMN_OF = {"exam_date": "eps_exam_date"}
@@ -53,10 +65,6 @@ class ImportResult:
         return not self.errors
 
 
-class _Rollback(Exception):
-    pass
-
-
 class _Row:
     """One CSV line read into typed values; each problem is kept under its column and none stops the reading."""
 
@@ -69,7 +77,7 @@ class _Row:
         self.problems.setdefault(column, []).append(message)
 
     def text(self, column: str) -> str:
-        return (self.cells.get(column) or "").strip()
+        return _text(self.cells.get(column))
 
     def number(self, column: str, kind=float):
         text = self.text(column)
@@ -111,8 +119,10 @@ class _Row:
                 self.problem(column, message)
 
     def validate(self, instance, *, exclude: list[str], column_of: dict[str, str] | None = None) -> None:
+        # Uniqueness is checked against what the importer read once; the check constraints' ranges are the
+        # fields' validators and clean(), so a row costs no query (the database still refuses a race).
         try:
-            instance.full_clean(exclude=exclude)
+            instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
             self.model_errors(error, column_of)
 
@@ -125,50 +135,76 @@ class _Row:
         return f"Line {self.line}: " + "; ".join(parts)
 
 
-def parse_csv(content: bytes | str) -> tablib.Dataset:
+@dataclass
+class _Line:
+    line: int
+    cells: dict
+
+
+def parse_csv(content: bytes | str) -> list[_Line]:
+    """The rows of a cohort CSV with their line numbers; ValueError naming the line for a file that can't be read."""
     if isinstance(content, bytes):
         try:
             content = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValueError("The file is not UTF-8 text; save it as CSV (UTF-8) and try again.") from None
+        except UnicodeDecodeError as exc:
+            line = content[:exc.start].count(b"\n") + 1
+            raise ValueError(f"Line {line}: the file is not UTF-8 text (byte 0x{content[exc.start]:02x}); save it as "
+                             "CSV (UTF-8) and try again.") from None
     if not content.strip():
         raise ValueError("The file is empty.")
+    reader = csv.reader(io.StringIO(content.removeprefix("\ufeff"), newline=""))
     try:
-        dataset = tablib.Dataset().load(content, format="csv")
-    except Exception as exc:  # tablib wraps csv errors in several types
-        raise ValueError(f"The file is not a readable CSV: {exc}") from None
-    headers = [h.strip() for h in (dataset.headers or [])]
+        headers = [h.strip() for h in next(reader)]
+        records = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
+    except csv.Error as exc:
+        raise ValueError(f"Line {reader.line_num}: the file is not a readable CSV ({exc}).") from None
     missing = [name for name in REQUIRED_COLUMNS if name not in headers]
     if missing:
-        raise ValueError(f"Missing column(s): {', '.join(missing)}. Expected columns: {', '.join(IMPORT_COLUMNS)}.")
+        raise ValueError(f"Line 1: missing column(s): {', '.join(missing)}. Expected columns: "
+                         f"{', '.join(IMPORT_COLUMNS)}.")
     unknown = [name for name in headers if name not in EXPORT_COLUMNS]
     if unknown:
-        raise ValueError(f"Unknown column(s): {', '.join(unknown)}. Expected columns: {', '.join(IMPORT_COLUMNS)}.")
-    if len(dataset) > MAX_ROWS:
-        raise ValueError(f"The file has {len(dataset)} rows; import at most {MAX_ROWS} at a time.")
-    dataset.headers = headers
-    return dataset
+        raise ValueError(f"Line 1: unknown column(s): {', '.join(unknown)}. Expected columns: "
+                         f"{', '.join(IMPORT_COLUMNS)}.")
+    twice = sorted({name for name in headers if headers.count(name) > 1})
+    if twice:
+        raise ValueError(f"Line 1: column(s) given twice: {', '.join(twice)}.")
+    if len(records) > MAX_ROWS:
+        raise ValueError(f"The file has {len(records)} rows; import at most {MAX_ROWS} at a time.")
+    ragged = [f"Line {line}: {len(cells)} cells where the header has {len(headers)}; every row needs every column "
+              "(leave a cell empty, but keep its comma)" for line, cells in records if len(cells) != len(headers)]
+    ragged += [f"Line {line}: a cell holds a NUL character; remove it" for line, cells in records
+               if any("\x00" in cell for cell in cells)]
+    if ragged:
+        raise ValueError("\n".join(ragged[:20]) + (f"\n… and {len(ragged) - 20} more." if len(ragged) > 20 else ""))
+    return [_Line(line, dict(zip(headers, cells))) for line, cells in records]
 
 
 def import_cohort(content: bytes | str, *, history_user=None) -> ImportResult:
-    """Import participants, hands, EPS and CSA; on any error nothing is saved and every error is listed."""
+    """Import participants, hands, EPS and CSA; on any error nothing is saved and every error is listed.
+
+    Every row is checked first (the database read once for the codes, hands and raters the file names), then
+    everything is written in bulk, with its audit history, in one transaction.
+    """
     result = ImportResult()
     try:
-        dataset = parse_csv(content)
+        lines = parse_csv(content)
     except ValueError as exc:
-        result.errors.append(str(exc))
+        result.errors.extend(str(exc).split("\n"))
         return result
-    importer = _Importer(result, history_user)
+    importer = _Importer(result, history_user, lines)
+    for line in lines:
+        row = _Row(line.line, line.cells)
+        importer.import_row(row)
+        if row.problems:
+            result.errors.append(str(row))
+    if result.errors:
+        return result
     try:
-        with transaction.atomic():
-            for line, cells in enumerate(dataset.dict, start=2):
-                row = _Row(line, cells)
-                importer.import_row(row)
-                if row.problems:
-                    result.errors.append(str(row))
-            if result.errors:
-                raise _Rollback
-    except _Rollback:
+        with transaction.atomic(), refused_as_validation_error(Participant, Hand, EpsExam, CsaMeasurement):
+            importer.write()
+    except ValidationError as error:  # a concurrent enrolment took a code or a side the file gives
+        result.errors.append("Nothing was imported: " + " ".join(error.messages))
         result.participants = result.hands = result.eps_exams = result.csa_measurements = 0
     return result
 
@@ -178,22 +214,40 @@ class _SeenHand:
     line: int
     values: dict
     hand: Hand | None  # None when its first row was refused
+    exam: EpsExam | None = None
 
 
 class _Importer:
-    """Reads rows in file order; remembers the participants and hands the file has given so far."""
+    """Checks rows in file order, remembering what the file has given so far; writes once every row is good."""
 
-    def __init__(self, result: ImportResult, history_user):
+    def __init__(self, result: ImportResult, history_user, lines: list[_Line]):
         self.result = result
         self.history_user = history_user
+        codes = {_text(line.cells.get("study_code")) for line in lines} - {""}
+        self.enrolled = {p.study_code.upper(): p for p in
+                         Participant.objects.annotate(code=Upper("study_code")).filter(
+                             code__in={code.upper() for code in codes})}
+        self.enrolled_sides = set(Hand.objects.filter(participant__in=self.enrolled.values())
+                                  .values_list("participant__study_code", "side"))
+        raters = {_text(line.cells.get("csa_rater")) for line in lines} - {""}
+        self.users = {user.get_username(): user for user in get_user_model().objects.filter(username__in=raters)}
         self.participants: dict[str, tuple[int, dict, Participant | None]] = {}
+        self.codes_by_case: dict[str, tuple[str, int]] = {}
+        self.rows_seen: dict[tuple, int] = {}
         self.hands: dict[tuple[str, str], _SeenHand] = {}
-        self.users: dict[str, object] = {}
+        self.measurements: list[CsaMeasurement] = []
 
     def import_row(self, row: _Row) -> None:
         code = row.text("study_code")
         if not code:
             row.problem("study_code", "is required")
+            return
+        same = tuple(row.text(column) for column in IMPORT_COLUMNS)
+        if same in self.rows_seen:
+            row.problem("", f"repeats line {self.rows_seen[same]} exactly; remove the copy")
+            return
+        self.rows_seen[same] = row.line
+        if not self._check_code_case(row, code):
             return
         person = {"study_code": code, "sex": row.text("sex"), "age": row.number("age", int),
                   "recruitment": row.text("recruitment"), "enrolled_on": row.date("enrolled_on")}
@@ -212,16 +266,25 @@ class _Importer:
         if eps is not None and seen is None:
             row.validate(EpsExam(**eps), exclude=["hand"], column_of=_EPS_COLUMN_OF)
         if csa is not None:
-            row.validate(CsaMeasurement(**csa), exclude=["hand"], column_of=_CSA_COLUMN_OF)
+            row.validate(CsaMeasurement(**csa), exclude=["hand", "measured_by"], column_of=_CSA_COLUMN_OF)
 
         if seen is None:
             self.hands[(code, side)] = seen = _SeenHand(row.line, {**hand_values, **(eps or {})}, None)
         if row.problems or (seen.line != row.line and seen.hand is None):
             return
-        try:
-            self._save(row, code, person, participant, seen, side, hand_values, eps, csa)
-        except ValidationError as error:
-            row.model_errors(error, {**_EPS_COLUMN_OF, **_CSA_COLUMN_OF})
+        self._plan(code, person, participant, seen, side, hand_values, eps, csa)
+
+    def _check_code_case(self, row: _Row, code: str) -> bool:
+        """One participant, one spelling: codes differing only in letter case are a typo, not two people."""
+        enrolled = self.enrolled.get(code.upper())
+        first, line = self.codes_by_case.setdefault(code.upper(), (code, row.line))
+        if enrolled is not None and enrolled.study_code != code:
+            row.problem("study_code", f"'{code}' differs only in letter case from {enrolled.study_code}, already "
+                                      "enrolled; use the same code")
+        elif first != code:
+            row.problem("study_code", f"'{code}' differs only in letter case from {first} on line {line}; use the "
+                                      "same code")
+        return not row.problems
 
     def _read_eps(self, row: _Row) -> dict | None:
         values = {"exam_date": row.date("eps_exam_date"), "dml_ms": row.number("dml_ms"),
@@ -260,33 +323,31 @@ class _Importer:
 
     def _user(self, row: _Row, username: str):
         if username not in self.users:
-            self.users[username] = get_user_model().objects.filter(username=username).first()
-        if self.users[username] is None:
             row.problem("csa_rater", f"no user '{username}'; give the username of an existing account")
-        return self.users[username]
+        return self.users.get(username)
 
     def _check_participant(self, row: _Row, person: dict) -> Participant | None:
+        """The enrolled participant of the code (None for a new one); every row of a code must agree."""
         code = person["study_code"]
-        if code in self.participants:
-            line, first, participant = self.participants[code]
+        enrolled = self.enrolled.get(code.upper())  # same spelling: _check_code_case refused any other
+        if enrolled is not None:
+            first, where = {name: getattr(enrolled, name) for name in person}, "the participant already enrolled"
+        elif code in self.participants:
+            line, first, _ = self.participants[code]
             where = f"line {line}"
         else:
-            participant = Participant.objects.filter(study_code=code).first()
-            if participant is None:
-                row.validate(Participant(**{k: v for k, v in person.items() if v is not None}), exclude=[])
-                self.participants[code] = (row.line, person, None)
-                return None
-            first = {name: getattr(participant, name) for name in person}
-            where = "the participant already enrolled"
+            row.validate(Participant(**{k: v for k, v in person.items() if v is not None}), exclude=[])
+            self.participants[code] = (row.line, person, None)
+            return None
         clashes = [name for name in ("sex", "age", "recruitment", "enrolled_on")
                    if None not in (person[name], first[name]) and person[name] != first[name]]
         if clashes:
             row.problem("", f"{', '.join(clashes)} of {code} differ(s) from {where}")
-        return participant
+        return enrolled
 
     def _check_new_hand(self, row: _Row, participant: Participant | None, side: str, values: dict) -> None:
         code = row.text("study_code")
-        if participant is not None and participant.hands.filter(side=side).exists():
+        if participant is not None and (code, side) in self.enrolled_sides:
             row.problem("side", f"the {side} hand of {code} is already enrolled; edit it in the app instead")
             return
         row.validate(Hand(side=side, **values), exclude=["participant"])
@@ -302,23 +363,47 @@ class _Importer:
             row.problem("", f"the {side} hand of {code} is already on line {seen.line}; a further row of a hand "
                             "adds a CSA measurement, and this one has none")
 
-    def _save(self, row, code, person, participant, seen, side, hand_values, eps, csa) -> None:
-        user = self.history_user
+    def _plan(self, code, person, participant, seen, side, hand_values, eps, csa) -> None:
+        """Build the row's records, unsaved: `write` saves them all at once."""
         if seen.hand is None:
             if participant is None:
-                participant = services.participant_create(
-                    history_user=user, **{k: v for k, v in person.items() if v is not None})
-                line, first, _ = self.participants[code]
-                self.participants[code] = (line, first, participant)
-                self.result.participants += 1
-            seen.hand = services.hand_create(participant=participant, history_user=user, side=side, **hand_values)
-            self.result.hands += 1
-            if eps is not None:
-                services.eps_exam_create(hand=seen.hand, history_user=user, **eps)
-                self.result.eps_exams += 1
+                line, first, participant = self.participants[code]
+                if participant is None:
+                    participant = Participant(**{k: v for k, v in person.items() if v is not None})
+                    self.participants[code] = (line, first, participant)
+            seen.hand = Hand(participant=participant, side=side, **hand_values)
+            seen.exam = EpsExam(hand=seen.hand, **eps) if eps is not None else None
         if csa is not None:
-            services.csa_measurement_create(hand=seen.hand, history_user=user, **csa)
-            self.result.csa_measurements += 1
+            self.measurements.append(CsaMeasurement(hand=seen.hand, **csa))
+
+    def write(self) -> None:
+        """Save every planned record in bulk with its audit row; hands carry the stage their exam gives."""
+        user, thresholds, now = self.history_user, StudySettings.current().thresholds, timezone.now()
+        participants = [p for _, _, p in self.participants.values() if p is not None and p.pk is None]
+        seen = [s for s in self.hands.values() if s.hand is not None]
+        for s in seen:
+            assessment = staging.assess_hand(recruitment=s.hand.participant.recruitment,
+                                             exclusion_reason=s.hand.exclusion_reason,
+                                             eps=s.exam.findings if s.exam else None, thresholds=thresholds)
+            s.hand.stage, s.hand.group = assessment.stage, assessment.group.value
+            s.hand.staging_reason, s.hand.staged_at = assessment.reason, now
+            s.hand.staged_dml_threshold_ms, s.hand.staged_sncv_threshold_m_s = thresholds.dml_ms, thresholds.sncv_m_s
+        exams = [s.exam for s in seen if s.exam is not None]
+        for model, objects in ((Participant, participants), (Hand, [s.hand for s in seen]), (EpsExam, exams),
+                               (CsaMeasurement, self.measurements)):
+            if objects:
+                bulk_create_with_history(objects, model, batch_size=BATCH_SIZE, default_user=user)
+        self.result.participants, self.result.hands = len(participants), len(seen)
+        self.result.eps_exams, self.result.csa_measurements = len(exams), len(self.measurements)
+
+
+def _text(value) -> str:
+    return _unescaped((value or "").strip())
+
+
+def _unescaped(text: str) -> str:
+    """A cell as typed: the apostrophe the export puts before a formula-like text is not part of the value."""
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_STARTS else text
 
 
 def _column(name: str) -> str:
@@ -330,6 +415,8 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value  # a spreadsheet would run it as a formula; numbers are not str and stay numbers
     return str(value)
 
 

@@ -15,7 +15,36 @@ class DateInput(forms.DateInput):
         super().__init__(attrs, format="%Y-%m-%d")
 
 
-class ParticipantForm(forms.ModelForm):
+class VersionedForm(forms.ModelForm):
+    """Carries the version the page was loaded with, so a save on an outdated page is refused, not applied."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["version"].initial = self.instance.version
+
+    def edited(self) -> dict:
+        """The fields this save changes (PATCH semantics), without the version."""
+        return {name: self.cleaned_data[name] for name in self.changed_data if name in self._meta.fields}
+
+    def show_stale(self, error) -> None:
+        """Re-show what the person typed, with what changed meanwhile; a second save applies it."""
+        self.data = self.data.copy()
+        self.data["version"] = error.current.version
+        self.add_error(None, str(error))
+        for change in error.changes:
+            if change.field in self.fields:
+                self.add_error(change.field, f"Changed meanwhile: now {_shown(change.after)} "
+                                             f"(was {_shown(change.before)} when you opened this page).")
+
+
+def _shown(value) -> str:
+    return "empty" if value in (None, "") else str(value)
+
+
+class ParticipantForm(VersionedForm):
     enroll_left = forms.BooleanField(required=False, initial=True, label="Enroll left hand")
     enroll_right = forms.BooleanField(required=False, initial=True, label="Enroll right hand")
 
@@ -38,14 +67,14 @@ class HandForm(forms.ModelForm):
         widgets = {"exclusion_detail": forms.Textarea(attrs={"rows": 2})}
 
 
-class HandExclusionForm(forms.ModelForm):
+class HandExclusionForm(VersionedForm):
     class Meta:
         model = Hand
         fields = ["exclusion_reason", "exclusion_detail"]
         widgets = {"exclusion_detail": forms.Textarea(attrs={"rows": 2})}
 
 
-class EpsExamForm(forms.ModelForm):
+class EpsExamForm(VersionedForm):
     class Meta:
         model = EpsExam
         fields = ["exam_date", "dml_ms", "sncv_m_s", "motor_response_absent", "sensory_response_absent"]

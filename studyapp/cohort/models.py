@@ -30,6 +30,8 @@ class Participant(models.Model):
     recruitment = models.CharField(max_length=20, choices=RecruitmentChoice.choices)
     enrolled_on = models.DateField(default=timezone.localdate)
     created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Bumped on every edit; an edit made on an older version is refused.")
     history = HistoricalRecords()
 
     class Meta:
@@ -77,6 +79,8 @@ class Hand(models.Model):
     staged_dml_threshold_ms = models.FloatField("DML threshold used (ms)", null=True, editable=False)
     staged_sncv_threshold_m_s = models.FloatField("SNCV threshold used (m/s)", null=True, editable=False)
     staged_at = models.DateTimeField(null=True, editable=False)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Bumped on every edit; an edit made on an older version is refused.")
     history = HistoricalRecords()
 
     class Meta:
@@ -117,6 +121,8 @@ class EpsExam(models.Model):
     motor_response_absent = models.BooleanField(default=False)
     sensory_response_absent = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Bumped on every edit; an edit made on an older version is refused.")
     history = HistoricalRecords()
 
     class Meta:
@@ -173,6 +179,8 @@ class CsaMeasurement(models.Model):
     measured_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Bumped on every edit; an edit made on an older version is refused.")
     history = HistoricalRecords()
 
     class Meta:

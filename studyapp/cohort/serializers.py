@@ -18,10 +18,16 @@ def _without(data: dict, names) -> dict:
     return data
 
 
-class ParticipantSerializer(serializers.ModelSerializer):
+class VersionedSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="The version you loaded; an edit of an older version is refused with 409 (or send If-Match).")
+
+
+class ParticipantSerializer(VersionedSerializer):
     class Meta:
         model = Participant
-        fields = ["id", "study_code", "sex", "age", "recruitment", "enrolled_on"]
+        fields = ["id", "study_code", "sex", "age", "recruitment", "enrolled_on", "version"]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -33,14 +39,14 @@ class ParticipantSerializer(serializers.ModelSerializer):
         return data
 
 
-class HandSerializer(serializers.ModelSerializer):
+class HandSerializer(VersionedSerializer):
     study_code = serializers.CharField(source="participant.study_code", read_only=True)
     needs_restaging = serializers.SerializerMethodField()
 
     class Meta:
         model = Hand
         fields = ["id", "participant", "study_code", "side", "exclusion_reason", "exclusion_detail",
-                  "stage", "group", "staging_reason", "needs_restaging", "staged_at"]
+                  "stage", "group", "staging_reason", "needs_restaging", "staged_at", "version"]
         read_only_fields = ["stage", "group", "staging_reason", "staged_at"]
 
     def to_representation(self, instance):
@@ -63,11 +69,11 @@ class HandSerializer(serializers.ModelSerializer):
         return participant
 
 
-class EpsExamSerializer(serializers.ModelSerializer):
+class EpsExamSerializer(VersionedSerializer):
     class Meta:
         model = EpsExam
         fields = ["id", "hand", "exam_date", "dml_ms", "sncv_m_s", "motor_response_absent",
-                  "sensory_response_absent", "created_at"]
+                  "sensory_response_absent", "created_at", "version"]
         read_only_fields = ["created_at"]
 
     def validate_hand(self, hand):
@@ -76,12 +82,12 @@ class EpsExamSerializer(serializers.ModelSerializer):
         return hand
 
 
-class CsaMeasurementSerializer(serializers.ModelSerializer):
+class CsaMeasurementSerializer(VersionedSerializer):
     measured_by = serializers.StringRelatedField(read_only=True)
 
     class Meta:
         model = CsaMeasurement
-        fields = ["id", "hand", "csa_mm2", "site", "method", "measured_on", "measured_by", "created_at"]
+        fields = ["id", "hand", "csa_mm2", "site", "method", "measured_on", "measured_by", "created_at", "version"]
         read_only_fields = ["method", "created_at"]  # typed values are scanner values; outlines come from tracing
 
     def validate_hand(self, hand):

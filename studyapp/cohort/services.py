@@ -2,6 +2,9 @@
 
 Audit rows come from django-simple-history on each model; the acting user is taken from the request
 (HistoryRequestMiddleware) or, outside a request, from `history_user`.
+
+Edits are optimistic: an update names the `expected_version` its author loaded (None: no check) and writes
+only the fields it is given, on the row locked and re-read, so concurrent edits never overwrite each other.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from studyapp.common.concurrency import lock_current, refused_as_validation_error, save_fields
 from studyapp.protocol.models import StudySettings
 
 from . import staging
@@ -28,6 +32,14 @@ def _save(instance, *, history_user=None):
         instance._history_user = history_user
     instance.save()
     return instance
+
+
+def _update(model, pk, *, expected_version, fields: dict, allowed: Iterable[str], history_user=None):
+    current = lock_current(model, pk, expected_version=expected_version, fields=allowed)
+    if not fields:
+        return current
+    _assign(current, fields, allowed)
+    return save_fields(current, fields, history_user=history_user)
 
 
 def _assign(instance, fields: dict, allowed: Iterable[str]):
@@ -51,9 +63,14 @@ def hand_assessment(*, hand: Hand, thresholds: staging.Thresholds,
     )
 
 
+@transaction.atomic
 def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, history_user=None) -> Hand:
     """Store the derived stage and group with the thresholds used; a no-op write is skipped."""
     thresholds = thresholds or StudySettings.current().thresholds
+    # Re-read under a lock: the derivation and its audit row must see a concurrent edit of the hand. NO KEY
+    # UPDATE, as a plain UPDATE takes: two exams added at once to one hand must not deadlock.
+    locked = Hand.objects.select_for_update(of=("self",), no_key=True).select_related("participant")
+    given, hand = hand, locked.get(pk=hand.pk)
     result = hand_assessment(hand=hand, thresholds=thresholds)
     derived = {
         "stage": result.stage,
@@ -64,12 +81,14 @@ def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, hi
     }
     if all(getattr(hand, name) == value for name, value in derived.items()):
         return hand
+    derived["staged_at"] = timezone.now()
     for name, value in derived.items():
         setattr(hand, name, value)
-    hand.staged_at = timezone.now()
+        setattr(given, name, value)  # the caller's copy shows the new stage too
     if history_user is not None:
         hand._history_user = history_user
-    hand.save()
+    # Derived values are not an edit of the hand: its version stays, so a coordinator's form is not stale.
+    hand.save(update_fields=list(derived))
     return hand
 
 
@@ -77,13 +96,15 @@ def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, hi
 def participant_create(*, history_user=None, **fields) -> Participant:
     participant = Participant()
     _assign(participant, fields, PARTICIPANT_FIELDS)
-    return _save(participant, history_user=history_user)
+    with refused_as_validation_error(Participant):  # two clients enrolling one code at the same moment
+        return _save(participant, history_user=history_user)
 
 
 @transaction.atomic
-def participant_update(*, participant: Participant, history_user=None, **fields) -> Participant:
-    _assign(participant, fields, PARTICIPANT_FIELDS)
-    _save(participant, history_user=history_user)
+def participant_update(*, participant: Participant, expected_version: int | None = None, history_user=None,
+                       **fields) -> Participant:
+    participant = _update(Participant, participant.pk, expected_version=expected_version, fields=fields,
+                          allowed=PARTICIPANT_FIELDS, history_user=history_user)
     # Recruitment decides the group of a hand without EPS and flags conflicting evidence.
     for hand in participant.hands.all():
         hand_restage(hand=hand, history_user=history_user)
@@ -99,14 +120,15 @@ def participant_delete(*, participant: Participant) -> None:
 def hand_create(*, participant: Participant, history_user=None, **fields) -> Hand:
     hand = Hand(participant=participant)
     _assign(hand, fields, HAND_FIELDS)
-    _save(hand, history_user=history_user)
+    with refused_as_validation_error(Hand):  # two clients enrolling one side at the same moment
+        _save(hand, history_user=history_user)
     return hand_restage(hand=hand, history_user=history_user)
 
 
 @transaction.atomic
-def hand_update(*, hand: Hand, history_user=None, **fields) -> Hand:
-    _assign(hand, fields, HAND_FIELDS)
-    _save(hand, history_user=history_user)
+def hand_update(*, hand: Hand, expected_version: int | None = None, history_user=None, **fields) -> Hand:
+    hand = _update(Hand, hand.pk, expected_version=expected_version, fields=fields, allowed=HAND_FIELDS,
+                   history_user=history_user)
     return hand_restage(hand=hand, history_user=history_user)
 
 
@@ -125,9 +147,10 @@ def eps_exam_create(*, hand: Hand, history_user=None, **fields) -> EpsExam:
 
 
 @transaction.atomic
-def eps_exam_update(*, exam: EpsExam, history_user=None, **fields) -> EpsExam:
-    _assign(exam, fields, EPS_FIELDS)
-    _save(exam, history_user=history_user)
+def eps_exam_update(*, exam: EpsExam, expected_version: int | None = None, history_user=None,
+                    **fields) -> EpsExam:
+    exam = _update(EpsExam, exam.pk, expected_version=expected_version, fields=fields, allowed=EPS_FIELDS,
+                   history_user=history_user)
     hand_restage(hand=exam.hand, history_user=history_user)
     return exam
 
@@ -149,9 +172,10 @@ def csa_measurement_create(*, hand: Hand, history_user=None, **fields) -> CsaMea
 
 
 @transaction.atomic
-def csa_measurement_update(*, measurement: CsaMeasurement, history_user=None, **fields) -> CsaMeasurement:
-    _assign(measurement, fields, CSA_FIELDS)
-    return _save(measurement, history_user=history_user)
+def csa_measurement_update(*, measurement: CsaMeasurement, expected_version: int | None = None, history_user=None,
+                           **fields) -> CsaMeasurement:
+    return _update(CsaMeasurement, measurement.pk, expected_version=expected_version, fields=fields,
+                   allowed=CSA_FIELDS, history_user=history_user)
 
 
 @transaction.atomic
@@ -182,6 +206,6 @@ def hands_restage(*, hands: Iterable[Hand], history_user=None) -> int:
     changed = 0
     for hand in hands:
         staged_at = hand.staged_at
-        hand_restage(hand=hand, thresholds=thresholds, history_user=history_user)
-        changed += hand.staged_at != staged_at  # hand_restage only writes (and stamps) a change
+        restaged = hand_restage(hand=hand, thresholds=thresholds, history_user=history_user)
+        changed += restaged.staged_at != staged_at  # hand_restage only writes (and stamps) a change
     return changed

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from studyapp.common.concurrency import StaleVersion
 from studyapp.common.forms import add_service_errors
 from studyapp.demo.jobs import demo_job_restartable
 from studyapp.ops.models import BackgroundJob
@@ -61,6 +62,7 @@ def participant_create(request):
     form = ParticipantForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
+        data.pop("version")
         sides = [side for side in ("left", "right") if data.pop(f"enroll_{side}")]
         try:
             with transaction.atomic():
@@ -78,19 +80,24 @@ def participant_create(request):
 @permission_required("cohort.change_participant", raise_exception=True)
 def participant_edit(request, pk):
     participant = get_object_or_404(Participant, pk=pk)
-    form = ParticipantForm(request.POST or None, instance=participant)
+    # The form validates its own copy, so a refused edit never shows as if saved.
+    form = ParticipantForm(request.POST or None, instance=Participant.objects.get(pk=pk))
     for name in ("enroll_left", "enroll_right"):
         del form.fields[name]
     if request.method == "POST" and form.is_valid():
         try:
-            services.participant_update(participant=Participant.objects.get(pk=pk), **form.cleaned_data)
+            services.participant_update(participant=participant, expected_version=form.cleaned_data["version"],
+                                        **form.edited())
+        except StaleVersion as error:
+            form.show_stale(error)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
             messages.success(request, f"Saved {participant.study_code}.")
             return redirect("cohort:hand-detail", pk=participant.hands.first().pk)
     return render(request, "cohort/participant_form.html",
-                  {"form": form, "title": f"Edit participant {participant.study_code}"})
+                  {"form": form, "title": f"Edit participant {participant.study_code}"},
+                  status=400 if form.errors else 200)
 
 
 @login_required
@@ -145,7 +152,9 @@ def _post_form(request, pk, form_key, make_form, save):
     form = make_form(hand)
     if form.is_valid():
         try:
-            save(hand, form.cleaned_data)
+            save(hand, form)
+        except StaleVersion as error:
+            form.show_stale(error)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -157,7 +166,9 @@ def _post_form(request, pk, form_key, make_form, save):
 @require_POST
 @permission_required("cohort.add_epsexam", raise_exception=True)
 def eps_exam_add(request, pk):
-    def save(hand, data):
+    def save(hand, form):
+        data = dict(form.cleaned_data)
+        data.pop("version")
         services.eps_exam_create(hand=hand, **data)
         messages.success(request, "EPS exam saved; stage and group re-derived.")
     return _post_form(request, pk, "eps_form", lambda hand: EpsExamForm(request.POST, instance=EpsExam(hand=hand)),
@@ -177,7 +188,9 @@ def eps_exam_edit(request, pk, exam_pk):
     form = EpsExamForm(request.POST or None, instance=EpsExam.objects.get(pk=exam.pk))
     if request.method == "POST" and form.is_valid():
         try:
-            services.eps_exam_update(exam=exam, **form.cleaned_data)
+            services.eps_exam_update(exam=exam, expected_version=form.cleaned_data["version"], **form.edited())
+        except StaleVersion as error:
+            form.show_stale(error)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -208,8 +221,8 @@ def eps_exam_delete(request, pk, exam_pk):
 @require_POST
 @permission_required("cohort.add_csameasurement", raise_exception=True)
 def csa_add(request, pk):
-    def save(hand, data):
-        services.csa_measurement_create(hand=hand, measured_by=request.user, **data)
+    def save(hand, form):
+        services.csa_measurement_create(hand=hand, measured_by=request.user, **form.cleaned_data)
         messages.success(request, "CSA measurement saved.")
     return _post_form(request, pk, "csa_form",
                       lambda hand: CsaMeasurementForm(request.POST, instance=CsaMeasurement(hand=hand)), save)
@@ -219,8 +232,8 @@ def csa_add(request, pk):
 @require_POST
 @permission_required("cohort.change_hand", raise_exception=True)
 def hand_exclusion(request, pk):
-    def save(hand, data):
-        services.hand_update(hand=hand, **data)
+    def save(hand, form):
+        services.hand_update(hand=hand, expected_version=form.cleaned_data["version"], **form.edited())
         messages.success(request, "Eligibility saved.")
     # A separate instance, so a refused edit doesn't show on the page as if saved.
     return _post_form(request, pk, "exclusion_form",

@@ -65,9 +65,14 @@ class Split(models.Model):
         ordering = ["-created_at"]
         permissions = [("lock_split", "Can lock a split")]
         constraints = [
-            models.UniqueConstraint(fields=["name", "version"], name="split_unique_name_version"),
+            models.UniqueConstraint(fields=["name", "version"], name="split_unique_name_version",
+                                    violation_error_code="split_version_exists",
+                                    violation_error_message="A split with this name and version exists; make a new "
+                                                            "version."),
             models.CheckConstraint(condition=models.Q(status="draft") | ~models.Q(manifest_hash=""),
-                                   name="split_locked_has_manifest"),
+                                   name="split_locked_has_manifest", violation_error_code="locked_without_manifest",
+                                   violation_error_message="A locked split records the manifest of its frames; lock "
+                                                           "it through the split's lock action."),
         ]
 
     def __str__(self) -> str:
@@ -110,7 +115,9 @@ class SplitMember(models.Model):
 
     class Meta:
         ordering = ["split", "subset", "hand"]
-        constraints = [models.UniqueConstraint(fields=["split", "hand"], name="split_member_unique_hand")]
+        constraints = [models.UniqueConstraint(fields=["split", "hand"], name="split_member_unique_hand",
+                                               violation_error_code="hand_in_split",
+                                               violation_error_message="This hand is already in this split.")]
 
     def __str__(self) -> str:
         return f"{self.hand} in {self.split} ({self.subset})"
@@ -202,7 +209,9 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["experiment", "model_name"]
-        constraints = [models.UniqueConstraint(fields=["experiment", "model_name"], name="run_one_model_per_experiment")]
+        constraints = [models.UniqueConstraint(fields=["experiment", "model_name"], name="run_one_model_per_experiment",
+                                               violation_error_code="model_in_experiment",
+                                               violation_error_message="This experiment already trains this model.")]
 
     def __str__(self) -> str:
         return f"{self.model_name} ({self.status}) in {self.experiment}"

@@ -51,7 +51,10 @@ class ExplanationJob(models.Model):
 
     class Meta:
         ordering = ["run", "method"]
-        constraints = [models.UniqueConstraint(fields=["run", "method"], name="explanation_job_one_per_run_method")]
+        constraints = [models.UniqueConstraint(fields=["run", "method"], name="explanation_job_one_per_run_method",
+                                               violation_error_code="explanation_exists",
+                                               violation_error_message="This run already has an explanation job "
+                                                                       "with this method.")]
 
     def __str__(self) -> str:
         return f"{self.get_method_display()} of run {self.run_id} ({self.status})"
@@ -103,7 +106,9 @@ class FrameExplanation(models.Model):
 
     class Meta:
         ordering = ["job", "hand", "frame__index"]
-        constraints = [models.UniqueConstraint(fields=["job", "frame"], name="frame_explanation_one_per_job_frame")]
+        constraints = [models.UniqueConstraint(fields=["job", "frame"], name="frame_explanation_one_per_job_frame",
+                                               violation_error_code="frame_explained",
+                                               violation_error_message="This job already explains this frame.")]
         indexes = [models.Index(fields=["frame_outcome"]), models.Index(fields=["hand_outcome"])]
 
     def __str__(self) -> str:

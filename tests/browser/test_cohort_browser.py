@@ -2,6 +2,7 @@
 and removed from the hand page. Checked in the ORM."""
 
 import datetime as dt
+import os
 
 import pytest
 from django.utils import timezone
@@ -87,3 +88,25 @@ def test_correct_then_remove_an_exam_from_the_hand_page(live_server, page, coord
     page.goto(f"{base}/cohort/hands/{hand.pk}/history/")
     history = page.inner_text("main")
     assert "EPS exam of 2026-02-01 deleted" in history and "cora" in history
+
+
+def test_a_save_on_an_outdated_page_shows_what_changed(live_server, page, coordinator, tmp_path):
+    from studyapp.cohort import services
+
+    base = live_server.url
+    hand = make_hand(study_code="RACE-1", age=52, sex="female")
+    edit_url = f"/cohort/participants/{hand.participant_id}/edit/"
+    log_in(page, base, coordinator, edit_url)
+    services.participant_update(participant=hand.participant, expected_version=1, age=60)  # someone else, meanwhile
+    page.select_option("#id_sex", "male")
+    page.click("main form button[type=submit]")
+    assert "was changed by someone else since you loaded it" in page.inner_text("main form .errorlist")
+    assert "Changed meanwhile: now 60 (was 52" in page.inner_text("main form")
+    page.screenshot(path=str(os.environ.get("CTS_SCREENSHOT_DIR", tmp_path)) + "/stale_participant.png",
+                    full_page=True)
+    assert Participant.objects.get(pk=hand.participant_id).sex == "female"
+    page.fill("#id_age", "60")
+    page.click("main form button[type=submit]")  # the page now carries version 2: this save applies
+    page.wait_for_url(f"{base}/cohort/hands/{hand.pk}/")
+    participant = Participant.objects.get(pk=hand.participant_id)
+    assert (participant.age, participant.sex, participant.version) == (60, "male", 3)

@@ -67,9 +67,16 @@ def test_every_bad_row_is_reported():
 
 @pytest.mark.parametrize("content, message", [
     ("", "empty"),
-    (b"\xff\xfe\x00garbage", "UTF-8"),
-    ("study_code,side\nX,left\n", "Missing column"),
-    (HEADER.strip() + ",colour\n", "Unknown column"),
+    (b"\xff\xfe\x00garbage", "Line 1: the file is not UTF-8 text (byte 0xff)"),
+    (HEADER.encode() + "P-01,female,55,patient,,right,,,,,,,,,\n".encode("cp1252")
+     + "P-02,female,55,patient,,right,,,,,,,,,Müller\n".encode("cp1252"), "Line 3: the file is not UTF-8 text"),
+    ("study_code,side\nX,left\n", "Line 1: missing column(s): sex, age, recruitment"),
+    (HEADER.strip() + ",colour\n", "Line 1: unknown column(s): colour"),
+    (HEADER.strip() + ",side\n", "Line 1: column(s) given twice: side"),
+    (HEADER + "P-01,female,55,patient,,right,,,,,,,,,\nP-02,female,55,patient,,right\n",
+     "Line 3: 6 cells where the header has 15"),
+    (HEADER + "P-01,female,55,patient,,right,,,,,,,,,\nP-02,female,55,patient,,right,other,a\0b,,,,,,,\n",
+     "Line 3: a cell holds a NUL character"),
 ])
 def test_malformed_files_are_refused(content, message):
     result = csvio.import_cohort(content)
@@ -218,3 +225,66 @@ def test_a_row_lists_every_bad_value_not_only_the_first():
                      "motor_response_absent: 'maybe' is not yes/no", "csa_mm2: must be above 0"):
         assert fragment in error, error
     assert error.count("age:") == 1  # a value refused while reading is not refused again by the model
+
+
+def test_duplicate_rows_and_codes_differing_in_case_are_refused_with_their_lines():
+    row = "P-01,female,55,patient,2026-01-05,right,,,2026-01-20,5.3,34.0,no,no,15.2,2026-01-20\n"
+    content = (HEADER + row + "P-01,female,55,patient,2026-01-05,left,,,,,,,,,\n" + row
+               + "p-01,female,55,patient,,left,,,,,,,,,\n")
+    result = csvio.import_cohort(content)
+    assert result.errors == ["Line 4: repeats line 2 exactly; remove the copy",
+                             "Line 5: study_code: 'p-01' differs only in letter case from P-01 on line 2; use the "
+                             "same code"]
+    assert counts() == (0, 0, 0, 0)
+    make_hand(study_code="Q-7")
+    result = csvio.import_cohort(HEADER + "q-7,female,55,patient,,left,,,,,,,,,\n")
+    assert result.errors == ["Line 2: study_code: 'q-7' differs only in letter case from Q-7, already enrolled; "
+                             "use the same code"]
+
+
+def test_the_export_neutralises_formulas_but_keeps_numbers_and_reads_back(users):
+    hand = make_hand(study_code="-X1", exclusion_reason="other")
+    services.hand_update(hand=hand, exclusion_detail='=HYPERLINK("http://evil","click")')
+    services.eps_exam_create(hand=hand, exam_date=dt.date(2026, 2, 1), dml_ms=4.5, sncv_m_s=45.0)
+    services.csa_measurement_create(hand=hand, csa_mm2=12.5, measured_by=users["coordinator"])
+    text = csvio.export_cohort().export("csv")
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["study_code"] == "'-X1"
+    assert row["exclusion_detail"] == "'=HYPERLINK(\"http://evil\",\"click\")"
+    assert (row["dml_ms"], row["csa_mm2"]) == ("4.5", "12.5")
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+    for model in (CsaMeasurement, EpsExam, Hand, Participant):
+        model.objects.all().delete()
+    result = csvio.import_cohort(text, history_user=users["coordinator"])
+    assert result.ok, result.errors
+    again = Hand.objects.get()
+    assert (again.participant.study_code, again.exclusion_detail) == ("-X1", '=HYPERLINK("http://evil","click")')
+
+
+def test_a_bulk_import_writes_audit_history_and_the_staging_the_services_give(users):
+    result = csvio.import_cohort(GOOD, history_user=users["coordinator"])
+    assert result.ok, result.errors
+    for model in (Participant, Hand, EpsExam, CsaMeasurement):
+        rows = model.history.all()
+        assert rows.count() == model.objects.count() > 0
+        assert {(r.history_type, r.history_user_id) for r in rows} == {("+", users["coordinator"].pk)}
+    for hand in Hand.objects.all():
+        staged = (hand.stage, hand.group, hand.staging_reason)
+        services.hand_restage(hand=hand)
+        hand.refresh_from_db()
+        assert (hand.stage, hand.group, hand.staging_reason) == staged
+        assert hand.history.first().group == hand.group
+
+
+def test_a_code_taken_while_the_file_was_checked_imports_nothing(monkeypatch):
+    original = csvio._Importer.write
+
+    def enrolled_meanwhile(importer):
+        services.participant_create(study_code="P-02", sex="female", age=70, recruitment="patient")
+        original(importer)
+
+    monkeypatch.setattr(csvio._Importer, "write", enrolled_meanwhile)
+    result = csvio.import_cohort(GOOD)
+    assert result.errors and result.errors[0].startswith("Nothing was imported:")
+    assert "already exists" in result.errors[0]
+    assert counts() == (0, 0, 0, 0)

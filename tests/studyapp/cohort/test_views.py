@@ -225,3 +225,45 @@ def test_group_badges_read_as_the_model_labels(client_for):
     preview = client_for("coordinator").post(f"/cohort/hands/{hand.pk}/eps/preview/",
                                              {"dml_ms": "3.5", "sncv_m_s": "50"}).content.decode()
     assert '<span class="badge control" data-group="control">Control</span>' in preview
+
+
+def test_a_form_saved_on_an_outdated_page_shows_what_changed_and_keeps_both_edits(client_for, users):
+    client = client_for("coordinator")
+    participant = make_hand(age=40, sex="female").participant
+    url = f"/cohort/participants/{participant.pk}/edit/"
+    page = client.get(url).content.decode()
+    assert 'name="version" value="1"' in page
+    services.participant_update(participant=participant, expected_version=1, age=50, history_user=users["pi"])
+    typed = {"study_code": participant.study_code, "sex": "male", "age": "40", "recruitment": "patient",
+             "enrolled_on": "2026-01-15", "version": "1"}
+    response = client.post(url, typed)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "was changed by pi since you loaded it" in page and "Age (years): 40 → 50" in page
+    assert "Changed meanwhile: now 50 (was 40 when you opened this page)." in page
+    assert 'name="version" value="2"' in page  # a second save, knowingly, applies what was typed
+    participant.refresh_from_db()
+    assert (participant.age, participant.sex, participant.version) == (50, "female", 2)
+    assert client.post(url, {**typed, "age": "50", "version": "2"}).status_code == 302
+    participant.refresh_from_db()
+    assert (participant.age, participant.sex, participant.version) == (50, "male", 3)
+
+
+def test_forms_write_only_the_fields_they_change(client_for):
+    client = client_for("coordinator")
+    hand = make_hand(eps={"dml_ms": 4.0, "sncv_m_s": 45.0})
+    exam = EpsExam.objects.get(hand=hand)
+    url = f"/cohort/hands/{hand.pk}/eps/{exam.pk}/edit/"
+    assert 'name="version" value="1"' in client.get(url).content.decode()
+    response = client.post(url, {"exam_date": exam.exam_date.isoformat(), "dml_ms": "5.0", "sncv_m_s": "45.0",
+                                 "version": "1"})
+    assert response.status_code == 302
+    latest = exam.history.first()
+    assert latest.dml_ms == 5.0 and latest.version == 2
+    stale = client.post(f"/cohort/hands/{hand.pk}/eligibility/",
+                        {"exclusion_reason": "prior_wrist_surgery", "exclusion_detail": "", "version": "1"})
+    assert stale.status_code == 302  # the hand itself was not edited: version 1 is current
+    hand.refresh_from_db()
+    assert hand.version == 2 and hand.group == "excluded"
+    stale = client.post(f"/cohort/hands/{hand.pk}/eligibility/", {"exclusion_reason": "", "version": "1"})
+    assert stale.status_code == 400 and "Changed meanwhile" in stale.content.decode()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clips', '0003_frame_sha256'),
+        ('clips', '0004_clip_extraction_frames_per_clip'),
     ]
 
     operations = [
