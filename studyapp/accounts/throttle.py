@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
 
