@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 
 from studyapp.annotations.models import RoiAdjudication, RoiAnnotation
 from studyapp.annotations.services import ANCHORS
@@ -109,13 +110,16 @@ def hand_label(hand: Hand) -> int:
     return LABELS[hand.group]
 
 
-def manifest_for(members: list[tuple[Hand, str]]) -> list[dict]:
-    """The dataset a split implies: (hand, frame, crop box, label, subset) for every member frame.
+Annotations = tuple[dict[int, list[Clip]], Callable[[Clip], dict[int, RoiAnnotation]]]
 
-    A fixed number of queries for any number of hands (clips, frames and ROIs are loaded in bulk), so
-    the experiments page can check every locked split.
+
+def load_annotations(hand_ids) -> Annotations:
+    """The clips (frames loaded) of these hands by hand, and `rois_of_clip(clip)` -> {frame id: crop-defining ROI}.
+
+    Four queries for any number of hands: clips, their frames, confirmed ROIs and adjudications are loaded in
+    bulk (plus the study setting naming the primary rater).
     """
-    hand_ids = [hand.pk for hand, _ in members]
+    hand_ids = sorted(set(hand_ids))
     clips: dict[int, list[Clip]] = {}
     for clip in Clip.objects.filter(hand_id__in=hand_ids).prefetch_related("frames"):
         clips.setdefault(clip.hand_id, []).append(clip)
@@ -133,11 +137,26 @@ def manifest_for(members: list[tuple[Hand, str]]) -> list[dict]:
         primary = _primary([roi.annotator_id for roi in rois], named=named)
         return _adjudicated(rois, primary, adjudications.get(clip.pk, []))
 
+    return clips, rois_of_clip
+
+
+def loaded_hand_entries(hand: Hand, annotations: Annotations) -> list[dict]:
+    """hand_entries from annotations loaded in bulk (load_annotations), without a query."""
+    clips, rois_of_clip = annotations
+    return _entries(hand, clips.get(hand.pk, []), rois_of_clip)
+
+
+def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | None = None) -> list[dict]:
+    """The dataset a split implies: (hand, frame, crop box, label, subset) for every member frame.
+
+    A fixed number of queries for any number of hands (load_annotations), none when `annotations` of the
+    members' hands are given, so the experiments page can check every locked split.
+    """
+    annotations = annotations or load_annotations(hand.pk for hand, _ in members)
     entries = []
     for hand, subset in sorted(members, key=lambda m: m[0].pk):
         label = hand_label(hand)
-        entries += [{**entry, "label": label, "subset": subset}
-                    for entry in _entries(hand, clips.get(hand.pk, []), rois_of_clip)]
+        entries += [{**entry, "label": label, "subset": subset} for entry in loaded_hand_entries(hand, annotations)]
     return entries
 
 
