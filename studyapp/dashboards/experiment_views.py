@@ -41,7 +41,9 @@ def attribution_panel(summaries: list[dict], labels: dict) -> Panel | None:
 
     `summaries`: experiment_selectors.explanation_summaries (the gallery's and the report's numbers).
     """
-    return ef.attribution_figure(summaries, labels) if summaries else None
+    from studyapp.explanations.models import METHOD_LABELS
+
+    return ef.attribution_figure(summaries, labels, METHOD_LABELS) if summaries else None
 
 
 def _ensure_summaries(runs: list[TrainingRun]) -> None:

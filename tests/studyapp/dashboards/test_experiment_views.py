@@ -124,7 +124,7 @@ def test_explained_runs_show_their_attribution_in_nerve_and_ring_with_the_galler
     figure = _figures(page)["attribution"]
     assert 'id="attribution"' in page and 'href="#attribution"' in page
     nerve = next(t for t in figure["data"] if t["name"] == "attribution in the nerve")
-    assert nerve["y"] == ["MobileNetV2 · occlusion", "SqueezeNet 1.1 · gradcam"]
+    assert nerve["y"] == ["MobileNetV2 · Occlusion", "SqueezeNet 1.1 · Grad-CAM"]
     summaries = explanation_summaries(experiment)  # the gallery's and the report's summaries
     assert nerve["x"] == [s["nerve"]["estimate"] for s in summaries]
     gallery = pi.get(f"/explanations/experiments/{experiment.pk}/").content.decode()
