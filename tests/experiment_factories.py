@@ -60,8 +60,9 @@ def evaluated_experiment(*, n_hands: int = 24, frames_per_clip: int = 4, models=
     return experiment, runs
 
 
-def explain_run(run, *, method: str = "gradcam", images: bool = True):
-    """A finished explanation job of `run` over its test frames, as a worker leaves one, without computing maps.
+def explain_run(run, *, method: str = "gradcam", images: bool = True, frames_per_hand: int | None = None):
+    """A finished explanation job of `run` over its test frames (the first `frames_per_hand` of each hand, or
+    all), as a worker leaves one, without computing maps.
 
     Shares are set per label (nerve 0.5 for CTS, 0.3 for controls; nerve area 0.1); outcomes follow the run's
     stored probabilities at its threshold. With `images`, every crop/heatmap/overlay is a small real PNG in
@@ -85,8 +86,11 @@ def explain_run(run, *, method: str = "gradcam", images: bool = True):
     def outcome(label, probability):
         return ("T" if (probability >= threshold) == bool(label) else "F") + ("P" if probability >= threshold else "N")
 
-    rows = []
-    for i, entry in enumerate(e for e in run.experiment.split.manifest if e["subset"] == "test"):
+    rows, per_hand = [], {}
+    test = [e for e in run.experiment.split.manifest if e["subset"] == "test" and e["frame"] in probabilities]
+    if frames_per_hand is not None:
+        test = [e for e in test if per_hand.setdefault(e["hand"], []).append(e) or len(per_hand[e["hand"]]) <= frames_per_hand]
+    for i, entry in enumerate(test):
         name = f"explanations/test/{run.pk}_{method}_{i}"
         if images:
             buffer = io.BytesIO()

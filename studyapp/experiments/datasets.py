@@ -10,10 +10,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from studyapp.annotations.models import RoiAdjudication, RoiAnnotation
 from studyapp.annotations.services import ANCHORS
-from studyapp.clips.models import Clip
+from studyapp.clips.models import Clip, Frame
 from studyapp.cohort.models import Hand
 from studyapp.protocol.models import StudySettings
 
@@ -51,7 +52,6 @@ def _adjudicated(rois: list[RoiAnnotation], primary: int | None,
     confirmed leaves the frame without one (not ready) rather than falling back silently to the primary.
     """
     by_frame = {roi.frame_id: roi for roi in rois if roi.annotator_id == primary}
-    frames = {roi.frame_id: roi.frame for roi in rois}
     by_rater = {(roi.frame_id, roi.annotator_id): roi for roi in rois}
     for decision in adjudications:
         by_frame.pop(decision.frame_id, None)
@@ -61,7 +61,7 @@ def _adjudicated(rois: list[RoiAnnotation], primary: int | None,
                 by_frame[decision.frame_id] = kept
         else:  # the PI's third box: an unsaved ROI of nobody, so crops and predictions read it alike
             by_frame[decision.frame_id] = RoiAnnotation(
-                frame=frames.get(decision.frame_id) or decision.frame, annotator_id=None, x=decision.x,
+                frame=decision.frame, annotator_id=None, x=decision.x,
                 y=decision.y, w=decision.w, h=decision.h, status=RoiAnnotation.Status.CONFIRMED)
     return dict(sorted(by_frame.items(), key=lambda item: item[1].frame.index))
 
@@ -110,23 +110,33 @@ def hand_label(hand: Hand) -> int:
     return LABELS[hand.group]
 
 
-Annotations = tuple[dict[int, list[Clip]], Callable[[Clip], dict[int, RoiAnnotation]]]
+Annotations = tuple[dict[int, list], Callable[[Clip], dict[int, RoiAnnotation]]]
 
 
 def load_annotations(hand_ids) -> Annotations:
     """The clips (frames loaded) of these hands by hand, and `rois_of_clip(clip)` -> {frame id: crop-defining ROI}.
 
-    Four queries for any number of hands: clips, their frames, confirmed ROIs and adjudications are loaded in
-    bulk (plus the study setting naming the primary rater).
+    Four queries for any number of hands: frames, clips, confirmed ROIs and adjudications are loaded in bulk
+    (plus the study setting naming the primary rater).
     """
+    # Rows are read as values, not model instances: at study scale (10,000 frames, 20,000 ROIs) building the
+    # instances took seconds. The records carry the attributes _entries and _adjudicated read.
     hand_ids = sorted(set(hand_ids))
-    clips: dict[int, list[Clip]] = {}
-    for clip in Clip.objects.filter(hand_id__in=hand_ids).prefetch_related("frames"):
-        clips.setdefault(clip.hand_id, []).append(clip)
-    confirmed: dict[int, list[RoiAnnotation]] = {}
-    for roi in RoiAnnotation.objects.filter(frame__clip__hand_id__in=hand_ids, status__in=ANCHORS).select_related(
-            "frame").order_by("frame__index", "pk"):
-        confirmed.setdefault(roi.frame.clip_id, []).append(roi)
+    frames: dict[int, list[SimpleNamespace]] = {}
+    frame_by_id: dict[int, SimpleNamespace] = {}
+    for row in Frame.objects.filter(clip__hand_id__in=hand_ids).values("pk", "clip_id", "index", "image", "sha256"):
+        frame = SimpleNamespace(pk=row["pk"], index=row["index"], image=SimpleNamespace(name=row["image"]),
+                                sha256=row["sha256"])
+        frames.setdefault(row["clip_id"], []).append(frame)
+        frame_by_id[row["pk"]] = frame
+    clips: dict[int, list] = {}
+    for row in Clip.objects.filter(hand_id__in=hand_ids).values("pk", "hand_id", "sha256", "extraction_status"):
+        clips.setdefault(row["hand_id"], []).append(_clip_record(row, frames.get(row["pk"], [])))
+    confirmed: dict[int, list] = {}
+    for row in RoiAnnotation.objects.filter(frame__clip__hand_id__in=hand_ids, status__in=ANCHORS).order_by(
+            "frame__index", "pk").values("frame_id", "frame__clip_id", "annotator_id", "x", "y", "w", "h", "status"):
+        confirmed.setdefault(row.pop("frame__clip_id"), []).append(
+            SimpleNamespace(**row, frame=frame_by_id[row["frame_id"]]))
     adjudications: dict[int, list[RoiAdjudication]] = {}
     for decision in RoiAdjudication.objects.filter(frame__clip__hand_id__in=hand_ids).select_related("frame"):
         adjudications.setdefault(decision.frame.clip_id, []).append(decision)
@@ -138,6 +148,13 @@ def load_annotations(hand_ids) -> Annotations:
         return _adjudicated(rois, primary, adjudications.get(clip.pk, []))
 
     return clips, rois_of_clip
+
+
+def _clip_record(row: dict, frames: list) -> SimpleNamespace:
+    status = row["extraction_status"]
+    return SimpleNamespace(pk=row["pk"], hand_id=row["hand_id"], sha256=row["sha256"], extraction_status=status,
+                           get_extraction_status_display=lambda: Clip.Extraction(status).label,
+                           frames=SimpleNamespace(all=lambda: frames))
 
 
 def loaded_hand_entries(hand: Hand, annotations: Annotations) -> list[dict]:
