@@ -128,7 +128,7 @@ def main() -> int:
                 method, url = next((m, u) for n, m, u in PAGES if n == args.profile)
                 profile = cProfile.Profile()
                 profile.runcall(request, client, method, url.format(**ids))
-                pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+                pstats.Stats(profile).sort_stats("tottime").print_stats(25)
             print(f"built {label} scale ({n_hands} hands × {args.frames} frames, {len(annotators)} annotators, "
                   f"{len(MODELS)} models) in {built:.1f} s")
         print(f"\n{'page':<17} {'tenth ms':>9} {'study ms':>9} {'ratio':>6} {'queries tenth':>14} "
