@@ -356,13 +356,15 @@ def auc_difference_figure(rows: list[tuple[str, float, float, float]]) -> Panel:
 
 # --- explanations ---------------------------------------------------------------------------------------
 
-def attribution_figure(summaries: list[dict], labels: dict) -> Panel:
+def attribution_figure(summaries: list[dict], labels: dict, methods: dict | None = None) -> Panel:
     """Share of the positive attribution in the nerve and in the perineural ring per model and method, with
     95% CIs over hands, beside the share of the crop each region covers (what a map blind to the nerve gives).
 
-    `summaries`: studyapp.explanations.selectors.summaries(..., by=("model", "method")).
+    `summaries`: studyapp.explanations.selectors.summaries(..., by=("model", "method")); `labels` and `methods`
+    name the models and the methods (internal names where missing).
     """
-    names = [f"{labels.get(s['model'], s['model'])} · {s['method']}" for s in summaries]
+    methods = methods or {}
+    names = [f"{labels.get(s['model'], s['model'])} · {methods.get(s['method'], s['method'])}" for s in summaries]
     traces, rows = [], []
     regions = (("nerve", OKABE_ITO["vermillion"], "circle"), ("ring", OKABE_ITO["blue"], "diamond"))
     for region, colour, symbol in regions:

@@ -40,3 +40,15 @@ def experiment_dashboard_data(experiment: Experiment, runs: list[TrainingRun]) -
     for run in evaluated:
         hand_ids.update(run.evaluation.get("hand", {}).get("hand_ids", []))
     return {"evaluated": evaluated, "hands": test_hands(hand_ids) if hand_ids else {}}
+
+
+def explanation_summaries(experiment: Experiment) -> list[dict]:
+    """Attribution shares in nerve and ring per model and method of the experiment's explained runs (else empty).
+
+    The explanation gallery's summaries (studyapp.explanations.selectors.summaries) over all explained frames,
+    so the dashboard, the report and the gallery unfiltered give the same numbers.
+    """
+    from studyapp.explanations import selectors as explanation_selectors
+
+    rows = explanation_selectors.frame_explanations().filter(job__run__experiment=experiment)
+    return explanation_selectors.summaries(rows, by=("model", "method")) if rows.exists() else []

@@ -36,6 +36,16 @@ def training_panels(runs: list[TrainingRun], labels: dict) -> list[Panel]:
     return ef.training_curves(series) if series else []
 
 
+def attribution_panel(summaries: list[dict], labels: dict) -> Panel | None:
+    """The share of attribution in nerve and ring per model and method, where the experiment was explained.
+
+    `summaries`: experiment_selectors.explanation_summaries (the gallery's and the report's numbers).
+    """
+    from studyapp.explanations.models import METHOD_LABELS
+
+    return ef.attribution_figure(summaries, labels, METHOD_LABELS) if summaries else None
+
+
 def _ensure_summaries(runs: list[TrainingRun]) -> None:
     """Runs evaluated before the dashboard existed get their summary once (then it is read like the others)."""
     for run in runs:

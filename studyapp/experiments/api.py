@@ -1,16 +1,26 @@
 """REST API: splits (create, lock, check), experiments (launch, results), runs (cancel) and the model registry."""
 
+from django.db.models import F, Func, IntegerField, Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from studyapp.accounts.permissions import has_perms
 
-from . import services
-from .models import Experiment, Split, TrainingRun
-from .serializers import (ExperimentLaunchSerializer, ExperimentSerializer, PredictSerializer, RunSerializer,
-                          SplitCheckSerializer, SplitCreateSerializer, SplitSerializer, split_check)
+from . import selectors, services
+from .models import Experiment, Split, SplitMember, TrainingRun
+from .serializers import (ExperimentDetailSerializer, ExperimentLaunchSerializer, ExperimentSerializer,
+                          PredictionSerializer, PredictSerializer, RunSerializer, RunSummarySerializer,
+                          SplitCheckSerializer, SplitCreateSerializer, SplitDetailSerializer, SplitSerializer,
+                          split_check)
+
+
+class PredictionPagination(PageNumberPagination):
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 5000
 
 
 class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
@@ -19,18 +29,34 @@ class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     serializer_class = SplitSerializer
     filterset_fields = ["status", "name"]
 
+    def get_queryset(self):
+        # Members in one query for the whole page (counts; the detail lists them); the manifest is counted by
+        # the database, not decoded, except where an action needs it.
+        members = SplitMember.objects.only("split_id", "subset", "label", "hand_id")
+        if self.action != "list":
+            members = members.select_related("hand").only("split_id", "subset", "label", "hand__participant_id")
+        queryset = Split.objects.prefetch_related(Prefetch("members", queryset=members))
+        if self.action in ("list", "retrieve"):
+            queryset = queryset.defer("manifest").annotate(n_manifest_entries=Func(
+                F("manifest"), function="jsonb_array_length", output_field=IntegerField()))
+        return queryset
+
+    def get_serializer_class(self):
+        return SplitSerializer if self.action == "list" else SplitDetailSerializer
+
     @extend_schema(request=SplitCreateSerializer, responses={201: SplitSerializer})
     def create(self, request):
         body = SplitCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         split = services.split_create(created_by=request.user, **body.validated_data)
-        return Response(SplitSerializer(split).data, status=status.HTTP_201_CREATED)
+        return Response(SplitDetailSerializer(self.get_queryset().get(pk=split.pk)).data,
+                        status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: SplitSerializer})
+    @extend_schema(request=None, responses={200: SplitDetailSerializer})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("experiments.lock_split")])
     def lock(self, request, pk=None):
         split = services.split_lock(split=self.get_object(), locked_by=request.user)
-        return Response(SplitSerializer(split).data)
+        return Response(SplitDetailSerializer(self.get_queryset().get(pk=split.pk)).data)
 
     @extend_schema(responses={200: SplitCheckSerializer})
     @action(detail=True, methods=["get"])
@@ -49,9 +75,14 @@ class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
 
 class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    queryset = Experiment.objects.select_related("split").prefetch_related("runs")
+    # The per-frame predictions stay in the database: /api/models/<id>/predictions/ pages through them.
+    queryset = Experiment.objects.select_related("split").defer("split__manifest").prefetch_related(
+        Prefetch("runs", queryset=TrainingRun.objects.defer("predictions")))
     serializer_class = ExperimentSerializer
     filterset_fields = ["split"]
+
+    def get_serializer_class(self):
+        return ExperimentDetailSerializer if self.action == "retrieve" else ExperimentSerializer
 
     @extend_schema(request=ExperimentLaunchSerializer, responses={201: ExperimentSerializer})
     def create(self, request):
@@ -64,15 +95,27 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         experiment = services.experiment_launch(
             split=data["split"], name=data["name"], models=data.get("models"), random_init=data["random_init"],
             hyperparameters=data.get("hyperparameters"), created_by=request.user, null_controls=data["null_controls"])
-        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+        return Response(ExperimentDetailSerializer(self.get_queryset().get(pk=experiment.pk)).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Training runs; a finished one is a registered model (weights SHA-256, split, manifest, versions)."""
 
-    queryset = TrainingRun.objects.select_related("experiment")
+    queryset = TrainingRun.objects.defer("predictions")
     serializer_class = RunSerializer
     filterset_fields = ["experiment", "status", "model_name"]
+
+    def get_serializer_class(self):
+        return RunSummarySerializer if self.action == "list" else RunSerializer
+
+    @extend_schema(responses={200: PredictionSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=PredictionPagination)
+    def predictions(self, request, pk=None):
+        """The run's test-frame predictions (frame, hand, label, CTS probability), a page at a time."""
+        rows = selectors.run_predictions(self.get_object())
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("experiments.launch_experiment")])

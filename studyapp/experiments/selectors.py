@@ -19,9 +19,17 @@ def split_rows(*, limit: int = 50) -> list[dict]:
     """The latest splits with train/test counts and, for locked ones, what blocks training (if anything)."""
     splits = list(Split.objects.all()[:limit])
     counts = services.splits_counts(splits)
-    # split_verify loads each split's data in a fixed number of queries, whatever its number of hands.
-    return [{"split": split, "counts": counts[split.pk],
-             "problems": services.split_verify(split) if split.is_locked else []} for split in splits]
+    # Every locked split is checked in a fixed number of queries, whatever its number of hands.
+    problems = services.splits_verify([split for split in splits if split.is_locked])
+    return [{"split": split, "counts": counts[split.pk], "problems": problems.get(split.pk, [])} for split in splits]
+
+
+def run_predictions(run: TrainingRun) -> list[dict]:
+    """The run's per-frame test predictions in stored order (empty before evaluation)."""
+    stored = TrainingRun.objects.filter(pk=run.pk).values_list("predictions", flat=True).first() or {}
+    return [{"frame": f, "hand": h, "label": y, "probability": p} for f, h, y, p in zip(
+        stored.get("frame_ids", []), stored.get("hand_ids", []), stored.get("labels", []),
+        stored.get("probabilities", []))]
 
 
 def _measured(model_name: str, input_size: int) -> Measured | None:

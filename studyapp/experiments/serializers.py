@@ -9,26 +9,42 @@ from .services import MAX_NULL_CONTROLS, split_counts, split_verify, split_verif
 
 
 class SplitSerializer(serializers.ModelSerializer):
+    """A split as lists show it: its counts, not its members nor its manifest (SplitViewSet annotates both)."""
+
     counts = serializers.SerializerMethodField()
     manifest_entries = serializers.SerializerMethodField()
-    members = serializers.SerializerMethodField()
 
     class Meta:
         model = Split
         fields = ["id", "name", "version", "supersedes", "seed", "test_per_group", "test_fraction",
-                  "train_per_group", "status", "counts", "members", "left_out", "manifest_hash", "manifest_entries",
+                  "train_per_group", "status", "counts", "left_out", "manifest_hash", "manifest_entries",
                   "created_at", "locked_at"]
         read_only_fields = fields
 
     def get_counts(self, split) -> dict:
-        return split_counts(split)
+        counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
+        for member in split.members.all():  # prefetched by the view set
+            counts[member.subset]["cts" if member.label else "control"] += 1
+        return counts
 
     def get_manifest_entries(self, split) -> int:
+        if hasattr(split, "n_manifest_entries"):
+            return split.n_manifest_entries or 0
         return len(split.manifest or [])
+
+
+class SplitDetailSerializer(SplitSerializer):
+    """One split with its member hands."""
+
+    members = serializers.SerializerMethodField()
+
+    class Meta(SplitSerializer.Meta):
+        fields = [*SplitSerializer.Meta.fields[:10], "members", *SplitSerializer.Meta.fields[10:]]
+        read_only_fields = fields
 
     def get_members(self, split) -> list[dict]:
         return [{"hand": m.hand_id, "participant": m.hand.participant_id, "subset": m.subset, "label": m.label}
-                for m in split.members.select_related("hand")]
+                for m in split.members.all()]
 
 
 class SplitCreateSerializer(serializers.Serializer):
@@ -53,24 +69,76 @@ def split_check(split, *, files: bool = False) -> dict:
     return {"ok": not problems, "problems": problems, "files_checked": files}
 
 
-class RunSerializer(serializers.ModelSerializer):
+RUN_FIELDS = ["id", "experiment", "model_name", "config", "random_init", "status", "epochs_done", "progress",
+              "cancel_requested", "error", "resumed_from_epoch", "queued_at", "started_at", "finished_at",
+              "weights_sha256", "manifest_hash", "code_version", "library_versions", "device", "images_per_s",
+              "best_epoch"]
+# What a list shows of a level's evaluation: the numbers, not the ROC curve nor the per-hand arrays.
+SUMMARY_KEYS = ("n", "n_positive", "metrics", "confusion_matrix", "auc_delong_ci", "auc_ci_method", "ci")
+
+
+def evaluation_summary(evaluation: dict | None) -> dict | None:
+    """A run's evaluation without its curves and per-hand or per-frame arrays (lists carry this)."""
+    if not evaluation:
+        return None
+    out = {"threshold": evaluation.get("threshold")}
+    for level in ("frame", "hand"):
+        if isinstance(evaluation.get(level), dict):
+            out[level] = {key: evaluation[level][key] for key in SUMMARY_KEYS if key in evaluation[level]}
+    return out
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    """A run as lists show it: its metrics with their CIs; the curves are on its own endpoint."""
+
+    results = serializers.SerializerMethodField()
+
     class Meta:
         model = TrainingRun
-        fields = ["id", "experiment", "model_name", "config", "random_init", "status", "epochs_done", "progress",
-                  "history", "cancel_requested", "error", "resumed_from_epoch", "queued_at", "started_at",
-                  "finished_at", "weights_sha256", "manifest_hash", "code_version", "library_versions", "device",
-                  "images_per_s", "best_epoch", "evaluation"]
+        fields = [*RUN_FIELDS, "results"]
+        read_only_fields = fields
+
+    def get_results(self, run) -> dict | None:
+        return evaluation_summary(run.evaluation)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """One run: its training history and evaluation with the curves; per-frame predictions are paginated apart
+    (/api/models/<id>/predictions/)."""
+
+    class Meta:
+        model = TrainingRun
+        fields = [*RUN_FIELDS, "history", "evaluation"]
         read_only_fields = fields
 
 
+class PredictionSerializer(serializers.Serializer):
+    frame = serializers.IntegerField()
+    hand = serializers.IntegerField()
+    label = serializers.IntegerField()
+    probability = serializers.FloatField()
+
+
 class ExperimentSerializer(serializers.ModelSerializer):
-    runs = RunSerializer(many=True, read_only=True)
+    """An experiment as lists show it: its runs' summaries; the comparison is on its own endpoint."""
+
+    runs = RunSummarySerializer(many=True, read_only=True)
     split_version = serializers.CharField(source="split.__str__", read_only=True)
 
     class Meta:
         model = Experiment
-        fields = ["id", "name", "split", "split_version", "manifest_hash", "config", "runs", "comparison",
-                  "null_of", "permutation_seed", "created_at"]
+        fields = ["id", "name", "split", "split_version", "manifest_hash", "config", "runs", "null_of",
+                  "permutation_seed", "created_at"]
+        read_only_fields = fields
+
+
+class ExperimentDetailSerializer(ExperimentSerializer):
+    """One experiment: its runs with curves and the comparison between them (DeLong, CSA baseline)."""
+
+    runs = RunSerializer(many=True, read_only=True)
+
+    class Meta(ExperimentSerializer.Meta):
+        fields = [*ExperimentSerializer.Meta.fields, "comparison"]
         read_only_fields = fields
 
 

@@ -45,12 +45,17 @@ def _invalid(field: str, message: str, code: str) -> ValidationError:
 # --- splits -------------------------------------------------------------------------------------------
 
 def split_candidates() -> tuple[list[Candidate], list[dict]]:
-    """Eligible hands (included control/CTS, fully annotated) and the others with the reason."""
+    """Eligible hands (included control/CTS, fully annotated) and the others with the reason.
+
+    A fixed number of queries for any number of hands: the annotations are loaded in bulk.
+    """
+    hands = list(Hand.objects.select_related("participant").order_by("pk"))
+    annotations = datasets.load_annotations(hand.pk for hand in hands)
     eligible, left_out = [], []
-    for hand in Hand.objects.select_related("participant").order_by("pk"):
+    for hand in hands:
         try:
             datasets.hand_label(hand)
-            datasets.hand_entries(hand)
+            datasets.loaded_hand_entries(hand, annotations)
         except datasets.NotReady as reason:
             left_out.append({"hand": hand.pk, "study_code": hand.participant.study_code, "side": hand.side,
                              "reason": str(reason)})
@@ -136,12 +141,34 @@ def split_lock(*, split: Split, locked_by=None) -> Split:
 
 def split_verify(split: Split) -> list[str]:
     """Differences between the locked manifest and the data now; empty when training may use the split."""
-    if not split.is_locked:
-        return ["The split is not locked."]
-    try:
-        current = _current_manifest(split)
-    except datasets.NotReady as reason:
-        return [f"A member hand is no longer ready: {reason}."]
+    return splits_verify([split])[split.pk]
+
+
+def splits_verify(splits: list[Split]) -> dict[int, list[str]]:
+    """split_verify of each split, in a fixed number of queries whatever the number of splits and hands."""
+    locked = [split for split in splits if split.is_locked]
+    members: dict[int, list[tuple[Hand, str]]] = {split.pk: [] for split in locked}
+    for member in SplitMember.objects.filter(split__in=locked).select_related("hand"):
+        members[member.split_id].append((member.hand, member.subset))
+    annotations = datasets.load_annotations(hand.pk for rows in members.values() for hand, _ in rows) if locked \
+        else None
+    problems: dict[int, list] = {split.pk: ["The split is not locked."] for split in splits if not split.is_locked}
+    for split in locked:
+        try:
+            current = datasets.manifest_for(members[split.pk], annotations=annotations)
+        except datasets.NotReady as reason:
+            problems[split.pk] = [f"A member hand is no longer ready: {reason}."]
+            continue
+        problems[split.pk] = _changed_hands(split, current)
+    changed = {h for rows in problems.values() for h in rows if isinstance(h, int)}
+    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")} \
+        if changed else {}
+    return {pk: [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked."
+                 if isinstance(h, int) else h for h in rows] for pk, rows in problems.items()}
+
+
+def _changed_hands(split: Split, current: list[dict]) -> list[int]:
+    """Ids of the hands whose manifest entries differ from the locked ones (empty when the hash matches)."""
     if split.manifest and "image_sha256" not in split.manifest[0]:
         # Locked before frames were hashed: compare what that manifest recorded.
         current = [{k: v for k, v in e.items() if k != "image_sha256"} for e in current]
@@ -149,10 +176,8 @@ def split_verify(split: Split) -> list[str]:
         return []
     before = {(e["hand"], e["frame"]): e for e in split.manifest}
     after = {(e["hand"], e["frame"]): e for e in current}
-    changed_hands = sorted({key[0] for key in set(before) ^ set(after)}
-                           | {key[0] for key in set(before) & set(after) if before[key] != after[key]})
-    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed_hands).select_related("participant")}
-    return [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked." for h in changed_hands]
+    return sorted({key[0] for key in set(before) ^ set(after)}
+                  | {key[0] for key in set(before) & set(after) if before[key] != after[key]})
 
 
 def split_verify_files(split: Split) -> list[str]:

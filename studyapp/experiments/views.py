@@ -115,8 +115,10 @@ def experiment_detail(request, pk):
             # A run ended since the page was drawn: reload it whole, so its results appear.
             return HttpResponse(headers={"HX-Refresh": "true"})
         return render(request, "experiments/_runs.html", context)
+    explanations = experiment_selectors.explanation_summaries(experiment)
     return render(request, "experiments/experiment.html", {
-        **context, **experiment_views.results(experiment, runs, MODEL_LABELS),
+        **context, **experiment_views.results(experiment, runs, MODEL_LABELS), "explanations": explanations,
+        "attribution": experiment_views.attribution_panel(explanations, MODEL_LABELS),
         "null": selectors.null_distribution(experiment), "report": report_selectors.latest_report(experiment)})
 
 

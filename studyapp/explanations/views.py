@@ -8,6 +8,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from mlworker.ml.constants import MODEL_LABELS
 from studyapp.cohort.models import Hand
 from studyapp.experiments.models import Experiment, TrainingRun
 
@@ -60,7 +61,8 @@ def gallery(request, pk):
     jobs = selectors.experiment_jobs(experiment)
     active = any(cell["job"] and not cell["job"].is_finished for run in jobs for cell in run["jobs"])
     if request.headers.get("HX-Request") and request.GET.get("part") == "jobs":
-        return render(request, "explanations/_jobs.html", {"experiment": experiment, "jobs": jobs, "active": active})
+        return render(request, "explanations/_jobs.html", {"experiment": experiment, "jobs": jobs, "active": active,
+                                                           "labels": MODEL_LABELS})
     base = selectors.frame_explanations().filter(job__run__experiment=experiment)
     filtered = FrameExplanationFilter(request.GET, queryset=base)
     rows = filtered.qs if filtered.is_valid() else base.none()
@@ -70,7 +72,7 @@ def gallery(request, pk):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "explanations/gallery.html", {
-        "experiment": experiment, "jobs": jobs, "active": active, "filters": filtered,
+        "experiment": experiment, "jobs": jobs, "active": active, "filters": filtered, "labels": MODEL_LABELS,
         "errors": filtered.errors, "chosen": request.GET, "choices": _choices(experiment), "page": page,
         "entries": entries, "methods": [(m, ExplanationJob.Method(m).label) for m in methods],
         "summaries": selectors.summaries(rows, by=("model", "method")), "query": query.urlencode(),

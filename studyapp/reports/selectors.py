@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from django.core.files.storage import default_storage
+
 from studyapp.annotations import selectors as annotation_selectors
 from studyapp.cohort.selectors import cohort_flow, latest_inlet_csa
 from studyapp.dashboards import panels as dashboard_panels
 from studyapp.dashboards import selectors as dashboard_selectors
 from studyapp.dashboards import tables
-from studyapp.dashboards.experiment_selectors import experiment_runs
+from studyapp.dashboards.experiment_selectors import experiment_runs, explanation_summaries
 from studyapp.experiments.models import Experiment, SplitMember, TrainingRun
 from studyapp.protocol.models import StudySettings
 
+from . import heatmaps
 from .models import StudyReport
 
 RUN_PROVENANCE = ("model_name", "random_init", "status", "config", "device", "best_epoch", "epochs_done",
@@ -63,7 +66,32 @@ def run_provenance(run: TrainingRun) -> dict:
 
 def report_explanations(experiment: Experiment) -> list[dict]:
     """Attribution shares per model and method where the experiment's runs were explained (else empty)."""
-    from studyapp.explanations import selectors as explanation_selectors
+    return explanation_summaries(experiment)
 
-    rows = explanation_selectors.frame_explanations().filter(job__run__experiment=experiment)
-    return explanation_selectors.summaries(rows, by=("model", "method")) if rows.exists() else []
+
+def report_heatmaps(experiment: Experiment, *, per_outcome: int = 1) -> list[dict]:
+    """Representative overlays per model and method (heatmaps.choose_examples), each image as a data: URI.
+
+    One query for the rows; then only the chosen overlays are read from storage. A missing or unreadable file
+    leaves its example without an image (`image` None) rather than failing the report.
+    """
+    from studyapp.explanations.models import FrameExplanation
+
+    rows = [{"pk": r["pk"], "model": r["job__run__model_name"], "method": r["job__method"],
+             "hand_outcome": r["hand_outcome"], "frame_outcome": r["frame_outcome"],
+             "study_code": r["hand__participant__study_code"], "side": r["hand__side"],
+             "frame_index": r["frame__index"], "probability": r["probability"],
+             "hand_probability": r["hand_probability"], "overlay": r["overlay"], "shares": r["shares"]}
+            for r in FrameExplanation.objects.filter(job__run__experiment=experiment).values(
+                "pk", "job__run__model_name", "job__method", "hand_outcome", "frame_outcome",
+                "hand__participant__study_code", "hand__side", "frame__index", "probability", "hand_probability",
+                "overlay", "shares")]
+    groups = heatmaps.choose_examples(rows, per_outcome=per_outcome)
+    for group in groups:
+        for example in group["examples"]:
+            try:
+                with default_storage.open(example["overlay"], "rb") as handle:
+                    example["image"] = heatmaps.png_data_uri(handle.read())
+            except (OSError, ValueError):
+                example["image"] = None
+    return groups

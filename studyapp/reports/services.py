@@ -20,13 +20,13 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from studyapp.cohort.models import CsaMeasurement
-from studyapp.dashboards import experiment_figures as ef
 from studyapp.dashboards import experiment_views
 from studyapp.dashboards import figures as dashboard_figures
 from studyapp.dashboards import panels as dashboard_panels
 from studyapp.dashboards import tables
 from studyapp.dashboards.figures import DataTable
 from studyapp.experiments.models import Experiment, TrainingRun
+from studyapp.explanations.models import METHOD_LABELS
 
 from . import selectors
 from .bundle import bundle_files, zip_bytes
@@ -110,12 +110,16 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
             figure_panels.append(extra)
     figure_panels += panels["calibration"] + experiment_views.training_panels(runs, labels) + agreement_panels
     explanations = selectors.report_explanations(experiment)
-    attribution = ef.attribution_figure(explanations, labels) if explanations else None
+    attribution = experiment_views.attribution_panel(explanations, labels)
     if attribution:
         figure_panels.append(attribution)
+    heatmaps = selectors.report_heatmaps(experiment)
+    for group in heatmaps:
+        group["label"] = f"{labels.get(group['model'], group['model'])} · {METHOD_LABELS[group['method']]}"
     table_one_csv = DataTable(["variable", "summary", "control", "CTS", "test", "p", "SMD"],
                               tables.table_one_csv_rows(cohort["table_one"]))
     csv_tables = {"table-1": table_one_csv, "results": results["metrics_table"],
+                  **({"heatmap-examples": heatmap_table(heatmaps)} if heatmaps else {}),
                   **{panel.key: panel.table for panel in figure_panels + panels["per_hand"]}}
     provenance = [selectors.run_provenance(run) for run in runs]
     numbers = {
@@ -134,7 +138,16 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
             "agreement_panels": agreement_panels, "training_panels": experiment_views.training_panels(runs, labels),
             "numbers": numbers, "csv_tables": csv_tables, "manifest": manifest, "provenance": provenance,
             "environment": environment, "labels": labels, "runs": runs, "attribution": attribution,
-            "explanations": explanations}
+            "explanations": explanations, "heatmaps": heatmaps}
+
+
+def heatmap_table(heatmaps: list[dict]) -> DataTable:
+    """Which frames the report's heatmap panel shows (the images themselves are in the HTML only)."""
+    return DataTable(["model · method", "hand outcome", "hand", "frame", "frame CTS probability",
+                      "hand mean CTS probability", "explanation id"],
+                     [[group["label"], example["hand_outcome"], f"{example['study_code']} {example['side']}",
+                       example["frame_index"], round(example["probability"], 4), round(example["hand_probability"], 4),
+                       example["pk"]] for group in heatmaps for example in group["examples"]])
 
 
 README = """Study report bundle: {name} (experiment {pk})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.experiment_factories import evaluated_experiment
+from tests.experiment_factories import evaluated_experiment, explain_run
 from tests.factories import UserFactory
 from tests.browser.conftest import log_in, wait_until
 
@@ -44,12 +44,19 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
 
     pi = UserFactory(username="pia", role="pi")
     experiment, runs = evaluated_experiment(n_hands=30, frames_per_clip=6, test_per_group=6)
+    explain_run(runs[0], method="gradcam")
+    explain_run(runs[0], method="occlusion")
+    explain_run(runs[1], method="gradcam")
     errors = _console_errors(page)
     base = live_server.url
     url = f"/experiments/{experiment.pk}/"
     log_in(page, base, pi, url)
-    # ROC ×2, confusion ×3, hands ×3, stage, calibration ×2, AUC differences, training ×2
-    assert _all_figures_drawn(page) == 14
+    # ROC ×2, confusion ×3, hands ×3, stage, calibration ×2, AUC differences, attribution, training ×2
+    assert _all_figures_drawn(page) == 15
+    attribution = page.inner_text("#panel-attribution .plot")
+    assert "SqueezeNet 1.1 · Grad-CAM" in attribution and "attribution in the nerve" in attribution
+    assert page.locator("#panel-attribution details.data-table tbody tr").count() == 3
+    page.locator("#attribution").screenshot(path=str(SHOTS / "experiment-dashboard-attribution.png"))
     assert page.locator("#test-results + p + table tbody tr").count() == 6
     legend = page.inner_text("#panel-roc-hand .plot")
     assert "Manual CSA: AUC" in legend and "95% CI" in legend
@@ -84,7 +91,14 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
                  else (refused.append(route.request.url), route.abort()))
     report.goto(saved.as_uri())
     drawn = _all_figures_drawn(report)
-    assert drawn >= 12 and report.locator("#table-one tbody tr").count() > 5
+    assert drawn >= 13 and report.locator("#table-one tbody tr").count() > 5
+    # The heatmap panel: three model × method groups, every image decoded from inside the file.
+    assert report.locator("#explanations .heatmap-group").count() == 3
+    images = report.locator("#explanations figure.heatmap img")
+    assert images.count() >= 3
+    assert report.evaluate("() => [...document.querySelectorAll('figure.heatmap img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+    report.locator("#explanations").screenshot(path=str(SHOTS / "study-report-heatmaps.png"))
     assert "Methods" in report.inner_text("#methods")
     assert experiment.split.manifest_hash in report.inner_text("#provenance")
     report.screenshot(path=str(SHOTS / "study-report.png"), full_page=True)
@@ -92,6 +106,11 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
     report.screenshot(path=str(SHOTS / "study-report-print.png"), full_page=True)
     assert not refused, refused
     assert not report_errors, report_errors
+
+    # The explanation gallery names the models by their labels.
+    page.goto(f"{base}/explanations/experiments/{experiment.pk}/")
+    assert "SqueezeNet 1.1" in page.inner_text("#summary") and "squeezenet1_1" not in page.inner_text("main")
+    page.screenshot(path=str(SHOTS / "explanation-gallery-labels.png"))
     assert not errors, errors
 
 

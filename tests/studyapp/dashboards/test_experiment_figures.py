@@ -165,9 +165,12 @@ def test_attribution_figure_draws_each_share_with_its_interval_beside_the_area()
     summary = {"model": "squeezenet1_1", "method": "gradcam", "n_frames": 12, "n_hands": 4,
                "nerve": {"estimate": 0.4, "low": 0.3, "high": 0.55}, "nerve_area": {"estimate": 0.1},
                "ring": {"estimate": 0.2, "low": 0.1, "high": 0.25}, "ring_area": {"estimate": 0.15}}
+    assert ef.attribution_figure([summary], {}).figure["data"][0]["y"] == ["squeezenet1_1 · gradcam"]
     panel = ef.attribution_figure([summary], {"squeezenet1_1": "SqueezeNet 1.1"})
     go.Figure(panel.figure)
     nerve, nerve_area, ring, ring_area = panel.figure["data"]
     assert nerve["y"] == ["SqueezeNet 1.1 · gradcam"] and nerve["x"] == [0.4] and nerve_area["x"] == [0.1]
     assert nerve["error_x"]["array"] == [pytest.approx(0.15)] and ring["error_x"]["arrayminus"] == [pytest.approx(0.1)]
     assert panel.table.rows == [["SqueezeNet 1.1 · gradcam", 12, 4, 0.4, 0.3, 0.55, 0.1, 0.2, 0.1, 0.25, 0.15]]
+    named = ef.attribution_figure([summary], {"squeezenet1_1": "SqueezeNet 1.1"}, {"gradcam": "Grad-CAM"})
+    assert named.figure["data"][0]["y"] == ["SqueezeNet 1.1 · Grad-CAM"] and named.table.rows[0][0] == "SqueezeNet 1.1 · Grad-CAM"

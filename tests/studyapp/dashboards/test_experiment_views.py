@@ -108,3 +108,43 @@ def test_training_stores_the_dashboard_summary_with_the_stages_of_evaluation_tim
     Hand.objects.filter(pk__in=test_hands).update(stage=None)
     run.refresh_from_db()
     assert {h["hand"]: h["stage"] for h in run.evaluation["dashboard"]["hands"]} == stages
+
+
+def test_explained_runs_show_their_attribution_in_nerve_and_ring_with_the_gallerys_numbers(client_for):
+    from studyapp.dashboards.experiment_selectors import explanation_summaries
+    from tests.experiment_factories import explain_run
+
+    experiment, runs = evaluated_experiment(models=("squeezenet1_1", "mobilenetv2_100"))
+    pi = client_for("pi")
+    page = pi.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert 'id="attribution"' not in page and "attribution" not in _figures(page)
+    explain_run(runs[0], method="gradcam", images=False)
+    explain_run(runs[1], method="occlusion", images=False)
+    page = pi.get(f"/experiments/{experiment.pk}/").content.decode()
+    figure = _figures(page)["attribution"]
+    assert 'id="attribution"' in page and 'href="#attribution"' in page
+    nerve = next(t for t in figure["data"] if t["name"] == "attribution in the nerve")
+    assert nerve["y"] == ["MobileNetV2 · Occlusion", "SqueezeNet 1.1 · Grad-CAM"]
+    summaries = explanation_summaries(experiment)  # the gallery's and the report's summaries
+    assert nerve["x"] == [s["nerve"]["estimate"] for s in summaries]
+    gallery = pi.get(f"/explanations/experiments/{experiment.pk}/").content.decode()
+    assert f"{summaries[0]['nerve']['estimate']:.2f}" in gallery and "MobileNetV2" in gallery
+    assert "Download CSV" in page.split('id="attribution"')[1]
+    assert client_for("annotator").get(f"/experiments/{experiment.pk}/").status_code == 403
+    assert client_for("coordinator").get(f"/experiments/{experiment.pk}/").status_code == 403
+
+
+def test_queries_stay_flat_with_explanations(client_for):
+    from tests.experiment_factories import explain_run
+
+    pi = client_for("pi")
+    counts = []
+    for n_hands, per_group, name in ((12, 2, "small"), (48, 12, "large")):
+        experiment, runs = evaluated_experiment(n_hands=n_hands, frames_per_clip=2, test_per_group=per_group,
+                                                name=name, models=("squeezenet1_1",))
+        explain_run(runs[0], images=False)
+        pi.get(f"/experiments/{experiment.pk}/")
+        with CaptureQueriesContext(connection) as queries:
+            assert pi.get(f"/experiments/{experiment.pk}/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts

@@ -89,7 +89,9 @@ def test_gallery_shows_methods_side_by_side_filters_and_the_summary(explained, c
     assert html.count('class="xp-frame"') == 12  # one page
     assert "Occlusion" in html and "Grad-CAM" in html and "LIME" in html and 'id="opacity"' in html
     assert html.count("not explained</div>") == 12  # LIME's column, empty on every frame
-    assert 'id="summary"' in html and "squeezenet1_1" in html
+    assert 'id="summary"' in html and "SqueezeNet 1.1" in html
+    assert "squeezenet1_1<" not in html and "· squeezenet1_1" not in html  # labels, not internal names
+    assert '<option value="squeezenet1_1" >SqueezeNet 1.1</option>' in html
     fn = FrameExplanation.objects.filter(job__run=run, hand_outcome="FN").values_list("frame_id", flat=True)
     filtered = pi.get(f"/explanations/experiments/{run.experiment_id}/?hand_outcome=FN&method=gradcam").content.decode()
     assert f"{len(set(fn))} frame" in filtered

@@ -141,3 +141,35 @@ def test_explained_runs_get_their_attribution_in_the_report_and_the_bundle(exper
     assert summary["nerve"]["estimate"] == pytest.approx(0.4)
     assert summary["nerve_area"]["estimate"] == pytest.approx(0.1)
     assert "csv/attribution.csv" in zipfile.ZipFile(io.BytesIO(first.bundle.open("rb").read())).namelist()
+
+
+def test_the_report_shows_representative_heatmaps_inline_and_stays_byte_identical(experiment):
+    import base64
+
+    from studyapp.explanations.models import FrameExplanation
+    from tests.experiment_factories import explain_run
+
+    for run in experiment.runs.order_by("pk")[:2]:
+        explain_run(run, method="gradcam")
+    explain_run(experiment.runs.order_by("pk").first(), method="occlusion")
+    first, second = _generate(experiment), _generate(experiment)
+    assert first.bundle.read() == second.bundle.read()
+    html = first.html.read().decode()
+    strip = re.compile(r'<span id="generated-at">[^<]*</span>')
+    assert strip.sub("", html) == strip.sub("", second.html.read().decode())
+    assert 'id="heatmaps"' in html and html.count('class="heatmap-group"') == 3
+    assert "SqueezeNet 1.1 · Grad-CAM" in html and "SqueezeNet 1.1 · Occlusion" in html
+    # Each image is inside the file: the overlay's own bytes as a data: URI, none fetched from the server.
+    uris = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert uris and "/explanations/files/" not in html
+    outcomes = set(FrameExplanation.objects.filter(job__run__model_name="squeezenet1_1", job__method="gradcam",
+                                                   job__run__experiment=experiment).values_list("hand_outcome",
+                                                                                                 flat=True))
+    groups = re.findall(r'class="heatmap-group" data-model="squeezenet1_1" data-method="gradcam">(.*?)</div>\n  </div>',
+                        html, re.S)
+    assert groups and groups[0].count('<figure class="heatmap">') == len(outcomes)
+    table = zipfile.ZipFile(io.BytesIO(first.bundle.open("rb").read())).read("csv/heatmap-examples.csv").decode()
+    shown = [int(line.rsplit(",", 1)[1]) for line in table.strip().splitlines()[1:]]
+    assert len(shown) == len(uris)
+    row = FrameExplanation.objects.get(pk=shown[0])
+    assert base64.b64decode(uris[0]) == row.overlay.open("rb").read()
