@@ -5,7 +5,7 @@ from studyapp.clips.models import Clip
 from studyapp.explanations.models import ExplanationJob
 
 from .models import Experiment, Split, TrainingRun
-from .services import MAX_NULL_CONTROLS, split_counts, split_verify, split_verify_files
+from .services import MAX_NULL_CONTROLS, split_verify, split_verify_files
 
 
 class SplitSerializer(serializers.ModelSerializer):
