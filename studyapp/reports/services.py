@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from studyapp.cohort.models import CsaMeasurement
+from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_kept, queue_on_commit
 from studyapp.dashboards import experiment_views
 from studyapp.dashboards import figures as dashboard_figures
 from studyapp.dashboards import panels as dashboard_panels
@@ -32,7 +33,6 @@ from . import selectors
 from .bundle import bundle_files, zip_bytes
 from .methods import methods_paragraphs
 from .models import StudyReport
-from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_kept, queue_on_commit
 
 STEPS = ["Reading the results and building the figures", "Writing the bundle", "Writing the HTML file", "Storing"]
 VALIDATION_FRACTION = 0.2  # experiments.services.VALIDATION_FRACTION (not imported: it loads the model code)
@@ -190,7 +190,7 @@ def render_html(content: dict, *, bundle_sha256: str, generated_at) -> str:
     })
 
 
-def report_run(*, report_id: int, worker: str = "") -> str:
+def report_run(*, report_id: int) -> str:
     """The worker's part: claim the report under a lease, generate it, record the end; a second delivery is dropped."""
     lease = lease_claim(REPORT, report_id, error="")
     if lease is None:
