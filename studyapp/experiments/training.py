@@ -9,13 +9,12 @@ import hashlib
 import time
 from pathlib import Path
 
+import torch
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-
-import torch
 
 from mlworker import threads
 from mlworker.ml import CropSample, CropTensors, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions
