@@ -12,3 +12,11 @@ app.autodiscover_tasks()
 # Each worker records itself alive, busy or idle (named, not imported: studyapp imports this module).
 app.steps["worker"].add("studyapp.ops.heartbeat:HeartbeatStep")
 
+
+# Torch threads per pool process from the cores and the concurrency (mlworker.threads); recorded on each run.
+from celery import signals  # noqa: E402
+
+from mlworker import threads  # noqa: E402
+
+signals.celeryd_init.connect(threads.on_worker_init, weak=False)
+signals.worker_process_init.connect(threads.on_worker_process_init, weak=False)

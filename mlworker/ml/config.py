@@ -12,6 +12,10 @@ from typing import Any
 from .constants import INPUT_SIZE, MODEL_NAMES
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
+# Learning rates a run may use: below, nothing moves in 30 epochs; above, Adam and SGD diverge to NaN on these
+# networks. The launch form and API take their bounds from here.
+LR_MIN = 1e-6
+LR_MAX = 0.1
 
 
 @dataclass
@@ -32,6 +36,8 @@ class TrainConfig:
     weights_file: str | None = None
     augment: bool = True
     device: str = "auto"
+    # Write last.pt every k epochs (and at the end); a crash loses at most k - 1 epochs. best.pt stays exact.
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_NAMES:
@@ -40,10 +46,13 @@ class TrainConfig:
             raise ValueError(f"optimizer {self.optimizer!r} is unknown; choose one of {', '.join(OPTIMIZERS)}.")
         if self.epochs < 1 or self.batch_size < 1 or self.input_size < 1:
             raise ValueError("epochs, batch_size and input_size must be >= 1.")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError(
-                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}."
-            )
+        if not LR_MIN <= self.lr <= LR_MAX:
+            raise ValueError(f"lr must be between {LR_MIN:g} and {LR_MAX:g} (outside it training stalls or "
+                             f"diverges), got {self.lr:g}.")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 epoch, got {self.checkpoint_every}.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("early_stopping_patience must be >= 1, or None to train all epochs.")
         if self.weights_file is not None and not self.pretrained:

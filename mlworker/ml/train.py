@@ -24,6 +24,7 @@ from torch import nn
 from .augment import BatchAugment
 from .config import OPTIMIZERS, TrainConfig
 from .data import CropTensors, batches
+from .finite import undefined_as_null
 from .models import build_model, model_normalization
 
 __all__ = [
@@ -49,7 +50,11 @@ _logger = logging.getLogger(__name__)
 # Bumped when the checkpoint layout changes, so old files are recognised instead of mis-read.
 CHECKPOINT_FORMAT = 1
 # Settings that may differ between an interrupted run and its resumption (extending a run is legitimate).
-_RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience"})
+_RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience", "checkpoint_every"})
+# Validation runs at inference speed: no augmentation, no gradients, batches this large whatever the training batch.
+EVAL_BATCH_SIZE = 256
+DIVERGED = "not finite: training diverged; launch again with a lower learning rate"
+ONE_CLASS = "one class in validation"
 
 
 @dataclass
@@ -63,6 +68,7 @@ class FitResult:
     best_val_loss: float = math.inf
     stopped_early: bool = False
     cancelled: bool = False
+    diverged: bool = False  # the training loss stopped being finite; the run stopped there
     resumed_from_epoch: int = 0  # last epoch found in last.pt at start; 0 for a fresh run
     device: str = "cpu"
     # Training crops per second of epoch wall time (validation included) over the epochs run in this call;
@@ -372,7 +378,10 @@ def fit(
 ) -> FitResult:
     """Train `config.model_name` on `train`, select on `val` loss; resumes from checkpoint_dir/last.pt if present.
 
-    `on_epoch(record)` runs after each epoch's checkpoint is written; returning False cancels the run.
+    `on_epoch(record)` runs after each epoch; returning False cancels the run. last.pt (and best.pt, whose
+    weights are held in memory until then) are written every `config.checkpoint_every` epochs and at the end,
+    so a crash resumes at most that many epochs back. A metric that is not finite is recorded as None with
+    `<name>_undefined` saying why (a validation set of one class has no AUC; divergence makes every loss NaN).
     `should_stop()`, asked before every batch, cancels within the epoch (which is then dropped).
     `on_progress(progress)` gets `epoch_progress(...)` after every batch; throttle any I/O in it.
     """
@@ -420,13 +429,16 @@ def fit(
             result.best_val_loss = float(ckpt["best_val_loss"])
             result.best_checkpoint = best_path if best_path.exists() and result.best_epoch is not None else None
             result.stopped_early = bool(ckpt["stopped_early"])
+            result.diverged = bool(ckpt.get("diverged", False))
             result.resumed_from_epoch = start_epoch
             epochs_without_improvement = int(ckpt["epochs_without_improvement"])
             _logger.info("Resuming %s from %s after epoch %d", config.model_name, last_path, start_epoch)
-            if result.stopped_early:
+            if result.stopped_early or result.diverged:
                 return result
 
         run_seconds, run_images = 0.0, 0
+        val_classes = int(val.labels.unique().numel())
+        best_state: dict[str, torch.Tensor] | None = None
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
             on_batch = (None if on_progress is None else
@@ -441,8 +453,8 @@ def fit(
                 # The unfinished epoch is dropped; last.pt still holds the previous one.
                 result.cancelled = True
                 break
-            val_metrics = evaluate(model, val, device=device, batch_size=config.batch_size)
-            record = {
+            val_metrics = evaluate(model, val, device=device, batch_size=EVAL_BATCH_SIZE)
+            record = undefined_as_null({
                 "epoch": epoch,
                 "train_loss": train_metrics["loss"],
                 "train_accuracy": train_metrics["accuracy"],
@@ -450,50 +462,67 @@ def fit(
                 "val_accuracy": val_metrics["accuracy"],
                 "val_auc": val_metrics["auc"],
                 "seconds": time.perf_counter() - started,
-            }
+            }, {"val_auc": ONE_CLASS if val_classes < 2 else DIVERGED, "*": DIVERGED})
             result.history.append(record)
             run_seconds += record["seconds"]
             run_images += len(train)
             result.images_per_s = run_images / run_seconds if run_seconds > 0 else None
-            improved = math.isfinite(record["val_loss"]) and record["val_loss"] < result.best_val_loss
+            improved = record["val_loss"] is not None and record["val_loss"] < result.best_val_loss
             if improved:
                 result.best_val_loss, result.best_epoch = record["val_loss"], epoch
                 epochs_without_improvement = 0
+                # Kept until the next checkpoint: best.pt and last.pt are written together, best first.
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 epochs_without_improvement += 1
             patience = config.early_stopping_patience
             result.stopped_early = patience is not None and epochs_without_improvement >= patience
-
-            payload = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "best_epoch": result.best_epoch,
-                "best_val_loss": result.best_val_loss,
-                "epochs_without_improvement": epochs_without_improvement,
-                "stopped_early": result.stopped_early,
-                "history": result.history,
-                "config": config.to_dict(),
-                "rng": _rng_states(shuffle_gen, augment_gen),
-                "versions": library_versions(),
-            }
-            if improved:
-                # best.pt first: if the process dies between the writes, last.pt still points before this epoch.
-                # No history in it: wall-clock timings would change its bytes (and the registered weights'
-                # SHA-256) on every rerun; they stay in last.pt and on the run.
-                best = {k: payload[k] for k in ("model", "epoch", "best_epoch", "best_val_loss", "config",
-                                                 "versions")}
-                _save_atomic(best, best_path)
-                result.best_checkpoint = best_path
-            _save_atomic(payload, last_path)
+            # NaN weights never recover: stop instead of training on them.
+            result.diverged = record["train_loss"] is None
+            ending = result.stopped_early or result.diverged or epoch == config.epochs
+            if ending or epoch % config.checkpoint_every == 0:
+                _write_checkpoints(
+                    model=model, optimizer=optimizer, epoch=epoch, result=result, config=config,
+                    epochs_without_improvement=epochs_without_improvement, best_state=best_state,
+                    rng=_rng_states(shuffle_gen, augment_gen), best_path=best_path, last_path=last_path)
+                best_state = None
             _logger.info("%s epoch %d: %s", config.model_name, epoch, record)
-
+            # A cancel between checkpoints loses the epochs since the last one: the run ends anyway.
             if on_epoch is not None and on_epoch(dict(record)) is False:
                 result.cancelled = True
                 break
-            if result.stopped_early:
+            if result.stopped_early or result.diverged:
                 break
     return result
+
+
+def _write_checkpoints(*, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, result: FitResult,
+                       config: TrainConfig, epochs_without_improvement: int, best_state: dict | None,
+                       rng: dict[str, Any], best_path: Path, last_path: Path) -> None:
+    """best.pt (when a better epoch came since the last checkpoint: `best_state`), then last.pt."""
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "epochs_without_improvement": epochs_without_improvement,
+        "stopped_early": result.stopped_early,
+        "diverged": result.diverged,
+        "history": result.history,
+        "config": config.to_dict(),
+        "rng": rng,
+        "versions": library_versions(),
+    }
+    if best_state is not None:
+        # best.pt first: if the process dies between the writes, last.pt still points before this epoch.
+        # No history in it: wall-clock timings would change its bytes (and the registered weights'
+        # SHA-256) on every rerun; they stay in last.pt and on the run.
+        best = {"model": best_state, "epoch": result.best_epoch,
+                **{k: payload[k] for k in ("best_epoch", "best_val_loss", "config", "versions")}}
+        _save_atomic(best, best_path)
+        result.best_checkpoint = best_path
+    _save_atomic(payload, last_path)
 
 
 def epoch_progress(

@@ -1,5 +1,6 @@
 from django import forms
 
+from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_LABELS, MODEL_NAMES
 
 from .services import MAX_NULL_CONTROLS
@@ -19,7 +20,7 @@ class LaunchForm(forms.Form):
                                        widget=forms.CheckboxSelectMultiple)
     epochs = forms.IntegerField(min_value=1, max_value=500, initial=30)
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=32)
-    lr = forms.FloatField(min_value=1e-7, max_value=1.0, initial=1e-4, label="Learning rate")
+    lr = forms.FloatField(min_value=LR_MIN, max_value=LR_MAX, initial=1e-4, label="Learning rate")
     optimizer = forms.ChoiceField(choices=[("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")], initial="adam")
     early_stopping_patience = forms.IntegerField(min_value=1, initial=5, required=False)
     input_size = forms.IntegerField(min_value=16, max_value=512, initial=224)

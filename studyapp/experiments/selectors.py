@@ -79,12 +79,16 @@ def kept_weights_note(run: TrainingRun) -> str:
     if best is None:
         return ""
     auc = best.get("val_auc")
-    auc_text = f", validation AUC {auc:.3f}" if auc is not None and math.isfinite(auc) else ""
+    auc_text = (f", validation AUC {auc:.3f}" if auc is not None and math.isfinite(auc) else
+                f", validation AUC undefined: {best['val_auc_undefined']}" if best.get("val_auc_undefined") else "")
     note = (f"Weights of epoch {run.best_epoch} of {history[-1]['epoch']} kept: lowest validation loss "
             f"({best['val_loss']:.3f}{auc_text}).")
     patience = run.config.get("early_stopping_patience")
     since_best = history[-1]["epoch"] - run.best_epoch
-    if patience and len(history) < planned and since_best >= patience:
+    if history[-1].get("train_loss_undefined"):
+        note += (f" Stopped at epoch {history[-1]['epoch']}: the training loss was "
+                 f"{history[-1]['train_loss_undefined']}.")
+    elif patience and len(history) < planned and since_best >= patience:
         note += (f" Stopped early after {since_best} epochs without a lower validation loss "
                  f"(patience {patience}; {planned} planned).")
     elif len(history) >= planned:

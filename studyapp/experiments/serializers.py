@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_NAMES
 from studyapp.clips.models import Clip
 from studyapp.explanations.models import ExplanationJob
@@ -145,13 +146,15 @@ class ExperimentDetailSerializer(ExperimentSerializer):
 class HyperparametersSerializer(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
-    lr = serializers.FloatField(min_value=1e-7, max_value=1.0, required=False)
+    lr = serializers.FloatField(min_value=LR_MIN, max_value=LR_MAX, required=False)
     optimizer = serializers.ChoiceField(choices=["adam", "adamw", "sgd"], required=False)
     weight_decay = serializers.FloatField(min_value=0, max_value=1, required=False)
     early_stopping_patience = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     seed = serializers.IntegerField(min_value=0, required=False)
     input_size = serializers.IntegerField(min_value=16, max_value=512, required=False)
     augment = serializers.BooleanField(required=False)
+    checkpoint_every = serializers.IntegerField(min_value=1, max_value=500, required=False,
+                                                help_text="Epochs between resumable checkpoints.")
 
 
 class ExperimentLaunchSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from mlworker.ml.config import TrainConfig
 from mlworker.ml.constants import MODEL_NAMES
+from mlworker.ml.finite import json_safe
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
@@ -28,11 +29,11 @@ from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
-from .splitting import Candidate, permuted_labels, plan_split, validation_hands
+from .splitting import Candidate, NoValidationSplit, permuted_labels, plan_split, validation_hands
 from .weights import weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
-                 "seed": 0, "input_size": 224, "augment": True}
+                 "seed": 0, "input_size": 224, "augment": True, "checkpoint_every": 5}
 VALIDATION_FRACTION = 0.2
 MAX_NULL_CONTROLS = 20
 logger = logging.getLogger(__name__)
@@ -231,6 +232,12 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
                                               weights_file=None if random_init else weights_file(model_name), **shared)
         except (TypeError, ValueError) as error:
             raise _invalid("hyperparameters", str(error), "bad_hyperparameters") from None
+    for permutation_seed in (None, *range(1, null_controls + 1)):
+        try:
+            fit_val_test(split.manifest, seed=shared["seed"], permutation_seed=permutation_seed)
+        except NoValidationSplit as error:
+            which = "" if permutation_seed is None else f" (permuted-label control {permutation_seed})"
+            raise _invalid("split", f"{error}{which}", "no_validation_split") from None
     name = name or f"{split} {timezone.localdate()}"
     experiment = _experiment_with_runs(split, name, shared, configs, random_init, created_by)
     for seed in range(1, null_controls + 1):
@@ -334,7 +341,7 @@ def experiment_compare_if_complete(*, experiment_id: int) -> dict | None:
     except Exception as error:  # recorded where the PI reads results; the runs themselves still end
         logger.exception("Comparison of experiment %s failed", experiment_id)
         comparison = {"error": f"{type(error).__name__}: {error}"}
-    Experiment.objects.filter(pk=experiment_id).update(comparison=comparison)
+    Experiment.objects.filter(pk=experiment_id).update(comparison=json_safe(comparison))
     return comparison
 
 

@@ -83,13 +83,45 @@ def plan_split(candidates: list[Candidate], *, seed: int, test_per_group: int | 
     return SplitPlan(train=flat(train_units), test=flat(test_units), unused=flat(unused_units))
 
 
+class NoValidationSplit(ValueError):
+    """The training hands cannot give a validation set and a fitting set that both hold each group."""
+
+
 def validation_hands(candidates: list[Candidate], *, fraction: float, seed: int) -> tuple[int, ...]:
-    """Training hands held out for model selection: a stratified, participant-grouped share of training."""
+    """Training hands held out for model selection: a stratified, participant-grouped share of training.
+
+    Both groups are always in the validation hands and in the hands left to fit on: a validation set of one
+    group has no AUC, and a model never shown a group learns nothing. Raises `NoValidationSplit` when whole
+    participants cannot give that.
+    """
     if not 0 < fraction < 1:
         raise ValueError("The validation fraction must be between 0 and 1.")
     per_group = {g: sum(c.group == g for c in candidates) for g in GROUPS}
-    targets = {g: max(1, int(round(per_group[g] * fraction))) if per_group[g] > 1 else 0 for g in GROUPS}
-    taken, _ = _fill(_units(candidates, np.random.default_rng(seed)), targets)
+    for g in GROUPS:
+        if per_group[g] < 2:
+            raise NoValidationSplit(
+                f"The training hands hold {per_group[g]} {g} hand(s); fitting and validation need at least one "
+                f"each. Make a split with more training hands per group.")
+    targets = {g: min(max(1, int(round(per_group[g] * fraction))), per_group[g] - 1) for g in GROUPS}
+    taken, rest = _fill(_units(candidates, np.random.default_rng(seed)), targets)
+    groups_of = lambda units: {c.group for unit in units for c in unit}  # noqa: E731
+    for g in GROUPS:
+        if g in groups_of(taken):
+            continue
+        # Targets of one hand cannot take a participant giving two: take the first (in seeded order) whose
+        # hands leave every group in the fitting set.
+        unit = next((u for u in rest if g in groups_of([u]) and groups_of([r for r in rest if r is not u])
+                     == set(GROUPS)), None)
+        if unit is None:
+            raise NoValidationSplit(
+                f"No participant's {g} hands can be held out for validation while {g} hands stay to fit on "
+                f"({per_group[g]} {g} training hands from too few participants). Make a split with more "
+                "training hands per group.")
+        taken.append(unit)
+        rest = [r for r in rest if r is not unit]
+    if groups_of(rest) != set(GROUPS):
+        raise NoValidationSplit("Holding out validation hands would leave one group with no hand to fit on. "
+                                "Make a split with more training hands per group.")
     return tuple(sorted(c.hand_id for unit in taken for c in unit))
 
 

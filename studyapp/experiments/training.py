@@ -9,6 +9,7 @@ import hashlib
 import time
 from pathlib import Path
 
+import torch
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -16,8 +17,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mlworker.ml import CropSample, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions, load_crops
-from mlworker.ml import load_trained, predict_proba, select_device
+from mlworker import threads
+from mlworker.ml import CropSample, CropTensors, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions
+from mlworker.ml import load_crops, load_trained, predict_proba, select_device
+from mlworker.ml.crop_cache import cache_file, cached_crop_images
+from mlworker.ml.finite import json_safe
 from mlworker.stats import evaluate_predictions
 from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept
 from studyapp.common.storage import local_path
@@ -26,6 +30,7 @@ from studyapp.dashboards.experiment_summary import evaluation_summary
 
 from .models import TrainingRun
 from .services import TRAINING, code_version, experiment_compare_if_complete, fit_val_test, run_checkpoint_dir
+from .splitting import NoValidationSplit
 from .weights import expected_weights_file
 
 # How often a running run touches its row (heartbeat, cancel check, progress): rarely enough to cost nothing.
@@ -35,6 +40,33 @@ CANCEL_POLL_S = 2.0
 def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
     return [CropSample(image_path=str(local_path(e["image"], cache)), box=tuple(e["box"]), label=e["label"],
                        hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
+
+
+def _crops(manifest: list[dict], manifest_hash: str, *, size: int, download_dir: Path):
+    """The crops of a locked manifest, decoded once per (manifest, size) into CTS_CHECKPOINT_DIR/crops and
+    shared by every run on it; returns `crops_of(entries)`, the CropTensors of those entries with their labels.
+
+    Manifests locked before frames were hashed name no pixels, so their crops are decoded afresh every time.
+    """
+    position = {e["frame"]: i for i, e in enumerate(manifest)}
+
+    def decode() -> torch.Tensor:
+        return load_crops(_samples(manifest, download_dir), size=size).images
+
+    if all(e.get("image_sha256") for e in manifest):
+        path = cache_file(Path(settings.CTS_CHECKPOINT_DIR) / "crops", manifest_hash=manifest_hash, size=size)
+        images = cached_crop_images(path, [e["frame"] for e in manifest], decode)
+    else:
+        images = decode()
+
+    def crops_of(entries: list[dict]) -> CropTensors:
+        # Labels come from the entries: a permuted-label control relabels the same pixels.
+        return CropTensors(images[[position[e["frame"]] for e in entries]],
+                           labels=torch.tensor([e["label"] for e in entries], dtype=torch.long),
+                           hand_ids=torch.tensor([e["hand"] for e in entries], dtype=torch.long),
+                           frame_ids=torch.tensor([e["frame"] for e in entries], dtype=torch.long))
+
+    return crops_of
 
 
 def run_claim(*, run_id: int, task_id: str, worker: str) -> Lease | None:
@@ -73,16 +105,15 @@ def _train(lease: Lease, run: TrainingRun) -> str:
         fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
                                                   permutation_seed=run.experiment.permutation_seed)
         checkpoint_dir = run_checkpoint_dir(run)
-        cache = checkpoint_dir / "frames"
-        size = config.input_size
-        train_crops = load_crops(_samples(fit_set, cache), size=size)
-        val_crops = load_crops(_samples(val_set, cache), size=size)
+        crops_of = _crops(split.manifest, split.manifest_hash, size=config.input_size,
+                          download_dir=checkpoint_dir / "frames")
+        train_crops, val_crops = crops_of(fit_set), crops_of(val_set)
 
         def on_epoch(record: dict) -> bool:
             lease.check()
             row = TrainingRun.objects.get(pk=run_id)
             history = [h for h in row.history if h["epoch"] < record["epoch"]] + [record]
-            TrainingRun.objects.filter(pk=run_id).update(history=history, epochs_done=record["epoch"],
+            TrainingRun.objects.filter(pk=run_id).update(history=json_safe(history), epochs_done=record["epoch"],
                                                          heartbeat_at=timezone.now(), progress=latest[0])
             return not row.cancel_requested
 
@@ -103,14 +134,22 @@ def _train(lease: Lease, run: TrainingRun) -> str:
 
         result = fit(config, train_crops, val_crops, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
                      should_stop=should_stop, on_progress=on_progress)
-        TrainingRun.objects.filter(pk=run_id).update(history=result.history, resumed_from_epoch=result.resumed_from_epoch,
+        # The threads this worker process set (mlworker.threads), beside the ones torch ran with.
+        runtime = {**result.runtime, **({"threads": threads.applied()} if threads.applied() else {})}
+        TrainingRun.objects.filter(pk=run_id).update(history=json_safe(result.history),
+                                                     resumed_from_epoch=result.resumed_from_epoch,
                                                      device=result.device, best_epoch=result.best_epoch,
-                                                     images_per_s=result.images_per_s, runtime=result.runtime)
+                                                     images_per_s=result.images_per_s, runtime=runtime)
         if result.cancelled:
             _finish(lease, TrainingRun.Status.CANCELLED)
             return "cancelled"
+        if result.best_checkpoint is None:  # every epoch's validation loss was undefined
+            _finish(lease, TrainingRun.Status.FAILED, error=(
+                f"Training diverged: no epoch had a finite validation loss (learning rate {config.lr:g}); the "
+                "history shows where the losses became undefined. Launch again with a lower learning rate."))
+            return "failed"
         model, _ = load_trained(result.best_checkpoint, device=select_device(config.device))
-        test_crops = load_crops(_samples(test_set, cache), size=size)
+        test_crops = crops_of(test_set)
         probabilities = predict_proba(model, test_crops, device=select_device(config.device))
         labels = [e["label"] for e in test_set]
         hand_ids = [e["hand"] for e in test_set]
@@ -119,9 +158,9 @@ def _train(lease: Lease, run: TrainingRun) -> str:
                                                      threshold=evaluation["threshold"])
         digest, stored = _register_weights(run, result.best_checkpoint)
         _finish(lease, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
-                library_versions=library_versions(), evaluation=evaluation,
-                predictions={"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids, "labels": labels,
-                             "probabilities": [float(p) for p in probabilities]})
+                library_versions=library_versions(), evaluation=json_safe(evaluation),
+                predictions=json_safe({"frame_ids": [e["frame"] for e in test_set], "hand_ids": hand_ids,
+                                       "labels": labels, "probabilities": [float(p) for p in probabilities]}))
         from studyapp.explanations.services import jobs_queue_after_training
 
         jobs_queue_after_training(run_id=run_id)
@@ -130,7 +169,7 @@ def _train(lease: Lease, run: TrainingRun) -> str:
     except WeightsUnavailable as error:
         _finish(lease, TrainingRun.Status.FAILED, error=weights_unavailable_message(run.model_name, error))
         return "failed"
-    except ImageChanged as error:  # the frozen dataset's pixels changed: retrying can't help
+    except (ImageChanged, NoValidationSplit) as error:  # the frozen data changed or is too small: retrying is vain
         _finish(lease, TrainingRun.Status.FAILED, error=str(error))
         return "failed"
     except Exception as error:

@@ -229,3 +229,53 @@ def test_epoch_progress_arithmetic() -> None:
     later = epoch_progress(epoch=3, epochs=5, batches_done=5, batches_total=10, images=160, elapsed_s=10.0,
                            history=[{"seconds": 30.0}, {"seconds": 34.0}])
     assert later["epoch_eta_s"] == 10.0 and later["run_eta_s"] == 10.0 + 2 * 32.0  # finished epochs' mean
+
+
+def test_a_one_class_validation_set_records_the_auc_as_undefined(make_crops: MakeCrops, tmp_path: Path) -> None:
+    val = make_crops(8, seed=1)
+    controls = val.select(torch.nonzero(val.labels == 0).flatten())
+    result = fit(_config(epochs=2), make_crops(16), controls, checkpoint_dir=tmp_path)
+    assert [r["val_auc"] for r in result.history] == [None, None]
+    assert {r["val_auc_undefined"] for r in result.history} == {"one class in validation"}
+    assert all(math.isfinite(r["val_loss"]) for r in result.history) and result.best_checkpoint is not None
+
+
+def test_a_diverging_run_stops_with_its_losses_undefined(make_crops: MakeCrops, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlworker.ml.config
+
+    monkeypatch.setattr(mlworker.ml.config, "LR_MAX", 1e30)  # the range refuses such rates; bypass it here
+    result = fit(_config(epochs=5, lr=1e6, optimizer="sgd", early_stopping_patience=None), make_crops(16),
+                 make_crops(8, seed=1), checkpoint_dir=tmp_path)
+    assert result.diverged and len(result.history) < 5
+    last = result.history[-1]
+    assert last["train_loss"] is None and "diverged" in last["train_loss_undefined"]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["diverged"]
+
+
+@pytest.mark.parametrize("lr", [0.0, 1e-9, 0.5, float("nan")])
+def test_learning_rates_outside_the_range_are_refused(lr: float) -> None:
+    with pytest.raises(ValueError, match="lr must be between"):
+        _config(lr=lr)
+
+
+def test_checkpoints_every_k_epochs_resume_to_the_same_run(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    config = _config(model_name="mobilenetv2_100", epochs=4, checkpoint_every=2)
+    straight = fit(config, train, val, checkpoint_dir=tmp_path / "straight")
+
+    def crash_after_epoch_3(record: dict[str, float]) -> bool:
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt("worker killed")
+        return True
+
+    crashed_dir = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, train, val, checkpoint_dir=crashed_dir, on_epoch=crash_after_epoch_3)
+    assert torch.load(crashed_dir / "last.pt", weights_only=True)["epoch"] == 2  # epoch 3 was not written
+    resumed = fit(config, train, val, checkpoint_dir=crashed_dir)
+    assert resumed.resumed_from_epoch == 2
+    assert _without_time(resumed.history) == _without_time(straight.history)
+    assert resumed.best_epoch == straight.best_epoch
+    assert _same_state(_model_state(resumed.best_checkpoint), _model_state(straight.best_checkpoint))
+    assert torch.load(straight.best_checkpoint, weights_only=True)["epoch"] == straight.best_epoch

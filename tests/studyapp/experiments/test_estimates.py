@@ -51,6 +51,12 @@ def test_kept_weights_note_follows_fits_rule():
     full = _run(_history([0.9, 0.8, 0.7]), best_epoch=3, epochs=3, patience=5)
     assert kept_weights_note(full).endswith("All 3 planned epochs ran.")
     assert kept_weights_note(_run([], best_epoch=None, epochs=3, patience=None)) == ""
+    undefined = [{"epoch": 1, "val_loss": 0.7, "val_auc": None, "val_auc_undefined": "one class in validation"},
+                 {"epoch": 2, "train_loss": None, "train_loss_undefined": "not finite: training diverged",
+                  "val_loss": None, "val_auc": None}]
+    assert kept_weights_note(_run(undefined, best_epoch=1, epochs=5, patience=None)) == (
+        "Weights of epoch 1 of 2 kept: lowest validation loss (0.700, validation AUC undefined: one class in "
+        "validation). Stopped at epoch 2: the training loss was not finite: training diverged.")
 
 
 @pytest.mark.django_db

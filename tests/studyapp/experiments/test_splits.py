@@ -125,3 +125,22 @@ def test_the_bulk_manifest_equals_the_per_hand_entries(small_study):
     for hand, subset in sorted(members, key=lambda m: m[0].pk):
         per_hand += [{**e, "label": datasets.hand_label(hand), "subset": subset} for e in datasets.hand_entries(hand)]
     assert datasets.manifest_for(members) == per_hand and len(per_hand) == 16 * 6
+
+
+def test_launch_refuses_learning_rates_outside_the_range(api_for, small_study):
+    split = services.split_lock(split=services.split_create(name="s", test_per_group=2))
+    pi = api_for("pi")
+    for lr in (0.5, 1e-8):
+        response = pi.post("/api/experiments/", {"split": split.pk, "hyperparameters": {"lr": lr}}, format="json")
+        assert response.status_code == 400 and "lr" in response.json()["hyperparameters"], response.content
+    with pytest.raises(ValidationError, match="lr must be between"):
+        services.experiment_launch(split=split, hyperparameters={"lr": 2.0})
+    assert Experiment.objects.count() == 0
+
+
+def test_launch_refuses_a_split_whose_validation_cannot_hold_both_groups(api_for, small_study):
+    """One training hand per group: nothing can be held out for validation and still be fitted on."""
+    split = services.split_lock(split=services.split_create(name="s", test_per_group=2, train_per_group=1))
+    response = api_for("pi").post("/api/experiments/", {"split": split.pk}, format="json")
+    assert response.status_code == 400 and "fitting and validation need at least one each" in str(response.json())
+    assert Experiment.objects.count() == 0

@@ -1,6 +1,6 @@
 import pytest
 
-from studyapp.experiments.splitting import Candidate, plan_split, validation_hands
+from studyapp.experiments.splitting import Candidate, NoValidationSplit, plan_split, validation_hands
 
 
 def cohort(n_control=50, n_cts=50, bilateral_every=3):
@@ -76,3 +76,25 @@ def test_permuted_labels_keep_the_balance_and_are_seeded():
     first, again, other = (permuted_labels(labels, seed=s) for s in (1, 1, 2))
     assert first == again and first != other and first != labels
     assert sorted(first) == sorted(labels) and sum(first.values()) == sum(labels.values())
+
+
+@pytest.mark.parametrize("bilateral_every", [1, 2, 3])
+def test_validation_and_fitting_hands_both_hold_both_groups_whenever_they_can(bilateral_every):
+    """Small demos gave one-class validation sets in 12 of 20 seed/size combinations: a target of one hand per
+    group could not take a participant giving two."""
+    for n in (2, 3, 4, 5, 8, 12):
+        candidates = cohort(n, n, bilateral_every=bilateral_every)
+        groups = {c.hand_id: c.group for c in candidates}
+        for seed in range(20):
+            try:
+                val = set(validation_hands(candidates, fraction=0.2, seed=seed))
+            except NoValidationSplit:
+                assert n <= 3  # e.g. two CTS hands from one participant: no way to keep one to fit on
+                continue
+            fitting = set(groups) - val
+            assert {groups[h] for h in val} == {groups[h] for h in fitting} == {"control", "cts"}, (n, seed)
+
+
+def test_one_hand_of_a_group_cannot_give_validation_and_fitting():
+    with pytest.raises(NoValidationSplit, match="1 cts hand"):
+        validation_hands(cohort(6, 1), fraction=0.2, seed=0)

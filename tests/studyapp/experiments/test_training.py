@@ -299,3 +299,45 @@ def test_null_controls_are_bounded(locked_split, no_queue):
     with pytest.raises(ValidationError) as error:
         launch(locked_split, ["squeezenet1_1"], random_init=True, null_controls=services.MAX_NULL_CONTROLS + 1)
     assert "null_controls" in error.value.message_dict
+
+
+def test_a_diverging_run_ends_with_its_undefined_losses_saved(locked_split, no_queue, tmp_path, settings,
+                                                              monkeypatch):
+    """PostgreSQL's jsonb has no NaN: before, saving this history failed the run with a DataError."""
+    import mlworker.ml.config
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    monkeypatch.setattr(mlworker.ml.config, "LR_MAX", 1e30)  # the launch refuses such rates; bypass it here
+    run = services.experiment_launch(split=locked_split, models=["squeezenet1_1"], random_init=True,
+                                     hyperparameters={**TRAIN_FAST, "lr": 1e6, "optimizer": "sgd"}).runs.get()
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and "diverged" in run.error and "lower learning rate" in run.error
+    assert run.history and run.history[-1]["train_loss"] is None
+    assert "diverged" in run.history[-1]["train_loss_undefined"]
+
+
+def test_undefined_numbers_in_an_evaluation_are_stored_as_null(locked_split, no_queue):
+    """The one sanitiser every run JSON goes through, against the real column."""
+    import math
+
+    from mlworker.ml.finite import json_safe
+
+    run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation=json_safe({"hand": {"auc": math.nan, "n": 2}}))
+    run.refresh_from_db()
+    assert run.evaluation == {"hand": {"auc": None, "n": 2}}
+
+
+def test_the_runs_of_a_split_share_one_decoded_crop_cache(locked_split, no_queue, tmp_path, settings):
+    """The second run reads the first one's crops: it trains though every frame image is gone from storage."""
+    from django.core.files.storage import default_storage
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    first, second = launch(locked_split, ["squeezenet1_1", "mobilenetv2_100"], random_init=True).runs.all()
+    assert training.run_train(run_id=first.pk, task_id="t1", worker="w") == "done"
+    [cached] = (tmp_path / "ckpt" / "crops").glob("*.pt")
+    assert locked_split.manifest_hash in cached.name and cached.name.endswith(f"_{TRAIN_FAST['input_size']}px.pt")
+    for entry in locked_split.manifest:
+        default_storage.delete(entry["image"])
+    assert training.run_train(run_id=second.pk, task_id="t2", worker="w") == "done"

@@ -34,6 +34,12 @@ def test_pi_launches_three_models_and_reads_results(celery_worker_process, api_f
     for run in body["runs"]:
         assert run["evaluation"]["frame"]["metrics"]["auc"] is not None
         assert run["evaluation"]["hand"]["ci"]["resampling_hands"]["auc"]["low"] is not None
+    # Each pool process set its torch threads from the cores and --concurrency=1, and the run says so.
+    from mlworker.threads import available_cpus
+
+    for runtime in TrainingRun.objects.filter(experiment_id=experiment_id).values_list("runtime", flat=True):
+        assert runtime["threads"]["worker_concurrency"] == 1
+        assert runtime["torch_threads"] == runtime["threads"]["torch_threads"] == available_cpus()
     pairs = body["comparison"]["delong"]["pairs"]
     assert len(pairs) == 3 and all(0 <= pair["hand"]["p_value"] <= 1 for pair in pairs)
     assert len(body["comparison"]["csa_baseline"]["delong_vs_models"]) == 3
@@ -48,7 +54,7 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(celery_worker_proc
     split = services.split_lock(split=services.split_create(name="s", seed=1, test_per_group=3))
     experiment = services.experiment_launch(
         split=split, models=["squeezenet1_1"], random_init=True,
-        hyperparameters={**TRAIN_FAST, "epochs": 12, "batch_size": 4, "input_size": 48})
+        hyperparameters={**TRAIN_FAST, "epochs": 12, "batch_size": 4, "input_size": 48, "checkpoint_every": 1})
     run = experiment.runs.get()
     env = {**celery_worker_process.env, "CTS_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
            "CTS_TRAINING_QUEUE": settings.CTS_TRAINING_QUEUE}
