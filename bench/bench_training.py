@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from mlworker.ml import (  # noqa: E402
     MODEL_NAMES,
     CropSample,
-    CropTensors,
     TrainConfig,
     autocast,
     build_model,
