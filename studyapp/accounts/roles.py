@@ -29,6 +29,8 @@ CLIP_ASSIGN = {"clips.assign_clip"}  # who hands a clip to an annotator; annotat
 DIAGNOSIS = {"cohort.view_diagnosis"}
 ALL_RATERS = {"annotations.view_all_raters", "annotations.view_roiadjudication", "annotations.view_csaadjudication"}
 ADJUDICATE = {"annotations.adjudicate"}
+# Worker host names and the manual ping: for whoever looks after background work (training is the PI's).
+WORKER_STATUS = {"ops.view_workerheartbeat"}
 
 # Later issues extend these sets (splits, training) in one place.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
@@ -46,7 +48,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
          | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",
             "experiments.add_split", "experiments.delete_split", "experiments.lock_split",
             "experiments.add_experiment", "experiments.launch_experiment"}
-         | DIAGNOSIS | ALL_RATERS | ADJUDICATE
+         | DIAGNOSIS | ALL_RATERS | ADJUDICATE | WORKER_STATUS
          | EXPLANATION_VIEW | {"explanations.add_explanationjob", "explanations.change_explanationjob"}),
 }
 
