@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="cohort:hand-list", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="cohort:hand-list", permanent=False), name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("cohort/", include("studyapp.cohort.urls")),

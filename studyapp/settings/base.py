@@ -192,9 +192,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["studyapp.accounts.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        # DRF's own, less what a role may not see (studyapp/common/visibility.py).
+        "studyapp.common.visibility.VisibleFieldsFilterBackend",
+        "studyapp.common.visibility.VisibleSearchFilter",
+        "studyapp.common.visibility.VisibleOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": int(os.environ.get("API_PAGE_SIZE", "50")),
