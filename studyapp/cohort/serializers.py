@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
-from studyapp.accounts.roles import DEMOGRAPHIC_FIELDS, DIAGNOSIS_HAND_FIELDS, DIAGNOSIS_PARTICIPANT_FIELDS  # noqa: F401
-from studyapp.accounts.roles import hidden_fields
+# The hidden-field names live with the roles; audit.py reads them from here.
+from studyapp.accounts.roles import (DEMOGRAPHIC_FIELDS, DIAGNOSIS_HAND_FIELDS,  # noqa: F401
+                                     DIAGNOSIS_PARTICIPANT_FIELDS, hidden_fields)
 from studyapp.protocol.models import StudySettings
 
 from .models import CsaMeasurement, EpsExam, Hand, Participant
