@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from studyapp.accounts.views import LoginView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="cohort:hand-list", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="cohort:hand-list", permanent=False), name="home"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -29,6 +29,20 @@ CLIP_ASSIGN = {"clips.assign_clip"}  # who hands a clip to an annotator; annotat
 DIAGNOSIS = {"cohort.view_diagnosis"}
 ALL_RATERS = {"annotations.view_all_raters", "annotations.view_roiadjudication", "annotations.view_csaadjudication"}
 ADJUDICATE = {"annotations.adjudicate"}
+# Worker host names and the manual ping: for whoever looks after background work (training is the PI's).
+WORKER_STATUS = {"ops.view_workerheartbeat"}
+
+# Fields hidden from a role without the permission that reveals them, everywhere the API could show them: the
+# output, and the filters, ordering and search (a filter on a hidden field reveals it as surely as showing it).
+# Names are model fields and the filters derived from them (`included` is the eligibility of `exclusion_reason`).
+DEMOGRAPHIC_FIELDS = ("sex", "age")
+DIAGNOSIS_PARTICIPANT_FIELDS = ("recruitment",)  # recruitment all but names the group
+DIAGNOSIS_HAND_FIELDS = ("stage", "group", "staging_reason", "needs_restaging", "staged_at", "exclusion_reason",
+                         "exclusion_detail")
+HIDDEN_FIELDS_BY_PERM: dict[str, tuple[str, ...]] = {
+    "cohort.view_demographics": DEMOGRAPHIC_FIELDS,
+    "cohort.view_diagnosis": (*DIAGNOSIS_PARTICIPANT_FIELDS, *DIAGNOSIS_HAND_FIELDS, "included"),
+}
 
 # Later issues extend these sets (splits, training) in one place.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
@@ -46,7 +60,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
          | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",
             "experiments.add_split", "experiments.delete_split", "experiments.lock_split",
             "experiments.add_experiment", "experiments.launch_experiment"}
-         | DIAGNOSIS | ALL_RATERS | ADJUDICATE
+         | DIAGNOSIS | ALL_RATERS | ADJUDICATE | WORKER_STATUS
          | EXPLANATION_VIEW | {"explanations.add_explanationjob", "explanations.change_explanationjob"}),
 }
 
@@ -64,6 +78,12 @@ def sync_roles() -> None:
                 # The app providing it is not migrated yet; a later post_migrate completes the set.
                 continue
         group.permissions.set(wanted)
+
+
+def hidden_fields(user) -> frozenset[str]:
+    """The fields (and filters derived from them) this user may not see, by HIDDEN_FIELDS_BY_PERM."""
+    return frozenset(name for perm, names in HIDDEN_FIELDS_BY_PERM.items() if not user.has_perm(perm)
+                     for name in names)
 
 
 def user_roles(user) -> list[str]:

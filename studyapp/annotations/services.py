@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from mlworker.media.geometry import crop_box, polygon_area_mm2
 from studyapp.clips.models import Clip, Frame
@@ -60,8 +60,16 @@ def roi_save(*, frame: Frame, annotator, center_x: float, center_y: float, statu
     if current is None:
         if expected_version not in (None, 0):
             raise StaleVersion(None)
-        return RoiAnnotation.objects.create(frame=frame, annotator=annotator, x=x, y=y, w=w, h=h, status=status,
-                                            method=method)
+        try:
+            with transaction.atomic():  # a savepoint: the rest of the transaction survives a lost race
+                return RoiAnnotation.objects.create(frame=frame, annotator=annotator, x=x, y=y, w=w, h=h,
+                                                    status=status, method=method)
+        except IntegrityError:
+            # The same annotator's other request (a second tab, a double click) created it first.
+            raced = RoiAnnotation.objects.filter(frame=frame, annotator=annotator).first()
+            if raced is None:
+                raise
+            raise StaleVersion(raced) from None
     if expected_version != current.version:
         raise StaleVersion(current)
     current.x, current.y, current.w, current.h = x, y, w, h

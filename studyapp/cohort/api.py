@@ -15,32 +15,6 @@ from .serializers import (CsaMeasurementSerializer, EpsExamSerializer, HandSeria
                           RestageSerializer)
 
 
-class BlindedFilterSet(django_filters.FilterSet):
-    """Drops the filters on diagnostic fields for a blinded rater, so such a filter never narrows the results."""
-
-    diagnostic_filters: tuple[str, ...] = ()
-
-    def __init__(self, *args, request=None, **kwargs):
-        super().__init__(*args, request=request, **kwargs)
-        if request is not None and not selectors.sees_diagnosis(request.user):
-            for name in self.diagnostic_filters:
-                self.filters.pop(name, None)
-
-
-class BlindedOrderingMixin:
-    """Ordering by a diagnostic field is ignored for a blinded rater (an ordering would reveal it)."""
-
-    diagnostic_ordering: tuple[str, ...] = ()
-
-    @property
-    def ordering_fields(self):
-        fields = self.all_ordering_fields
-        request = getattr(self, "request", None)
-        if request is not None and not selectors.sees_diagnosis(request.user):
-            fields = [f for f in fields if f not in self.diagnostic_ordering]
-        return fields
-
-
 class VersionedMixin:
     """Edits name the version they were made on: `version` in the body or an If-Match header (the ETag).
 
@@ -63,21 +37,19 @@ class VersionedMixin:
         return response
 
 
-class ParticipantFilter(BlindedFilterSet):
-    diagnostic_filters = ("recruitment",)
-
+class ParticipantFilter(django_filters.FilterSet):
     class Meta:
         model = Participant
         fields = ["recruitment", "sex"]
 
 
-class ParticipantViewSet(VersionedMixin, BlindedOrderingMixin, viewsets.ModelViewSet):
+class ParticipantViewSet(VersionedMixin, viewsets.ModelViewSet):
     queryset = Participant.objects.all()
     serializer_class = ParticipantSerializer
     filterset_class = ParticipantFilter
     search_fields = ["study_code"]
-    all_ordering_fields = ["study_code", "age", "enrolled_on", "recruitment"]
-    diagnostic_ordering = ("recruitment",)
+    # Hidden fields drop out of filters, ordering and search for a role that cannot see them (common.visibility).
+    ordering_fields = ["study_code", "age", "enrolled_on", "recruitment"]
 
     def create_record(self, serializer):
         serializer.instance = services.participant_create(**serializer.validated_data)
@@ -91,8 +63,7 @@ class ParticipantViewSet(VersionedMixin, BlindedOrderingMixin, viewsets.ModelVie
         services.participant_delete(participant=instance)
 
 
-class HandFilter(BlindedFilterSet):
-    diagnostic_filters = ("group", "stage", "exclusion_reason", "included", "needs_restaging")
+class HandFilter(django_filters.FilterSet):
     included = django_filters.BooleanFilter(method="filter_included")
     needs_restaging = django_filters.BooleanFilter(method="filter_needs_restaging")
 
@@ -108,13 +79,12 @@ class HandFilter(BlindedFilterSet):
         return queryset.filter(outdated) if value else queryset.exclude(outdated)
 
 
-class HandViewSet(VersionedMixin, BlindedOrderingMixin, viewsets.ModelViewSet):
+class HandViewSet(VersionedMixin, viewsets.ModelViewSet):
     queryset = Hand.objects.select_related("participant")
     serializer_class = HandSerializer
     filterset_class = HandFilter
     search_fields = ["participant__study_code"]
-    all_ordering_fields = ["participant__study_code", "stage", "group"]
-    diagnostic_ordering = ("stage", "group")
+    ordering_fields = ["participant__study_code", "stage", "group"]
 
     def create_record(self, serializer):
         serializer.instance = services.hand_create(**serializer.validated_data)

@@ -1,15 +1,12 @@
 from rest_framework import serializers
 
+# The hidden-field names live with the roles; audit.py reads them from here.
+from studyapp.accounts.roles import (DEMOGRAPHIC_FIELDS, DIAGNOSIS_HAND_FIELDS,  # noqa: F401
+                                     DIAGNOSIS_PARTICIPANT_FIELDS, hidden_fields)
 from studyapp.protocol.models import StudySettings
 
 from .models import CsaMeasurement, EpsExam, Hand, Participant
-from .selectors import hand_needs_restaging, sees_diagnosis
-
-DEMOGRAPHIC_FIELDS = ("sex", "age")
-# Hidden from blinded raters (no cohort.view_diagnosis): recruitment all but names the group.
-DIAGNOSIS_PARTICIPANT_FIELDS = ("recruitment",)
-DIAGNOSIS_HAND_FIELDS = ("stage", "group", "staging_reason", "needs_restaging", "staged_at", "exclusion_reason",
-                         "exclusion_detail")
+from .selectors import hand_needs_restaging
 
 
 def _without(data: dict, names) -> dict:
@@ -32,11 +29,7 @@ class ParticipantSerializer(VersionedSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         request = self.context.get("request")
-        if request is not None and not request.user.has_perm("cohort.view_demographics"):
-            _without(data, DEMOGRAPHIC_FIELDS)
-        if request is not None and not sees_diagnosis(request.user):
-            _without(data, DIAGNOSIS_PARTICIPANT_FIELDS)
-        return data
+        return _without(data, hidden_fields(request.user)) if request is not None else data
 
 
 class HandSerializer(VersionedSerializer):
@@ -52,9 +45,7 @@ class HandSerializer(VersionedSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         request = self.context.get("request")
-        if request is not None and not sees_diagnosis(request.user):
-            _without(data, DIAGNOSIS_HAND_FIELDS)
-        return data
+        return _without(data, hidden_fields(request.user)) if request is not None else data
 
     def get_needs_restaging(self, hand) -> bool:
         # Read the study settings once per response, not once per hand of a page.

@@ -1,12 +1,25 @@
 """Turn domain errors raised by services into clear HTTP answers."""
 
+import logging
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.db.models import ProtectedError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from .concurrency import StaleVersion
+
+logger = logging.getLogger(__name__)
+
+CONFLICT_MESSAGE = ("This conflicts with a record saved at the same moment by another request. "
+                    "Reload, check the current data and try again.")
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
 def exception_handler(exc, context):
@@ -19,6 +32,15 @@ def exception_handler(exc, context):
                         status=status.HTTP_409_CONFLICT)
     if isinstance(exc, StaleVersion):
         return stale_version_response(exc, context["view"])
+    if isinstance(exc, IntegrityError):
+        # A safety net: services turn the races they know into specific answers; one they miss is still a
+        # conflict the client can retry, never a 500. Logged, so the missed path gets its own handling.
+        constraint = _constraint_name(exc)
+        logger.warning("IntegrityError reached the API (constraint %s) in %s", constraint,
+                       type(context.get("view")).__name__, exc_info=exc)
+        set_rollback()
+        return Response({"detail": CONFLICT_MESSAGE, "code": "conflict", "constraint": constraint},
+                        status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
 
 

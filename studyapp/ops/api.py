@@ -1,27 +1,45 @@
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from studyapp.accounts.permissions import has_perms
 
 from .selectors import workers_liveness
 from .tasks import heartbeat
 
+# Worker host names and queue layout are for those who look after the workers (the PI, admins).
+WORKER_DETAIL_PERM = "ops.view_workerheartbeat"
+
 
 class HealthView(APIView):
-    """Liveness of the database, of each worker (from its own heartbeat), and of the default and training queues."""
+    """Overall `ok`/`degraded` for anyone (a load balancer); per-queue liveness for users; each worker for the PI."""
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: dict, 503: dict})
     def get(self, request):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        liveness = workers_liveness()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            liveness = workers_liveness()
+        except DatabaseError:
+            return Response({"status": "degraded", "database": "down"}, status=503)
+        healthy = all(queue["alive"] for queue in liveness["queues"].values())
+        report = {"status": "ok" if healthy else "degraded"}
+        user = request.user
+        if not (user and user.is_authenticated):
+            return Response(report)
+        report["database"] = "ok"
+        if not user.has_perm(WORKER_DETAIL_PERM):
+            report["queues"] = {name: {"queue": queue["queue"], "alive": queue["alive"]}
+                                for name, queue in liveness["queues"].items()}
+            return Response(report)
         latest = liveness["workers"][0] if liveness["workers"] else None
         return Response({
-            "database": "ok",
+            **report,
             # The most recently seen worker, as before per-worker reporting (kept for existing clients).
             "worker": {
                 "last_seen": latest["last_seen"] if latest else None,
@@ -34,9 +52,9 @@ class HealthView(APIView):
 
 
 class WorkerPingView(APIView):
-    """Queue a heartbeat task; a worker on the default queue records it within seconds."""
+    """Queue a heartbeat task; a worker on the default queue records it within seconds (the PI's check)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [has_perms(WORKER_DETAIL_PERM)]
 
     @extend_schema(request=None, responses={202: dict})
     def post(self, request):

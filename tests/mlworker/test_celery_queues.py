@@ -51,7 +51,7 @@ def test_extraction_completes_while_a_training_run_occupies_the_training_worker(
                      worker=training)
 
             # The training worker's only process is busy, yet its heartbeat says it is alive.
-            health = api_for("anonymous").get("/api/health/").json()
+            health = api_for("pi").get("/api/health/").json()
             assert health["queues"]["training"]["alive"] and health["queues"]["default"]["alive"], health
             assert [name.split("@")[0] for name in health["queues"]["training"]["workers"]] == [
                 f"training-{os.getpid()}"]

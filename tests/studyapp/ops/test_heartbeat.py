@@ -22,7 +22,7 @@ def test_health_reports_each_worker_and_each_queue(api_for, settings):
     worker_heartbeat_record(hostname="training@gpu1", queues=["training"])
     WorkerHeartbeat.objects.filter(hostname="training@gpu1").update(
         seen_at=timezone.now() - freshness_window(10) - timedelta(seconds=1))
-    health = api_for("anonymous").get("/api/health/").json()
+    health = api_for("pi").get("/api/health/").json()
     assert health["database"] == "ok" and health["heartbeat_interval_s"] == 10
     assert [(w["hostname"], w["queues"], w["alive"]) for w in health["workers"]] == [
         ("default@web1", ["default"], True), ("training@gpu1", ["training"], False)]
@@ -33,9 +33,37 @@ def test_health_reports_each_worker_and_each_queue(api_for, settings):
 
 @pytest.mark.django_db
 def test_health_with_no_worker_ever_seen(api_for):
-    health = api_for("anonymous").get("/api/health/").json()
+    health = api_for("pi").get("/api/health/").json()
     assert health["worker"] == {"last_seen": None, "hostname": None, "alive": False}
     assert health["workers"] == [] and not health["queues"]["default"]["alive"]
+
+
+@pytest.mark.django_db
+def test_health_tells_each_role_what_it_needs_and_nobody_else_the_host_names(api_for, settings):
+    worker_heartbeat_record(hostname="default@web1", queues=["default"])
+    anonymous = api_for("anonymous").get("/api/health/")
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "degraded"}  # no training worker
+    for role in ("coordinator", "annotator", "norole"):
+        health = api_for(role).get("/api/health/").json()
+        assert health == {"status": "degraded", "database": "ok",
+                          "queues": {"default": {"queue": "default", "alive": True},
+                                     "training": {"queue": "training", "alive": False}}}, role
+    worker_heartbeat_record(hostname="training@gpu1", queues=["training"])
+    assert api_for("anonymous").get("/api/health/").json() == {"status": "ok"}
+    for role in ("pi", "admin"):
+        health = api_for(role).get("/api/health/").json()
+        assert health["status"] == "ok" and {w["hostname"] for w in health["workers"]} == {"default@web1",
+                                                                                          "training@gpu1"}
+
+
+@pytest.mark.django_db
+def test_only_those_who_look_after_workers_may_queue_a_ping(api_for, monkeypatch):
+    from studyapp.ops import api
+
+    monkeypatch.setattr(api.heartbeat, "delay", lambda: None)  # the role check is under test, not the broker
+    for role, expected in (("anonymous", 401), ("norole", 403), ("annotator", 403), ("coordinator", 403),
+                           ("pi", 202), ("admin", 202)):
+        assert api_for(role).post("/api/ops/ping-worker/").status_code == expected, role
 
 
 def _terminate_connections(application_name: str) -> int:
@@ -60,7 +88,7 @@ def test_an_idle_worker_is_reported_alive_from_its_own_heartbeat(celery_worker_p
            "DATABASE_URL": celery_worker_process.env["DATABASE_URL"] + f"?application_name={app_name}"}
 
     def health():
-        return api_for("anonymous").get("/api/health/").json()
+        return api_for("pi").get("/api/health/").json()
 
     with open(tmp_path / "worker.log", "w+") as log:
         worker = start_worker(name, settings.CELERY_TASK_DEFAULT_QUEUE, env, log)

@@ -24,7 +24,7 @@ def test_a_manual_ping_is_answered_by_a_real_worker(celery_worker_process, api_f
     row = wait_for(lambda: WorkerHeartbeat.objects.filter(hostname__startswith="test-worker-").first(),
                    timeout=30, worker=celery_worker_process)
     assert set(row.queues.split(",")) == set(settings.CTS_WORKER_QUEUES)  # the queues the worker consumes
-    health = api_for("anonymous").get("/api/health/").json()
+    health = api_for("pi").get("/api/health/").json()
     assert health["database"] == "ok" and health["worker"]["alive"] is True
 
 
