@@ -178,6 +178,8 @@ if not CTS_WORKER_HEARTBEAT_S > 0:
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
+# Registered models a worker process keeps loaded for predictions (least recently used dropped first).
+CTS_PREDICT_MODELS_CACHED = int(os.environ.get("CTS_PREDICT_MODELS_CACHED", "2"))
 # A running run silent this long (no batch, no epoch) lost its worker; a starting worker queues it again.
 CTS_RUN_STALE_AFTER_S = int(os.environ.get("CTS_RUN_STALE_AFTER_S", "1800"))
 # A run that finishes DONE queues the explanation of its test frames by every method (on the training queue).
