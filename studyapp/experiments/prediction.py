@@ -46,9 +46,10 @@ def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = (),
             crops = load_crops(samples, size=config.input_size)
             probabilities = predict_proba(model, crops, device=device)
             maps = [{} for _ in rois]
+            if progress:
+                progress(len(rois), len(rois), f"Heatmaps of {len(rois)} frames ({', '.join(heatmaps)})"
+                         if heatmaps else f"Predicted {len(rois)} frames")
             if heatmaps:
-                if progress:
-                    progress(len(rois), len(rois), f"Heatmaps of {len(rois)} frames ({', '.join(heatmaps)})")
                 from studyapp.explanations.explaining import crop_heatmaps
 
                 try:
