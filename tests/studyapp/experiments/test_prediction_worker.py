@@ -16,8 +16,8 @@ def test_prediction_runs_on_the_worker_and_equals_the_direct_one(celery_worker_p
     settings.MEDIA_ROOT = celery_worker_process.media_root
     settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
     monkeypatch.setattr(services, "queue_run", lambda run_id: None)
-    seed_small_study(n_hands=8)
-    split = services.split_lock(split=services.split_create(name="main", seed=1, test_per_group=2))
+    seed_small_study()
+    split = services.split_lock(split=services.split_create(name="main", seed=1, test_per_group=3))
     run = services.experiment_launch(split=split, name="tiny", models=["squeezenet1_1"], random_init=True,
                                      hyperparameters=TRAIN_FAST).runs.get()
     assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done"
