@@ -134,3 +134,6 @@ def test_prediction_is_for_the_pi(client_for, tmp_path, monkeypatch, role, statu
     monkeypatch.setattr(clip_services, "_queue_extraction", lambda clip_id: None)
     clip, _ = make_clip(tmp_path, n_frames=4, extract=False)
     assert client_for(role).get(f"/experiments/clips/{clip.pk}/predict/").status_code == status
+    # Queueing one: refused by role, or on its merits (no such model) for the PI.
+    response = client_for(role).post(f"/experiments/clips/{clip.pk}/predict/", {"model": "1"})
+    assert response.status_code == (400 if status == 200 else 403)
