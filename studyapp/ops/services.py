@@ -1,7 +1,11 @@
+import logging
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import BackgroundJob, WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
 
 ACTIVE = (BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING)
 
@@ -27,8 +31,18 @@ def background_job_queue(*, kind: str, key: str, params: dict, created_by, task,
             job = BackgroundJob.objects.create(kind=kind, key=key, params=params, created_by=created_by, total=total)
     except IntegrityError:
         return active.get()
-    transaction.on_commit(lambda: task.delay(job.pk))
+    transaction.on_commit(lambda: _send(task, job.pk))
     return job
+
+
+def _send(task, job_id: int) -> None:
+    try:
+        task.delay(job_id)
+    except Exception:  # noqa: BLE001 - the broker is down: fail the job, so it never blocks the next request
+        logger.exception("Job %s could not be queued", job_id)
+        background_job_fail(job_id, error="The task queue could not be reached, so the job was not started. "
+                                          "Try again in a moment; if it keeps failing, tell the study's "
+                                          "administrator that the broker is down.")
 
 
 def background_job_claim(job_id: int) -> BackgroundJob | None:
