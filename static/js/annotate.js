@@ -582,30 +582,35 @@
         say("");
         return;
       }
-      root.dataset.propagating = "true";
-      $("btn-propagate").setAttribute("aria-busy", "true");
-      followJob(result.data, (job) => { root.dataset.jobStatus = job.status; say(propagationText(job)); })
-        .then((job) => {
-          root.dataset.jobStatus = job.status;
-          if (job.status === "failed") {
-            showBanner("error", `Nothing proposed: ${job.error}`);
-            say("");
-            return;
-          }
-          enqueue(async () => {
-            await loadRois();
-            const kept = job.result.kept.length;
-            say(`Proposed the ROI on ${job.result.proposed} frame${job.result.proposed === 1 ? "" : "s"}. `
-              + (kept ? `Your own changes on ${kept} frame${kept === 1 ? "" : "s"} were kept. ` : "")
-              + "Step through them (→), fix any by clicking, then confirm (Enter) or confirm all (Shift+C).");
-          });
-        })
-        .catch((error) => showBanner("error", `Lost track of the propagation (${error.message}). Reload the page to see its proposals.`))
-        .finally(() => {
-          root.dataset.propagating = "false";
-          $("btn-propagate").removeAttribute("aria-busy");
-        });
+      followPropagation(result.data);
     });
+  }
+
+  /** Show a queued or running propagation's progress, then load its proposals (or say why it failed). */
+  function followPropagation(started) {
+    root.dataset.propagating = "true";
+    $("btn-propagate").setAttribute("aria-busy", "true");
+    followJob(started, (job) => { root.dataset.jobStatus = job.status; say(propagationText(job)); })
+      .then((job) => {
+        root.dataset.jobStatus = job.status;
+        if (job.status === "failed") {
+          showBanner("error", `Nothing proposed: ${job.error}`);
+          say("");
+          return;
+        }
+        enqueue(async () => {
+          await loadRois();
+          const kept = job.result.kept.length;
+          say(`Proposed the ROI on ${job.result.proposed} frame${job.result.proposed === 1 ? "" : "s"}. `
+            + (kept ? `Your own changes on ${kept} frame${kept === 1 ? "" : "s"} were kept. ` : "")
+            + "Step through them (→), fix any by clicking, then confirm (Enter) or confirm all (Shift+C).");
+        });
+      })
+      .catch((error) => showBanner("error", `Lost track of the propagation (${error.message}). Reload the page to see its proposals.`))
+      .finally(() => {
+        root.dataset.propagating = "false";
+        $("btn-propagate").removeAttribute("aria-busy");
+      });
   }
 
   function confirmAll() {
@@ -856,5 +861,6 @@
     await Promise.all([loadRois(), loadOutlines()]);
     root.dataset.ready = "true";
   });
+  if (cfg.propagation) followPropagation(cfg.propagation); // one still running from before a reload
   canvas.focus({ preventScroll: true });
 })();

@@ -92,6 +92,12 @@ def roi_delete(*, roi: RoiAnnotation, expected_version: int) -> None:
     current.delete()
 
 
+def roi_propagation_active(*, clip: Clip, annotator) -> BackgroundJob | None:
+    """The annotator's propagation of the clip that is queued or running, if any (the page follows it)."""
+    return BackgroundJob.objects.filter(kind=PROPAGATE_JOB, key=f"clip={clip.pk}:annotator={annotator.pk}",
+                                        status__in=ops_services.ACTIVE).first()
+
+
 def roi_propagate_queue(*, clip: Clip, annotator) -> BackgroundJob:
     """Queue the proposal of this annotator's ROI on the clip's other frames (a worker decodes and matches).
 
