@@ -32,6 +32,7 @@ urlpatterns = [
     path("agreement/", annotations_api.AgreementView.as_view(), name="agreement"),
     path("explanation-summaries/", explanations_api.ExplanationSummaryView.as_view(), name="explanation-summaries"),
     path("health/", ops_api.HealthView.as_view(), name="health"),
+    path("jobs/<int:pk>/", ops_api.BackgroundJobView.as_view(), name="backgroundjob-detail"),
     path("ops/ping-worker/", ops_api.WorkerPingView.as_view(), name="ping-worker"),
     path("auth/token/", TokenView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -13,6 +13,7 @@ from typing import Any
 # Public name -> the module of this package that defines it.
 _EXPORTS: dict[str, str] = {
     "BatchAugment": "augment",
+    "ModelCache": "cache",
     **dict.fromkeys(("CLASS_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "INPUT_SIZE", "LABEL_CONTROL", "LABEL_CTS",
                      "MODEL_LABELS", "MODEL_NAMES"), "constants"),
     **dict.fromkeys(("OPTIMIZERS", "TrainConfig"), "config"),

@@ -545,9 +545,36 @@
     });
   }
 
+  const POLL_MS = 700;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** Poll a background job (GET its url) until it is done or failed; `onProgress` sees each state. */
+  async function followJob(job, onProgress) {
+    let state = job;
+    while (state.status === "queued" || state.status === "running") {
+      onProgress(state);
+      await sleep(POLL_MS);
+      const result = await api("GET", job.url);
+      if (!result.ok) throw new Error(errorText(result));
+      state = { ...result.data, url: job.url };
+    }
+    return state;
+  }
+
+  function propagationText(job) {
+    if (job.status === "queued") return "Propagation queued: waiting for a worker…";
+    return job.total ? `Propagating: ${job.message || "working"} (${job.done}/${job.total})…` : "Propagating…";
+  }
+
   function propagate() {
     if (needSpacing()) return;
+    if (root.dataset.propagating === "true") {
+      say("Propagation is already running; its proposals appear when it finishes.");
+      return;
+    }
     say("Propagating your keyframes to the other frames…");
+    // Only the request waits in the save queue; the work runs on a worker, and you may keep annotating:
+    // it leaves every frame you change meanwhile as you left it.
     enqueue(async () => {
       const result = await api("POST", cfg.api.propagate);
       if (!result.ok) {
@@ -555,10 +582,35 @@
         say("");
         return;
       }
-      await loadRois();
-      say(`Proposed the ROI on ${result.data.proposed} frame${result.data.proposed === 1 ? "" : "s"}. `
-        + "Step through them (→), fix any by clicking, then confirm (Enter) or confirm all (Shift+C).");
+      followPropagation(result.data);
     });
+  }
+
+  /** Show a queued or running propagation's progress, then load its proposals (or say why it failed). */
+  function followPropagation(started) {
+    root.dataset.propagating = "true";
+    $("btn-propagate").setAttribute("aria-busy", "true");
+    followJob(started, (job) => { root.dataset.jobStatus = job.status; say(propagationText(job)); })
+      .then((job) => {
+        root.dataset.jobStatus = job.status;
+        if (job.status === "failed") {
+          showBanner("error", `Nothing proposed: ${job.error}`);
+          say("");
+          return;
+        }
+        enqueue(async () => {
+          await loadRois();
+          const kept = job.result.kept.length;
+          say(`Proposed the ROI on ${job.result.proposed} frame${job.result.proposed === 1 ? "" : "s"}. `
+            + (kept ? `Your own changes on ${kept} frame${kept === 1 ? "" : "s"} were kept. ` : "")
+            + "Step through them (→), fix any by clicking, then confirm (Enter) or confirm all (Shift+C).");
+        });
+      })
+      .catch((error) => showBanner("error", `Lost track of the propagation (${error.message}). Reload the page to see its proposals.`))
+      .finally(() => {
+        root.dataset.propagating = "false";
+        $("btn-propagate").removeAttribute("aria-busy");
+      });
   }
 
   function confirmAll() {
@@ -809,5 +861,6 @@
     await Promise.all([loadRois(), loadOutlines()]);
     root.dataset.ready = "true";
   });
+  if (cfg.propagation) followPropagation(cfg.propagation); // one still running from before a reload
   canvas.focus({ preventScroll: true });
 })();

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -10,11 +9,15 @@ from mlworker.media.geometry import crop_box, polygon_area_mm2
 from studyapp.clips.models import Clip, Frame
 from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import CsaMeasurement
+from studyapp.ops import services as ops_services
+from studyapp.ops.models import BackgroundJob
 from studyapp.protocol.models import StudySettings
 
 from .models import CsaAdjudication, NerveOutline, RoiAdjudication, RoiAnnotation
 
 ANCHORS = (RoiAnnotation.Status.KEYFRAME, RoiAnnotation.Status.CONFIRMED)
+PROPAGATE_JOB = "roi_propagate"
+PROPAGATION = ops_services.background_job_kind(PROPAGATE_JOB, "annotations.propagate_rois")
 
 
 class StaleVersion(Exception):
@@ -98,53 +101,26 @@ def roi_delete(*, roi: RoiAnnotation, expected_version: int) -> None:
     current.delete()
 
 
-def load_grey(frame: Frame) -> np.ndarray:
-    import cv2  # OpenCV loads where frames are decoded, not with the web process's URL configuration
-
-    with frame.image.open("rb") as handle:
-        data = np.frombuffer(handle.read(), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ValidationError(f"Frame {frame.index} of clip {frame.clip_id} could not be read.")
-    return image
+def roi_propagation_active(*, clip: Clip, annotator) -> BackgroundJob | None:
+    """The annotator's propagation of the clip that is queued or running, if any (the page follows it)."""
+    return BackgroundJob.objects.filter(kind=PROPAGATE_JOB, key=f"clip={clip.pk}:annotator={annotator.pk}",
+                                        status__in=ops_services.ACTIVE).first()
 
 
-@transaction.atomic
-def roi_propagate(*, clip: Clip, annotator) -> int:
-    """Propose ROIs on every frame without a keyframe or confirmed ROI of this annotator.
+def roi_propagate_queue(*, clip: Clip, annotator) -> BackgroundJob:
+    """Queue the proposal of this annotator's ROI on the clip's other frames (a worker decodes and matches).
 
-    Between keyframes the box is interpolated (and refined by template matching); before the first and
-    after the last keyframe it is tracked by template matching. Returns the number of proposals written.
+    While one is queued or running for the clip and annotator, asking again returns that one.
     """
-    frames = {f.index: f for f in clip.frames.all()}
-    rois = {r.frame.index: r for r in RoiAnnotation.objects.select_for_update().filter(
-        frame__clip=clip, annotator=annotator).select_related("frame")}
-    anchors = {index: roi.box for index, roi in rois.items() if roi.status in ANCHORS}
-    if not anchors:
+    if not RoiAnnotation.objects.filter(frame__clip=clip, annotator=annotator, status__in=ANCHORS).exists():
         raise ValidationError({"clip": ValidationError("Place the ROI on at least one frame first (a keyframe).",
                                                        code="no_keyframe")})
-    from mlworker.media.propagation import propagate  # OpenCV template matching
+    from .tasks import propagate_rois
 
-    images = {index: load_grey(frame) for index, frame in frames.items()}
-    proposals = propagate(images, anchors)
-    written = 0
-    for index, proposal in proposals.items():
-        roi = rois.get(index)
-        if index in anchors:
-            continue
-        x, y, w, h = proposal.box
-        method = {"interpolated": RoiAnnotation.Method.INTERPOLATED,
-                  "tracked": RoiAnnotation.Method.TRACKED}.get(proposal.method, RoiAnnotation.Method.TRACKED)
-        if roi is None:
-            RoiAnnotation.objects.create(frame=frames[index], annotator=annotator, x=x, y=y, w=w, h=h,
-                                         status=RoiAnnotation.Status.PROPOSED, method=method, score=proposal.score)
-        else:
-            roi.x, roi.y, roi.w, roi.h = x, y, w, h
-            roi.method, roi.score, roi.status = method, proposal.score, RoiAnnotation.Status.PROPOSED
-            roi.version += 1
-            roi.save()
-        written += 1
-    return written
+    return ops_services.background_job_queue(
+        kind=PROPAGATE_JOB, key=f"clip={clip.pk}:annotator={annotator.pk}",
+        params={"clip": clip.pk, "annotator": annotator.pk}, created_by=annotator, task=propagate_rois,
+        total=clip.frames.count())
 
 
 @transaction.atomic

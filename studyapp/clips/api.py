@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from studyapp.accounts.permissions import has_perms
 
 from studyapp.annotations import services as annotation_services
+from studyapp.ops.api import BackgroundJobSerializer, job_accepted
 
 from . import services
 from .models import Clip
@@ -74,12 +75,12 @@ class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         clip = services.clip_retry_extraction(clip=self.get_object())
         return Response(ClipSerializer(clip).data)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={202: BackgroundJobSerializer})
     @action(detail=True, methods=["post"], permission_classes=[ANNOTATE])
     def propagate(self, request, pk=None):
-        """Propose your ROI on every frame between and beyond your keyframes."""
+        """Queue the proposal of your ROI on every frame between and beyond your keyframes; poll the job's `url`."""
         clip = self.get_object()
-        return Response({"proposed": annotation_services.roi_propagate(clip=clip, annotator=request.user)})
+        return job_accepted(annotation_services.roi_propagate_queue(clip=clip, annotator=request.user))
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="confirm-all", permission_classes=[ANNOTATE])

@@ -21,9 +21,11 @@ from django.views.decorators.http import require_POST
 
 from studyapp.annotations import selectors as annotation_selectors
 from studyapp.annotations.models import NerveOutline, RoiAnnotation
+from studyapp.annotations.services import roi_propagation_active
 from studyapp.cohort.models import Hand
 from studyapp.common.forms import add_service_errors
 from studyapp.dashboards.panels import bland_altman_panels
+from studyapp.ops.api import BackgroundJobSerializer
 from studyapp.protocol.models import StudySettings
 
 from . import selectors, services
@@ -219,6 +221,11 @@ def clip_release(request, pk):
     return _back(request, clip)
 
 
+def _active_propagation(clip: Clip, user) -> dict | None:
+    job = roi_propagation_active(clip=clip, annotator=user)
+    return {**BackgroundJobSerializer(job).data, "url": reverse("backgroundjob-detail", args=[job.pk])} if job else None
+
+
 def _annotate_config(request, clip: Clip, frames) -> dict:
     return {
         "clipId": clip.pk,
@@ -233,6 +240,7 @@ def _annotate_config(request, clip: Clip, frames) -> dict:
         # Blinded raters trace without seeing anyone else's work, whatever their other permissions.
         "blinded": StudySettings.current().raters_blinded,
         "csrf": get_token(request),
+        "propagation": _active_propagation(clip, request.user),
         "api": {
             "annotations": reverse("roiannotation-list"),
             "outlines": reverse("nerveoutline-list"),

@@ -8,9 +8,11 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from studyapp.accounts.permissions import has_perms
+from studyapp.ops.api import BackgroundJobSerializer, job_accepted
 
 from . import selectors, services
 from .models import Experiment, Split, SplitMember, TrainingRun
+from .prediction_jobs import prediction_queue
 from .serializers import (ExperimentDetailSerializer, ExperimentLaunchSerializer, ExperimentSerializer,
                           PredictionSerializer, PredictSerializer, RunSerializer, RunSummarySerializer,
                           SplitCheckSerializer, SplitCreateSerializer, SplitDetailSerializer, SplitSerializer,
@@ -122,16 +124,15 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def cancel(self, request, pk=None):
         return Response(RunSerializer(services.run_cancel(run=self.get_object())).data)
 
-    @extend_schema(request=PredictSerializer, responses={200: dict})
+    @extend_schema(request=PredictSerializer, responses={202: BackgroundJobSerializer})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("experiments.view_trainingrun")])
     def predict(self, request, pk=None):
-        """Per-frame and per-hand CTS probability of a clip with a confirmed ROI; optionally heatmaps per frame."""
+        """Queue the per-frame and per-hand CTS probability of a clip with a confirmed ROI (optionally heatmaps per
+        frame) on a worker; poll the job's `url` until done, its `result` holds them."""
         body = PredictSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        from . import prediction  # torch loads on first prediction only, not with the URL configuration
-
-        return Response(prediction.predict_clip(run=self.get_object(), clip=body.validated_data["clip"],
-                                              heatmaps=body.validated_data["heatmaps"]))
+        return job_accepted(prediction_queue(run=self.get_object(), clip=body.validated_data["clip"],
+                                             heatmaps=body.validated_data["heatmaps"], requested_by=request.user))
 
 
 def register(router):

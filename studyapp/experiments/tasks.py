@@ -23,3 +23,12 @@ def _resume_orphaned_runs(sender, **kwargs):
     runs of workers that never come back return when their lease expires (ops.heartbeat sweeps them).
     """
     services.runs_requeue_orphans(worker=sender.hostname)
+
+
+@shared_task(name="experiments.predict_clip", acks_late=True, reject_on_worker_lost=True, max_retries=0,
+             ignore_result=True)
+def predict_clip(job_id: int) -> None:
+    """A registered model's prediction of a clip (default queue); progress and result on the BackgroundJob row."""
+    from . import prediction  # worker-only: torch loads in the worker, not with the web's URL configuration
+
+    prediction.prediction_run(job_id=job_id)

@@ -1,12 +1,16 @@
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny
+from rest_framework import serializers
+from rest_framework.generics import RetrieveAPIView
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studyapp.accounts.permissions import has_perms
 
+from .models import BackgroundJob
 from .selectors import workers_liveness
 from .tasks import heartbeat
 
@@ -60,3 +64,28 @@ class WorkerPingView(APIView):
     def post(self, request):
         transaction.on_commit(heartbeat.delay)
         return Response({"queued": True}, status=202)
+
+
+class BackgroundJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BackgroundJob
+        fields = ["id", "kind", "status", "done", "total", "message", "error", "result", "created_at", "started_at",
+                  "finished_at"]
+
+
+def job_accepted(job: BackgroundJob) -> Response:
+    """202 with the job and where to poll it: the answer of every endpoint that queues a background job."""
+    return Response({**BackgroundJobSerializer(job).data, "url": reverse("backgroundjob-detail", args=[job.pk])},
+                    status=202)
+
+
+class BackgroundJobView(RetrieveAPIView):
+    """A background job you queued (propagation, prediction): poll it until `status` is done or failed."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = BackgroundJobSerializer
+
+    def get_queryset(self):
+        # Only the one who queued it: a prediction's result is the PI's, a propagation's the annotator's.
+        jobs = BackgroundJob.objects.all()
+        return jobs if self.request.user.is_superuser else jobs.filter(created_by=self.request.user)

@@ -217,6 +217,8 @@ if not CTS_WORKER_HEARTBEAT_S > 0:
 # Training checkpoints (resume after a worker dies) and optional local ImageNet weights (<model_name>.pth).
 CTS_CHECKPOINT_DIR = Path(os.environ.get("CTS_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 CTS_WEIGHTS_DIR = os.environ.get("CTS_WEIGHTS_DIR", "")
+# Registered models a worker process keeps loaded for predictions (least recently used dropped first).
+CTS_PREDICT_MODELS_CACHED = int(os.environ.get("CTS_PREDICT_MODELS_CACHED", "2"))
 # A run that finishes DONE queues the explanation of its test frames by every method (on the training queue).
 CTS_EXPLAIN_AFTER_TRAINING = os.environ.get("CTS_EXPLAIN_AFTER_TRAINING", "1") == "1"
 

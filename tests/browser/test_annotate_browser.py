@@ -15,12 +15,13 @@ from tests.browser.conftest import log_in, wait_until
 CONFIG = PhantomConfig(width=320, height=240, n_frames=16, pixel_spacing_mm=0.125)
 CROP_MM = 15.0
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-def annotated_clip(tmp_path, monkeypatch):
-    """An annotator, and a phantom clip uploaded with its spacing and extracted here (no broker)."""
+def annotated_clip(tmp_path, monkeypatch, celery_worker_process, settings):
+    """An annotator, and a phantom clip uploaded with its spacing and extracted here; a real worker propagates."""
+    settings.MEDIA_ROOT = celery_worker_process.media_root
     monkeypatch.setattr(services, "_queue_extraction", lambda clip_id: None)
     user = UserFactory(username="anna", role="annotator")
     phantom = generate_clip("control", 11, CONFIG)
@@ -43,6 +44,7 @@ def _idle(page):
     page.wait_for_selector('#annotate[data-pending="0"]', state="attached")
 
 
+@pytest.mark.worker
 def test_annotate_clip_with_mouse_and_keyboard(live_server, page, annotated_clip, tmp_path):
     user, clip, phantom = annotated_clip
     frames = list(clip.frames.order_by("index"))
@@ -81,10 +83,14 @@ def test_annotate_clip_with_mouse_and_keyboard(live_server, page, annotated_clip
     lx, ly = (float(v) for v in phantom.centers[last.index])
     page.locator("#frame-canvas").click(position=_canvas_point(page, last, lx, ly))
     page.wait_for_selector('#roi-info[data-status="keyframe"]')
-    page.keyboard.press("p")
-    page.wait_for_selector(f'#annotate[data-proposed="{n - 2}"]')
+    page.keyboard.press("p")  # queued for the worker; the page polls the job and loads its proposals
+    page.wait_for_selector('#annotate[data-propagating="true"]', state="attached")
+    page.wait_for_selector(f'#annotate[data-proposed="{n - 2}"]', timeout=60_000)
     _idle(page)
+    assert page.locator("#annotate").get_attribute("data-job-status") == "done"
     assert "Proposed the ROI on" in page.locator("#status-line").inner_text()
+    page.wait_for_selector('#annotate[data-propagating="false"]', state="attached")
+    assert page.locator("#btn-propagate").get_attribute("aria-busy") is None
     page.keyboard.press("Shift+C")
     page.wait_for_selector(f'#annotate[data-confirmed="{n}"][data-proposed="0"]')
     _idle(page)

@@ -105,6 +105,8 @@ API = [
     # overall health (its detail grows with the role: tests/studyapp/ops/test_heartbeat.py).
     ("post", lambda h: "/api/ops/ping-worker/", lambda r: {}, PI_ONLY),
     ("get", lambda h: "/api/health/", None, set(ROLES)),
+    # Any signed-in user may poll; a job that isn't theirs answers 404 like one that doesn't exist.
+    ("get", lambda h: "/api/jobs/1/", None, EVERYONE | {"norole"}),
     ("get", lambda h: "/api/clips/", None, EVERYONE),
     ("post", lambda h: "/api/clips/", "upload", UPLOAD),
     ("get", lambda h: f"/api/clips/{h.clip.pk}/", None, EVERYONE),

@@ -12,7 +12,7 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from studyapp.annotations import services
+from studyapp.annotations import propagation, services
 from studyapp.cohort import services as cohort_services
 from studyapp.protocol.models import StudySettings
 from tests.factories import UserFactory, make_clip, make_hand
@@ -35,7 +35,7 @@ def study(tmp_path, users):
     first = users["annotator"]
     services.roi_save(frame=frames[0], annotator=first, center_x=80, center_y=60)
     services.roi_save(frame=frames[5], annotator=first, center_x=84, center_y=60)
-    services.roi_propagate(clip=clip, annotator=first)
+    propagation.roi_propagate(clip=clip, annotator=first)
     outline = services.outline_create(frame=frames[0], annotator=first, points=[[70, 50], [90, 50], [90, 70],
                                                                                [70, 70]])
     second = UserFactory(username="annot2", role="annotator")

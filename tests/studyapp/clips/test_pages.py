@@ -269,6 +269,19 @@ def test_annotate_page_passes_frames_and_settings_to_the_script(client_for, clip
     assert '<canvas id="frame-canvas"' in html and "js/annotate.js" in html and "css/annotate.css" in html
     assert "Shift+C" in html and "Propagate" in html  # the shortcuts are on the page
     assert client_for("annotator").get(config["frames"][0]["image_url"]).status_code == 200
+    assert config["propagation"] is None
+    # A propagation still queued or running when the page (re)loads: the page follows it.
+    from studyapp.annotations import services as annotation_services
+    from studyapp.annotations.models import RoiAnnotation
+
+    user = RoiAnnotation._meta.get_field("annotator").related_model.objects.get(username="annot")
+    annotation_services.roi_save(frame=frames[0], annotator=user, center_x=80, center_y=60)
+    job = annotation_services.roi_propagate_queue(clip=clip, annotator=user)
+    html = client_for("annotator").get(f"/clips/{clip.pk}/annotate/").content.decode()
+    config = json.loads(re.search(r'<script id="annotate-config" type="application/json">(.*?)</script>', html,
+                                  re.S).group(1))
+    assert (config["propagation"]["id"], config["propagation"]["status"]) == (job.pk, "queued")
+    assert config["propagation"]["url"] == f"/api/jobs/{job.pk}/"
 
 
 def test_annotate_page_before_extraction(client_for, hand, video_bytes):

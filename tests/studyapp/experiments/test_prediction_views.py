@@ -9,7 +9,7 @@ from studyapp.clips.models import Clip
 from studyapp.experiments import services
 from studyapp.experiments import training
 from studyapp.experiments.models import TrainingRun
-from tests.factories import make_clip, make_hand
+from tests.factories import UserFactory, make_clip, make_hand
 from tests.studyapp.experiments.conftest import TRAIN_FAST
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,18 @@ def _text(html: str, element_id: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(0))) if match else ""
 
 
+def _predict(pi, clip, run, *, run_job=True) -> str:
+    """Choose the model on the page (POST), let the worker's job run here, and open the page it sends you to."""
+    from studyapp.experiments.prediction import prediction_run
+
+    response = pi.post(f"/experiments/clips/{clip.pk}/predict/", {"model": run.pk})
+    assert response.status_code == 302, response.content
+    job_id = int(response["Location"].rsplit("job=", 1)[1])
+    if run_job:
+        prediction_run(job_id=job_id)
+    return pi.get(response["Location"]).content.decode()
+
+
 def test_prediction_page_shows_frames_hand_and_the_set_the_hand_was_in(client_for, registered, tmp_path,
                                                                        monkeypatch):
     run, queued = registered
@@ -46,7 +58,12 @@ def test_prediction_page_shows_frames_hand_and_the_set_the_hand_was_in(client_fo
     assert f'<option value="{run.pk}"' in picker and f'<option value="{queued.pk}"' not in picker
     assert 'id="frame-table"' not in picker
 
-    html = pi.get(f"/experiments/clips/{test_clip.pk}/predict/?model={run.pk}").content.decode()
+    # Queued, not yet run: the page follows the job (job.js polls it) and shows no numbers yet.
+    waiting = _predict(pi, test_clip, run, run_job=False)
+    assert "waiting for a worker" in _text(waiting, "job-status") and "js/job.js" in waiting
+    assert 'id="hand-probability"' not in waiting
+
+    html = _predict(pi, test_clip, run)  # the same request again: the queued job, now run
     expected = run.evaluation["hand"]["probabilities"][0]
     assert _text(html, "hand-probability").strip() == f"{expected:.3f}"
     assert len(re.findall(r"<tr><td>\d+</td>", _text_block(html, "frame-table"))) == test_clip.frames.count()
@@ -54,31 +71,49 @@ def test_prediction_page_shows_frames_hand_and_the_set_the_hand_was_in(client_fo
     warning = _text(html, "leakage-warning")
     assert "test set" in warning and "experiment's results" in warning
     assert "No heatmaps exist for this model yet" in _text(html, "heatmaps")
-    assert 'id="partial-warning"' not in html  # every frame was predicted
+    assert 'id="partial-warning"' not in html and 'id="prediction-job"' not in html and "js/job.js" not in html
 
     # Some frames lose their ROI: only the others are predicted, and the page says so.
     from studyapp.annotations.models import RoiAnnotation
     RoiAnnotation.objects.filter(frame__clip=test_clip, frame__index__gte=4).delete()
-    html = pi.get(f"/experiments/clips/{test_clip.pk}/predict/?model={run.pk}").content.decode()
+    html = _predict(pi, test_clip, run)
     assert "Only 4 of 6 extracted frames" in _text(html, "partial-warning")
     assert len(re.findall(r"<tr><td>\d+</td>", _text_block(html, "frame-table"))) == 4
 
     train_hand = next(m.hand_id for m in run.experiment.split.members.filter(subset="train"))
     train_clip = Clip.objects.get(hand_id=train_hand)
-    html = pi.get(f"/experiments/clips/{train_clip.pk}/predict/?model={run.pk}").content.decode()
+    html = _predict(pi, train_clip, run)
     warning = _text(html, "leakage-warning")
     assert "training set" in warning and "optimistic" in warning and 'id="hand-probability"' in html
 
-    # A hand outside the split, its clip not annotated yet: a readable refusal, no warning, no numbers.
+    # A hand outside the split, its clip not annotated yet: refused before anything is queued, no numbers.
     monkeypatch.setattr(clip_services, "_queue_extraction", lambda clip_id: None)
     new_clip, _ = make_clip(tmp_path, hand=make_hand(), seed=99, n_frames=4)
-    html = pi.get(f"/experiments/clips/{new_clip.pk}/predict/?model={run.pk}").content.decode()
-    assert "no confirmed ROI" in _text(html, "predict-error") and 'id="leakage-warning"' not in html
-    assert 'id="hand-probability"' not in html
+    response = pi.post(f"/experiments/clips/{new_clip.pk}/predict/", {"model": run.pk})
+    html = response.content.decode()
+    assert response.status_code == 400 and "no confirmed ROI" in _text(html, "predict-error")
+    assert 'id="leakage-warning"' not in html and 'id="hand-probability"' not in html
 
     # A model that is not registered: refused with a message.
-    response = pi.get(f"/experiments/clips/{test_clip.pk}/predict/?model={queued.pk}")
+    response = pi.post(f"/experiments/clips/{test_clip.pk}/predict/", {"model": queued.pk})
     assert response.status_code == 400 and "registered models" in _text(response.content.decode(), "predict-error")
+
+
+def test_a_failed_prediction_shows_why_and_a_job_is_its_owners(client_for, registered, users):
+    from studyapp.experiments.prediction import prediction_run
+
+    run, _ = registered
+    clip = Clip.objects.get(hand_id=run.evaluation["hand"]["hand_ids"][0])
+    pi = client_for("pi")
+    location = pi.post(f"/experiments/clips/{clip.pk}/predict/", {"model": run.pk})["Location"]
+    run.weights.storage.delete(run.weights.name)  # lost from storage before the worker got to it
+    job = prediction_run(job_id=int(location.rsplit("=", 1)[1]))
+    assert job.status == "failed" and "missing from storage" in job.error
+    html = pi.get(location).content.decode()
+    assert "missing from storage" in _text(html, "predict-error") and 'id="hand-probability"' not in html
+    pi.force_login(UserFactory(username="pi2", role="pi"))
+    assert pi.get(location).status_code == 404  # another PI's job
+    assert pi.get(f"/experiments/clips/{clip.pk}/predict/?job=abc").status_code == 404
 
 
 def _text_block(html: str, element_id: str) -> str:
@@ -99,3 +134,6 @@ def test_prediction_is_for_the_pi(client_for, tmp_path, monkeypatch, role, statu
     monkeypatch.setattr(clip_services, "_queue_extraction", lambda clip_id: None)
     clip, _ = make_clip(tmp_path, n_frames=4, extract=False)
     assert client_for(role).get(f"/experiments/clips/{clip.pk}/predict/").status_code == status
+    # Queueing one: refused by role, or on its merits (no such model) for the PI.
+    response = client_for(role).post(f"/experiments/clips/{clip.pk}/predict/", {"model": "1"})
+    assert response.status_code == (400 if status == 200 else 403)

@@ -56,10 +56,12 @@ def test_a_run_trains_evaluates_and_registers_the_model(locked_split, no_queue, 
     hand_id = hand["hand_ids"][0]
     api = APIClient()
     api.force_authenticate(UserFactory(username="pi2", role="pi"))
-    response = api.post(f"/api/models/{run.pk}/predict/", {"clip": Clip.objects.get(hand_id=hand_id).pk},
-                        format="json")
-    assert response.status_code == 200, response.content
-    result = response.json()
+    from tests.jobs import run_job
+
+    job = run_job(api, api.post(f"/api/models/{run.pk}/predict/", {"clip": Clip.objects.get(hand_id=hand_id).pk},
+                                format="json"))
+    assert job["status"] == "done", job["error"]
+    result = job["result"]
     assert result["hand_probability"] == pytest.approx(hand["probabilities"][0], abs=1e-5)
 
 

@@ -107,7 +107,13 @@ def test_prediction_page_links_the_gallery_once_the_model_is_explained(explained
     from studyapp.clips.models import Clip
 
     clip = Clip.objects.get(hand_id=explained.evaluation["hand"]["hand_ids"][0])
-    html = client_for("pi").get(f"/experiments/clips/{clip.pk}/predict/?model={explained.pk}").content.decode()
+    from studyapp.experiments.prediction import prediction_run
+
+    pi = client_for("pi")
+    response = pi.post(f"/experiments/clips/{clip.pk}/predict/", {"model": explained.pk})
+    job_id = int(response["Location"].rsplit("=", 1)[1])
+    prediction_run(job_id=job_id)
+    html = pi.get(response["Location"]).content.decode()
     assert 'id="heatmaps-gallery"' in html and f"/explanations/experiments/{explained.experiment_id}/" in html
     assert 'id="no-heatmaps"' not in html
 
@@ -131,13 +137,15 @@ def test_prediction_endpoint_returns_the_gallery_s_heatmaps_on_request(explained
     run = explained
     row = FrameExplanation.objects.filter(job__run=run, job__method="occlusion").select_related("frame").first()
     clip = Clip.objects.get(pk=row.frame.clip_id)
+    from tests.jobs import run_job
+
     pi = api_for("pi")
-    plain = pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk}, format="json").json()
+    plain = run_job(pi, pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk}, format="json"))["result"]
     assert "heatmaps" not in plain["frames"][0]
-    response = pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk, "heatmaps": ["occlusion", "gradcam"]},
-                       format="json")
-    assert response.status_code == 200, response.content
-    frames = {f["frame"]: f for f in response.json()["frames"]}
+    job = run_job(pi, pi.post(f"/api/models/{run.pk}/predict/", {"clip": clip.pk, "heatmaps": ["occlusion", "gradcam"]},
+                              format="json"))
+    assert job["status"] == "done", job["error"]
+    frames = {f["frame"]: f for f in job["result"]["frames"]}
     assert all(set(f["heatmaps"]) == {"occlusion", "gradcam"} for f in frames.values())
     png = base64.b64decode(frames[row.frame_id]["heatmaps"]["occlusion"])
     with default_storage.open(row.heatmap.name) as stored:
