@@ -4,7 +4,7 @@ from django.db.models import F
 
 def freeze_from_total(apps, schema_editor):
     # extraction_total is min(frame count, frames per clip) of the last run: asking for it again is the same work.
-    apps.get_model('clips', '0003_frame_sha256').objects.update(extraction_frames_per_clip=F("extraction_total"))
+    apps.get_model("clips", "Clip").objects.update(extraction_frames_per_clip=F("extraction_total"))
 
 
 class Migration(migrations.Migration):
