@@ -191,7 +191,7 @@ def run_training(harness: Harness, kills: int):
             return services.experiment_launch(
                 split=split, name=f"fault {attempt}", models=["squeezenet1_1"], random_init=True,
                 hyperparameters={"epochs": epochs, "batch_size": 4, "input_size": 32, "lr": 1e-3,
-                                 "early_stopping_patience": None}).runs.get()
+                                 "early_stopping_patience": None, "checkpoint_every": 1}).runs.get()
 
         run, finished = trial(harness, queue,
                               running=lambda r: TrainingRun.objects.filter(pk=r.pk, status="running").exists(),

@@ -79,6 +79,7 @@ class Clip(models.Model):
                 violation_error_message="Give both pixel spacings, each above 0 mm, or neither."),
             models.CheckConstraint(condition=models.Q(extraction_frames_per_clip__gte=1),
                                    name="clip_extraction_frames_per_clip_positive",
+                                   violation_error_code="invalid_frames_per_clip",
                                    violation_error_message="Frames per clip must be at least 1."),
         ]
 

@@ -49,7 +49,7 @@ class BackgroundJob(models.Model):
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(
             fields=["kind", "key"], condition=models.Q(status__in=["queued", "running"]) & ~models.Q(key=""),
-            name="backgroundjob_one_active_per_key",
+            name="backgroundjob_one_active_per_key", violation_error_code="job_active",
             violation_error_message="The same work is already queued or running; follow that job instead.")]
 
     @property

@@ -254,6 +254,9 @@ SPECTACULAR_SETTINGS = {
         "ExplanationStatusEnum": "studyapp.explanations.models.ExplanationJob.Status",
         "OutcomeEnum": "studyapp.explanations.models.Outcome",
         "RoiStatusEnum": "studyapp.annotations.models.RoiAnnotation.Status",
+        # Background jobs and clip extraction share one set of states (queued, running, done, failed).
+        "JobStatusEnum": "studyapp.ops.models.BackgroundJob.Status",
+        "SplitStatusEnum": "studyapp.experiments.models.Split.Status",
     },
 }
 

@@ -143,6 +143,7 @@ API = [
     ("get", lambda h: f"/api/models/{h.run.pk}/", None, PI_ONLY),
     ("post", lambda h: f"/api/models/{h.run.pk}/cancel/", lambda r: {}, PI_ONLY),
     ("post", lambda h: f"/api/models/{h.run.pk}/predict/", lambda r: {}, PI_ONLY),
+    ("get", lambda h: f"/api/models/{h.run.pk}/predictions/", None, PI_ONLY),
     # Explanations: results, so PI and coordinator read them; only the PI queues and cancels.
     ("get", lambda h: "/api/explanation-jobs/", None, RESULTS),
     ("get", lambda h: f"/api/explanation-jobs/{h.job.pk}/", None, RESULTS),

@@ -132,6 +132,8 @@ def _row(model, pk):
 @pytest.mark.django_db(transaction=True)
 def test_extraction_killed_midway_is_finished_once_by_the_next_worker(workers, tmp_path):
     StudySettings.objects.update_or_create(id=1, defaults={"frames_per_clip": 120})
+    # Each frame file takes 0.1 s to store on the workers: the extraction lasts seconds, so the kill lands midway.
+    workers.env["MEDIA_STORAGE_BACKEND"] = "tests.studyapp.common.slow_storage.SlowFileSystemStorage"
     path, _ = phantom_file(tmp_path, "long.avi", n_frames=240, width=480, height=360)
     first = workers.start("extract-a")
     clip = Clip.objects.get(pk=_upload(path).pk)
@@ -167,7 +169,7 @@ def test_training_delivered_twice_runs_once_and_survives_its_worker_killed(worke
     workers.start("train-b")
     experiment = experiment_services.experiment_launch(
         split=split, models=["squeezenet1_1"], random_init=True,
-        hyperparameters={**TRAIN_FAST, "epochs": 8, "batch_size": 4, "input_size": 32})
+        hyperparameters={**TRAIN_FAST, "epochs": 8, "batch_size": 4, "input_size": 32, "checkpoint_every": 1})
     run = experiment.runs.get()
     _until(lambda: _row(TrainingRun, run.pk).epochs_done >= 1, workers, 300)
     holder = _row(TrainingRun, run.pk)
