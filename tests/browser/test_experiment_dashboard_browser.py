@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import log_in, wait_until
+from tests.conftest import wait_for
 from tests.experiment_factories import evaluated_experiment, explain_run
 from tests.factories import UserFactory
-from tests.browser.conftest import log_in, wait_until
 
 SHOTS = Path(os.environ.get("CTS_SCREENSHOTS", "/tmp"))
 
@@ -74,7 +75,9 @@ def test_the_pi_reads_the_dashboard_then_downloads_and_opens_the_report_offline(
     assert "Generating the study report" in page.inner_text("main")
     from studyapp.reports.models import StudyReport
 
-    generate_report(StudyReport.objects.get().pk)  # what the worker runs
+    report_id = StudyReport.objects.get().pk
+    generate_report(report_id)  # what the worker runs (a live test worker may hold its lease and run it instead)
+    wait_for(lambda: StudyReport.objects.get(pk=report_id).status == "done", timeout=180)
     page.reload()
     with page.expect_download() as download:
         page.click("#report-html")

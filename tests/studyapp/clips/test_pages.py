@@ -206,7 +206,7 @@ def test_failed_extraction_shows_the_reason_and_retry(client_for, clip, queued, 
     assert clip.extraction_status == "queued" and clip.extraction_error == "" and queued == [clip.pk]
 
     response = client_for("coordinator").post(f"/clips/{clip.pk}/retry/", follow=True)  # not failed any more
-    assert "Only a failed extraction can be retried." in response.content.decode()
+    assert "Only a failed extraction, or one whose worker stopped, can be retried." in response.content.decode()
 
 
 # ---------------------------------------------------------------- spacing
