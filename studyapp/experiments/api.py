@@ -38,6 +38,8 @@ class SplitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         if self.action != "list":
             members = members.select_related("hand").only("split_id", "subset", "label", "hand__participant_id")
         queryset = Split.objects.prefetch_related(Prefetch("members", queryset=members))
+        if self.action == "check":  # verified by the stored hash: the manifest is read only if the data changed
+            queryset = queryset.defer("manifest")
         if self.action in ("list", "retrieve"):
             queryset = queryset.defer("manifest").annotate(n_manifest_entries=Func(
                 F("manifest"), function="jsonb_array_length", output_field=IntegerField()))

@@ -17,7 +17,7 @@ from .weights import imagenet_weights_status
 
 def split_rows(*, limit: int = 50) -> list[dict]:
     """The latest splits with train/test counts and, for locked ones, what blocks training (if anything)."""
-    splits = list(Split.objects.all()[:limit])
+    splits = list(Split.objects.defer("manifest")[:limit])  # checked by its hash; the JSON is read only on a change
     counts = services.splits_counts(splits)
     # Every locked split is checked in a fixed number of queries, whatever its number of hands.
     problems = services.splits_verify([split for split in splits if split.is_locked])

@@ -169,13 +169,20 @@ def splits_verify(splits: list[Split]) -> dict[int, list[str]]:
 
 
 def _changed_hands(split: Split, current: list[dict]) -> list[int]:
-    """Ids of the hands whose manifest entries differ from the locked ones (empty when the hash matches)."""
-    if split.manifest and "image_sha256" not in split.manifest[0]:
-        # Locked before frames were hashed: compare what that manifest recorded.
-        current = [{k: v for k, v in e.items() if k != "image_sha256"} for e in current]
+    """Ids of the hands whose manifest entries differ from the locked ones (empty when the hash matches).
+
+    The usual answer comes from the stored hash alone: the locked manifest (megabytes of JSON at study scale,
+    deferred by the pages) is read only when the data changed, to name the hands.
+    """
     if datasets.manifest_hash(current) == split.manifest_hash:
         return []
-    before = {(e["hand"], e["frame"]): e for e in split.manifest}
+    locked = split.manifest or []
+    if locked and "image_sha256" not in locked[0]:
+        # Locked before frames were hashed: compare what that manifest recorded.
+        current = [{k: v for k, v in e.items() if k != "image_sha256"} for e in current]
+        if datasets.manifest_hash(current) == split.manifest_hash:
+            return []
+    before = {(e["hand"], e["frame"]): e for e in locked}
     after = {(e["hand"], e["frame"]): e for e in current}
     return sorted({key[0] for key in set(before) ^ set(after)}
                   | {key[0] for key in set(before) & set(after) if before[key] != after[key]})

@@ -33,7 +33,8 @@ def index(request):
                 messages.success(request, f"Split {split} made: check its counts, then lock it.")
                 return redirect("experiments:index")
     return render(request, "experiments/index.html", {
-        "form": form, "splits": selectors.split_rows(), "experiments": Experiment.objects.select_related("split")[:50]})
+        "form": form, "splits": selectors.split_rows(),
+        "experiments": Experiment.objects.select_related("split").defer("split__manifest")[:50]})
 
 
 @login_required
