@@ -7,8 +7,7 @@ pulls in no torch, so the web process can validate a launch without loading the 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mlworker.lazy import lazy_exports
 
 # Public name -> the module of this package that defines it.
 _EXPORTS: dict[str, str] = {
@@ -29,14 +28,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

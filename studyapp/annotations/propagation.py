@@ -18,7 +18,6 @@ from django.db import IntegrityError, transaction
 
 from mlworker.media.propagation import Proposal, propagate
 from studyapp.clips.models import Clip, Frame
-from studyapp.common.jobs import LeaseLost, lease_kept
 from studyapp.ops import services as ops_services
 
 from .models import RoiAnnotation
@@ -104,15 +103,7 @@ def _write(frames: list[Frame], annotator, proposals: dict[int, Proposal], seen:
 
 def propagation_run(*, job_id: int, worker: str = ""):
     """Run a queued propagation job, recording progress, result or error on its row. A second delivery is dropped."""
-    claimed = ops_services.background_job_claim(PROPAGATION, job_id, worker=worker)
-    if claimed is None:
-        return None
-    job, lease = claimed
-    with lease_kept(lease):
-        try:
-            return _propagate(job, lease)
-        except LeaseLost:  # another worker took the job over after this one's lease expired
-            return None
+    return ops_services.background_job_run(PROPAGATION, job_id, _propagate, worker=worker)
 
 
 def _propagate(job, lease):

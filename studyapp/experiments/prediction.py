@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from mlworker.ml import CropSample, ModelCache, load_crops, load_trained, predict_proba, select_device
 from studyapp.clips.models import Clip
 from studyapp.common.storage import local_path
-from studyapp.common.jobs import LeaseLost, lease_kept
 from studyapp.ops import services as ops_services
 
 from . import datasets
@@ -69,15 +68,7 @@ def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = (),
 
 def prediction_run(*, job_id: int, worker: str = ""):
     """Run a queued prediction job, recording progress, result or error on its row. A second delivery is dropped."""
-    claimed = ops_services.background_job_claim(PREDICTION, job_id, worker=worker)
-    if claimed is None:
-        return None
-    job, lease = claimed
-    with lease_kept(lease):
-        try:
-            return _predict(job, lease)
-        except LeaseLost:  # another worker took the job over after this one's lease expired
-            return None
+    return ops_services.background_job_run(PREDICTION, job_id, _predict, worker=worker)
 
 
 def _predict(job, lease):

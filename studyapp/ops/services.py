@@ -1,10 +1,11 @@
 import logging
+from collections.abc import Callable
 
 from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studyapp.common.jobs import JobKind, Lease, lease_claim
+from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_kept
 
 from .models import BackgroundJob, WorkerHeartbeat
 
@@ -78,6 +79,23 @@ def background_job_claim(kind: JobKind, job_id: int, *, worker: str = "") -> tup
     """Take a queued job, or one whose worker died (lease expired); None when a live worker holds it or it ended."""
     lease = lease_claim(kind, job_id, worker=worker, error="", started_at=timezone.now())
     return (BackgroundJob.objects.get(pk=job_id), lease) if lease else None
+
+
+def background_job_run(kind: JobKind, job_id: int, work: Callable[[BackgroundJob, Lease], BackgroundJob], *,
+                       worker: str = "") -> BackgroundJob | None:
+    """Claim the job and run `work(job, lease)` while the lease is renewed; None when not ours to run.
+
+    A second delivery of a live job, or a job another worker took over meanwhile, runs nothing here.
+    """
+    claimed = background_job_claim(kind, job_id, worker=worker)
+    if claimed is None:
+        return None
+    job, lease = claimed
+    with lease_kept(lease):
+        try:
+            return work(job, lease)
+        except LeaseLost:  # another worker took the job over after this one's lease expired
+            return None
 
 
 def background_job_progress(lease: Lease, *, done: int, total: int, message: str = "") -> None:
