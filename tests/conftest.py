@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,3 +123,51 @@ def wait_for(predicate, *, timeout=60.0, interval=0.2, worker=None):
         worker.log.seek(0)
         detail = "\n--- worker log ---\n" + worker.log.read()[-4000:]
     pytest.fail(f"condition not met within {timeout} s{detail}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, which the test may stop and start again on the same port."""
+
+    def __init__(self, folder: Path):
+        self.port, self.folder, self.proc = _free_port(), folder, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.folder)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                                        text=True).stdout.strip() == "PONG", timeout=20, interval=0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def broker(tmp_path, settings):
+    """A private Redis, and this test process's Celery app publishing to it for the test."""
+    from mlworker.celery import app
+
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    names = ("broker_url", "broker_write_url", "broker_read_url", "result_backend")
+    saved = {name: app.conf[name] for name in names}
+    _point(app, dict.fromkeys(names, redis.url))
+    yield redis
+    _point(app, saved)
+    if redis.proc.poll() is None:
+        redis.stop()
+
+
+def _point(app, conf: dict) -> None:
+    app.conf.update(conf)
+    app._pool = None  # the producer pools were built for the previous broker
+    app.amqp._producer_pool = None
+    app._local.__dict__.pop("backend", None)

@@ -28,7 +28,9 @@ def _stop(worker) -> None:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_extraction_completes_while_a_training_run_occupies_the_training_worker(api_for, settings, tmp_path):
+def test_extraction_completes_while_a_training_run_occupies_the_training_worker(api_for, settings, tmp_path, broker):
+    # A Redis of this test's own: no other worker of the suite (a session worker on the shared broker) takes
+    # its extraction.
     # Real routing (extraction to "default", training to CTS_TRAINING_QUEUE); a training queue of this test's
     # own, so no other worker of the suite trains its run.
     settings.CTS_TRAINING_QUEUE = f"busy-training-{os.getpid()}"
@@ -37,7 +39,8 @@ def test_extraction_completes_while_a_training_run_occupies_the_training_worker(
     split = experiments.split_lock(split=experiments.split_create(name="s", seed=1, test_per_group=3))
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "studyapp.settings.test",
            "MEDIA_ROOT": str(settings.MEDIA_ROOT), "PYTHONUNBUFFERED": "1", "CTS_WORKER_HEARTBEAT_S": "1",
-           "CTS_CHECKPOINT_DIR": str(tmp_path / "checkpoints"), "CTS_TRAINING_QUEUE": settings.CTS_TRAINING_QUEUE}
+           "CTS_CHECKPOINT_DIR": str(tmp_path / "checkpoints"), "CTS_TRAINING_QUEUE": settings.CTS_TRAINING_QUEUE,
+           "CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": broker.url}
     with open(tmp_path / "default.log", "w+") as default_log, open(tmp_path / "training.log", "w+") as training_log:
         default = start_worker(f"default-{os.getpid()}@%h", settings.CELERY_TASK_DEFAULT_QUEUE, env, default_log)
         training = start_worker(f"training-{os.getpid()}@%h", settings.CTS_TRAINING_QUEUE, env, training_log)

@@ -6,10 +6,8 @@ with a lease of a few seconds so a dead worker's job comes back quickly.
 
 import os
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -25,54 +23,6 @@ from tests.factories import make_hand, phantom_file, upload_file
 from tests.studyapp.experiments.conftest import TRAIN_FAST, seed_small_study
 
 LEASE_S = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, which the test may stop and start again on the same port."""
-
-    def __init__(self, folder: Path):
-        self.port, self.folder, self.proc = _free_port(), folder, None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.folder)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                                        text=True).stdout.strip() == "PONG", timeout=20, interval=0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
-@pytest.fixture
-def broker(tmp_path, settings):
-    """A private Redis, and this test process's Celery app publishing to it for the test."""
-    from mlworker.celery import app
-
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    names = ("broker_url", "broker_write_url", "broker_read_url", "result_backend")
-    saved = {name: app.conf[name] for name in names}
-    _point(app, dict.fromkeys(names, redis.url))
-    yield redis
-    _point(app, saved)
-    if redis.proc.poll() is None:
-        redis.stop()
-
-
-def _point(app, conf: dict) -> None:
-    app.conf.update(conf)
-    app._pool = None  # the producer pools were built for the previous broker
-    app.amqp._producer_pool = None
-    app._local.__dict__.pop("backend", None)
 
 
 class Workers:
