@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +30,11 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from harness import throwaway_study  # noqa: E402  (bench/, beside this script)
 
 PAGES = {"cohort": "/dashboards/cohort/", "annotation": "/dashboards/annotation/", "agreement": "/clips/agreement/",
          "experiment": "/experiments/{experiment}/"}
@@ -67,13 +66,7 @@ def main() -> int:
 
     from tests.factories import UserFactory, bulk_cohort, locked_split_with_experiment
 
-    setup_test_environment()
-    media = tempfile.mkdtemp(prefix="bench-dashboards-")  # the reports it writes go here, and away after
-    settings.MEDIA_ROOT = media
-    database = settings.DATABASES["default"]
-    database.setdefault("TEST", {})["NAME"] = f"bench_dashboards_{database['NAME']}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_study("dashboards"):
         pi = UserFactory(username="bench-pi", role="pi")
         annotators = [UserFactory(username=f"bench-ann{i}", role="annotator") for i in range(2)]
         client = Client()
@@ -105,9 +98,6 @@ def main() -> int:
         print(f"\ngoal: pages under {GOAL_MS:.0f} ms at study scale, the same queries at both scales: "
               f"{'met' if ok else 'NOT met'}")
         return 0 if ok else 1
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        shutil.rmtree(media, ignore_errors=True)
 
 
 if __name__ == "__main__":
