@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +30,11 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from harness import throwaway_study  # noqa: E402  (bench/, beside this script)
 
 STUDY_HANDS, FRAMES, GOAL_MS, TEST_FRACTION = 100, 100, 300.0, 0.4
 
@@ -83,12 +83,7 @@ def main() -> int:
     from tests.experiment_factories import evaluated_experiment
     from tests.factories import UserFactory
 
-    setup_test_environment()
-    settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="bench-reports-")
-    database = settings.DATABASES["default"]
-    database.setdefault("TEST", {})["NAME"] = f"bench_reports_{database['NAME']}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_study("reports"):
         pi = UserFactory(username="bench-pi", role="pi")
         client = Client()
         client.force_login(pi)
@@ -127,8 +122,6 @@ def main() -> int:
         print(f"\ngoal: dashboard under {GOAL_MS:.0f} ms at study scale, the same queries at both scales, identical "
               f"bundles: {'met' if ok else 'NOT met'}")
         return 0 if ok else 1
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":
