@@ -3,6 +3,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from studyapp.cohort.models import Hand
+from studyapp.sites.models import Site
 
 
 class Clip(models.Model):
@@ -39,6 +40,18 @@ class Clip(models.Model):
     pixel_spacing_row_mm = models.FloatField(null=True, blank=True)
     pixel_spacing_col_mm = models.FloatField(null=True, blank=True)
     spacing_source = models.CharField(max_length=12, choices=SpacingSource.choices, blank=True, default="")
+    class SiteSource(models.TextChoices):
+        NONE = "", "Not set"
+        DICOM = "dicom", "DICOM header"
+        ENTERED = "entered", "Entered at upload"
+        CORRECTED = "corrected", "Corrected after upload"
+
+    # Where and on what the clip was acquired: external validation splits by these.
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True, related_name="clips")
+    institution_name = models.CharField(max_length=120, blank=True, default="",
+                                        help_text="DICOM InstitutionName as read from the file.")
+    site_source = models.CharField(max_length=12, choices=SiteSource.choices, blank=True, default="")
+    scanner_manufacturer = models.CharField(max_length=120, blank=True, default="")
     scanner_model = models.CharField(max_length=120, blank=True, default="")
     probe = models.CharField(max_length=120, blank=True, default="")
     frequency_mhz = models.FloatField(null=True, blank=True)

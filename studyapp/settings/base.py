@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "studyapp.protocol",
     "studyapp.cohort",
     "studyapp.ops",
+    "studyapp.sites",
     "studyapp.clips",
     "studyapp.annotations",
     "studyapp.demo",
