@@ -280,3 +280,17 @@ def test_retrospective_evaluation_beside_the_prospective_summary():
     same = retrospective_vs_prospective(prospective, {**prospective, "auc": None})
     assert all(r["change"] in (0, None) for r in same) and next(r for r in same if r["metric"] == "auc")["change"] is None
     assert _strict_json(same) == same
+
+
+def test_the_design_effect_never_narrows_the_interval():
+    # Each participant has two CTS hands, one found and one missed: no spread between participants, so the
+    # estimated design effect is 0; the interval stays the plain Wilson one instead of shrinking to a point.
+    s = prospective_summary([1] * 40, [0.9, 0.1] * 20, threshold=0.5, clusters=np.repeat(np.arange(20), 2))
+    assert s["sensitivity"]["design_effect"] == 1.0
+    assert (s["sensitivity"]["low"], s["sensitivity"]["high"]) == pytest.approx(wilson_interval(20, 40))
+
+
+def test_cases_needed_total_is_not_raised_by_round_off():
+    # 141 controls at 20% controls: 141 / (1 - 0.8) is 705.0000000000001 in floating point.
+    assert cases_needed(target_width=0.1, sensitivity=0.9, specificity=0.9, prevalence=0.8,
+                        metric="specificity")["total"] == 705
