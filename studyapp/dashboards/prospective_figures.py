@@ -61,7 +61,8 @@ def accrual_figure(curve: list[dict], *, level: float = 0.95) -> Panel:
         title=title, x_title="Hands scored (time order)", y_title=f"Estimate with {percent} CI",
         xaxis={"rangemode": "tozero"}, yaxis={"range": [0, 1.02]}, hovermode="x unified")}
     rows = [[row["n"], row.get("time"), row["n_pos"], row["n_neg"],
-             *[_part(row, key, part) for key, _label, _colour in ACCRUAL_SERIES for part in ("estimate", "low", "high")]]
+             *[_part(row, key, part) for key, _label, _colour in ACCRUAL_SERIES
+               for part in ("estimate", "low", "high")]]
             for row in curve]
     columns = ["hands scored", "time", "CTS hands", "control hands"] + [
         f"{label} {part}" for _key, label, _colour in ACCRUAL_SERIES

@@ -278,7 +278,8 @@ def test_retrospective_evaluation_beside_the_prospective_summary():
     assert rows["n"]["retrospective"]["estimate"] == 10 and rows["n"]["prospective"]["estimate"] == 40
     # Two summaries of the same shape compare directly; a metric missing on one side has no change.
     same = retrospective_vs_prospective(prospective, {**prospective, "auc": None})
-    assert all(r["change"] in (0, None) for r in same) and next(r for r in same if r["metric"] == "auc")["change"] is None
+    assert all(r["change"] in (0, None) for r in same)
+    assert next(r for r in same if r["metric"] == "auc")["change"] is None
     assert _strict_json(same) == same
 
 
