@@ -295,3 +295,36 @@ def test_cases_needed_total_is_not_raised_by_round_off():
     # 141 controls at 20% controls: 141 / (1 - 0.8) is 705.0000000000001 in floating point.
     assert cases_needed(target_width=0.1, sensitivity=0.9, specificity=0.9, prevalence=0.8,
                         metric="specificity")["total"] == 705
+
+
+def test_participant_clustered_standard_errors_match_a_participant_bootstrap():
+    # 150 participants, both hands scored; a participant effect raises both hands' risk and both scores, and
+    # a third of the participants bring one CTS and one control hand. Resampling whole participants is the
+    # reference; the independent-hands intervals are too narrow for specificity.
+    rng = np.random.default_rng(1)
+    participants = 150
+    effect = rng.normal(0, 1.5, participants)[:, None]
+    cts = (rng.random((participants, 2)) < expit(-0.5 + 0.8 * effect)).astype(int)
+    score = expit(1.2 * cts + 0.9 * effect + rng.normal(0, 0.8, (participants, 2)))
+    assert (cts[:, 0] != cts[:, 1]).sum() > 40
+    y, p = cts.ravel(), score.ravel()
+    plain = prospective_summary(y, p, threshold=0.5)
+    clustered = prospective_summary(y, p, threshold=0.5, clusters=np.repeat(np.arange(participants), 2))
+    replicates = {"auc": [], "specificity": [], "accuracy": [], "citl": []}
+    for _ in range(2000):
+        drawn = rng.integers(0, participants, participants)
+        yy, pp = cts[drawn].ravel(), score[drawn].ravel()
+        called = pp >= 0.5
+        replicates["auc"].append(roc_auc(yy, pp))
+        replicates["specificity"].append((~called[yy == 0]).mean())
+        replicates["accuracy"].append((called == (yy == 1)).mean())
+        replicates["citl"].append((pp - yy).mean())
+    z = norm.ppf(0.975)
+
+    def se(result):
+        return (result["high"] - result["low"]) / (2 * z)
+
+    for name in ("auc", "specificity", "accuracy"):
+        assert se(clustered[name]) == pytest.approx(np.std(replicates[name]), rel=0.1), name
+    assert se(plain["specificity"]) < 0.9 * np.std(replicates["specificity"])
+    assert clustered["calibration_in_the_large"]["se"] == pytest.approx(np.std(replicates["citl"]), rel=0.1)
