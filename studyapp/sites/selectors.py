@@ -9,7 +9,7 @@ from .models import Site
 
 
 def site_list() -> QuerySet[Site]:
-    return Site.objects.annotate(clip_count=Count("clips"))
+    return Site.objects.annotate(clip_count=Count("clips")).order_by("code")
 
 
 def site_for_institution(institution_name: str | None) -> Site | None:
