@@ -36,10 +36,14 @@ class SiteCorrectionForm(forms.Form):
     scanner_model = forms.CharField(label="Scanner model", max_length=120, required=False)
     reason = forms.CharField(max_length=100, help_text="Why it is corrected; kept in the clip's history with "
                                                        "your name.")
+    expected_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, clip, **kwargs):
+        from .services import acquisition_token
+
         super().__init__(*args, initial={"site": clip.site_id, "scanner_manufacturer": clip.scanner_manufacturer,
-                                         "scanner_model": clip.scanner_model}, **kwargs)
+                                         "scanner_model": clip.scanner_model,
+                                         "expected_token": acquisition_token(clip)}, **kwargs)
 
 
 class SpacingForm(forms.Form):

@@ -136,6 +136,9 @@ def clip_site(request, pk):
             services.clip_site_correct(clip=clip, corrected_by=request.user, **form.cleaned_data)
         except ValidationError as error:
             add_service_errors(form, error)
+            # What the person typed stays; a second save applies it over the values now shown.
+            form.data = form.data.copy()
+            form.data["expected_token"] = services.acquisition_token(_clip(pk))
         else:
             messages.success(request, "Site and scanner corrected; the reason is kept in the clip's history.")
             return redirect("clips:detail", pk=clip.pk)

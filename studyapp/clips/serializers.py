@@ -25,13 +25,15 @@ class ClipSerializer(serializers.ModelSerializer):
     site_code = serializers.CharField(source="site.code", read_only=True, allow_null=True, default=None)
     site_missing = serializers.SerializerMethodField(
         help_text="No site known: an external split can't place this clip's hand until it is corrected.")
+    acquisition_token = serializers.SerializerMethodField(
+        help_text="Fingerprint of site and scanner; send it with a correction to refuse one made meanwhile.")
 
     class Meta:
         model = Clip
         fields = ["id", "hand", "study_code", "side", "original_filename", "sha256", "size_bytes", "format",
                   "container", "frame_count", "fps", "width", "height", "is_grey", "pixel_spacing_row_mm",
                   "pixel_spacing_col_mm", "spacing_source", "site", "site_code", "site_source", "site_missing",
-                  "institution_name", "scanner_manufacturer", "scanner_model", "probe", "frequency_mhz", "notes",
+                  "acquisition_token", "institution_name", "scanner_manufacturer", "scanner_model", "probe", "frequency_mhz", "notes",
                   "uploaded_by", "uploaded_at", "extraction_status", "extraction_done", "extraction_total",
                   "extraction_error", "assigned_to"]
         # Assignment changes only through its rules (the clip page), never by PATCH.
@@ -39,6 +41,11 @@ class ClipSerializer(serializers.ModelSerializer):
 
     def get_site_missing(self, clip) -> bool:
         return clip.site_id is None
+
+    def get_acquisition_token(self, clip) -> str:
+        from .services import acquisition_token
+
+        return acquisition_token(clip)
 
 
 class ClipUploadSerializer(serializers.Serializer):
@@ -66,6 +73,9 @@ class SiteCorrectionSerializer(serializers.Serializer):
     scanner_model = DetailText(default="")
     reason = serializers.CharField(trim_whitespace=False, allow_blank=True,
                                    help_text="Why: kept in the clip's history with your name (at most 100 characters).")
+    expected_token = serializers.CharField(
+        required=False, allow_blank=True,
+        help_text="The clip's acquisition_token as you loaded it: refused (400, stale_version) if changed since.")
 
 
 class DuplicateClipSerializer(serializers.Serializer):

@@ -250,13 +250,21 @@ CORRECT_PERM = "clips.correct_site"
 CORRECTION_REASON_MAX = 100  # simple_history's change reason column
 
 
+def acquisition_token(clip: Clip) -> str:
+    """A short fingerprint of the clip's site and scanner: a correction names the one it was made on."""
+    values = f"{clip.site_id or ''}\x1f{clip.scanner_manufacturer}\x1f{clip.scanner_model}"
+    return hashlib.sha256(values.encode()).hexdigest()[:16]
+
+
 @transaction.atomic
 def clip_site_correct(*, clip: Clip, site: Site | None, scanner_manufacturer: str, scanner_model: str,
-                      reason: str, corrected_by) -> Clip:
+                      reason: str, corrected_by, expected_token: str | None = None) -> Clip:
     """Correct where and on what a clip was acquired; the history records who, the reason and the values.
 
-    The site may be set, changed or (None) cleared. A locked split keeps its manifest: the split check
-    compares sites through the clip record (see the note in experiments/datasets for the external kind).
+    The site may be set, changed or (None) cleared. `expected_token` (acquisition_token of the values the
+    corrector saw) refuses a correction made on values someone else corrected meanwhile. A locked split's
+    manifest is about frames and ROIs and stays as it is; an external split reads the sites from the clips
+    (sites.selectors.hand_sites).
     """
     if not corrected_by.has_perm(CORRECT_PERM):
         raise _refuse("not_allowed", "Only a coordinator, the PI or an admin corrects a clip's site and scanner.",
@@ -270,7 +278,12 @@ def clip_site_correct(*, clip: Clip, site: Site | None, scanner_manufacturer: st
                       "reason")
     details = validate_details({"scanner_manufacturer": scanner_manufacturer, "scanner_model": scanner_model},
                                allowed=("scanner_manufacturer", "scanner_model"))
-    current = Clip.objects.select_for_update(of=("self",)).get(pk=clip.pk)
+    current = Clip.objects.select_for_update(of=("self",)).select_related("site").get(pk=clip.pk)
+    if expected_token and expected_token != acquisition_token(current):
+        raise _refuse("stale_version", "Someone corrected this clip's site or scanner since you loaded it: now "
+                                       f"{current.site.code if current.site else 'no site'}, "
+                                       f"{(current.scanner_manufacturer + ' ' + current.scanner_model).strip() or 'no scanner'}. "
+                                       "Check them, then correct again.", "site")
     wanted = {"site_id": site.pk if site is not None else None, **details}
     changed = [field for field, value in wanted.items() if getattr(current, field) != value]
     if not changed:

@@ -216,8 +216,12 @@ def test_api_correction(api_for, users, video_clip, sites):
     assert refused.status_code == 403
     blank = api_for("pi").post(url, {"site": sites["baptist"].pk, "reason": ""}, format="json")
     assert blank.status_code == 400 and "reason" in blank.json()
-    done = api_for("pi").post(url, {"site": sites["baptist"].pk, "scanner_model": "MyLab", "reason": "log book"},
-                              format="json")
+    stale = api_for("pi").post(url, {"site": sites["baptist"].pk, "scanner_model": "MyLab", "reason": "log book",
+                                     "expected_token": "0" * 16}, format="json")
+    assert stale.status_code == 400 and "since you loaded it" in stale.json()["site"][0]
+    token = api_for("pi").get(f"/api/clips/{video_clip.pk}/").json()["acquisition_token"]
+    done = api_for("pi").post(url, {"site": sites["baptist"].pk, "scanner_model": "MyLab", "reason": "log book",
+                                    "expected_token": token}, format="json")
     assert done.status_code == 200, done.content
     assert (done.json()["site_code"], done.json()["site_source"]) == ("baptist", "corrected")
     assert Clip.history.filter(id=video_clip.pk).latest("history_id").history_user == users["pi"]
@@ -268,3 +272,34 @@ def test_hand_page_lists_site_and_scanner(client, users, video_clip):
     client.force_login(users["coordinator"])
     page = client.get(f"/cohort/hands/{video_clip.hand_id}/").content.decode()
     assert "north" in page and "MyLab" in page
+
+
+def test_a_correction_made_on_values_corrected_meanwhile_is_refused(video_clip, sites):
+    loaded = services.acquisition_token(video_clip)
+    first = UserFactory(role="coordinator")
+    services.clip_site_correct(clip=video_clip, site=sites["baptist"], scanner_manufacturer="", scanner_model="MyLab",
+                               reason="first", corrected_by=first, expected_token=loaded)
+    with pytest.raises(ValidationError) as raised:
+        services.clip_site_correct(clip=video_clip, site=None, scanner_manufacturer="", scanner_model="MyLab",
+                                   reason="second, on the old page", corrected_by=UserFactory(role="pi"),
+                                   expected_token=loaded)
+    assert raised.value.error_dict["site"][0].code == "stale_version" and "baptist" in raised.value.messages[0]
+    video_clip.refresh_from_db()
+    assert video_clip.site == sites["baptist"]
+
+
+def test_the_page_refuses_a_stale_correction_then_applies_it_on_resave(client, users, video_clip, sites):
+    client.force_login(users["pi"])
+    page = client.get(f"/clips/{video_clip.pk}/").content.decode()
+    loaded = services.acquisition_token(video_clip)
+    assert f'value="{loaded}"' in page
+    services.clip_site_correct(clip=video_clip, site=None, scanner_manufacturer="", scanner_model="MyLab",
+                               reason="meanwhile", corrected_by=users["coordinator"])
+    form = {"site": sites["baptist"].pk, "scanner_model": "MyLab", "reason": "mine", "expected_token": loaded}
+    stale = client.post(f"/clips/{video_clip.pk}/site/", form)
+    assert stale.status_code == 400 and "since you loaded it" in stale.content.decode()
+    fresh = services.acquisition_token(Clip.objects.get(pk=video_clip.pk))
+    assert f'value="{fresh}"' in stale.content.decode()
+    assert client.post(f"/clips/{video_clip.pk}/site/", {**form, "expected_token": fresh}).status_code == 302
+    video_clip.refresh_from_db()
+    assert video_clip.site == sites["baptist"]
