@@ -10,6 +10,14 @@ class DecimalInput(forms.NumberInput):
         super().__init__({"step": "any", "inputmode": "decimal", **(attrs or {})})
 
 
+class SiteChoiceField(forms.ModelChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(queryset=Site.objects.order_by("code"), required=False, **kwargs)
+
+    def label_from_instance(self, site) -> str:
+        return f"{site.code} · {site.name}"
+
+
 class ClipUploadForm(forms.Form):
     file = forms.FileField(
         label="Clip file",
@@ -19,8 +27,8 @@ class ClipUploadForm(forms.Form):
         label="Pixel spacing (mm/px)", required=False, widget=DecimalInput(attrs={"placeholder": "e.g. 0.125"}),
         help_text="Only for video without calibration; a DICOM's own spacing always wins. "
                   "You can also calibrate later by clicking two depth-scale marks.")
-    site = forms.ModelChoiceField(
-        queryset=Site.objects.all(), required=False, empty_label="From the DICOM header (or not known)",
+    site = SiteChoiceField(
+        empty_label="From the DICOM header (or not known)",
         help_text="Where the clip was acquired. A DICOM whose InstitutionName a site lists is assigned from its "
                   "header; choose a site for video, or for a DICOM from an institution no site lists.")
     scanner_manufacturer = forms.CharField(label="Scanner manufacturer", max_length=120, required=False)
@@ -31,7 +39,7 @@ class ClipUploadForm(forms.Form):
 
 
 class SiteCorrectionForm(forms.Form):
-    site = forms.ModelChoiceField(queryset=Site.objects.all(), required=False, empty_label="No site (missing)")
+    site = SiteChoiceField(empty_label="No site (missing)")
     scanner_manufacturer = forms.CharField(label="Scanner manufacturer", max_length=120, required=False)
     scanner_model = forms.CharField(label="Scanner model", max_length=120, required=False)
     reason = forms.CharField(max_length=100, help_text="Why it is corrected; kept in the clip's history with "

@@ -235,7 +235,7 @@ def test_upload_page_takes_a_site(client, users, tmp_path, sites):
     path, _ = phantom_file(tmp_path, "v.mp4")
     client.force_login(users["annotator"])
     page = client.get(f"/clips/hands/{hand.pk}/upload/").content.decode()
-    assert f'<option value="{sites["north"].pk}">north</option>' in page
+    assert f'<option value="{sites["north"].pk}">north · North Clinic</option>' in page
     response = client.post(f"/clips/hands/{hand.pk}/upload/", {
         "file": upload_file(path), "pixel_spacing_mm": "0.25", "site": sites["north"].pk,
         "scanner_manufacturer": "Esaote", "scanner_model": "MyLab"})
