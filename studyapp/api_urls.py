@@ -12,6 +12,7 @@ from studyapp.cohort import api as cohort_api
 from studyapp.experiments import api as experiments_api
 from studyapp.explanations import api as explanations_api
 from studyapp.ops import api as ops_api
+from studyapp.sites import api as sites_api
 
 # ReDoc starts itself with an inline script and renders in a blob: worker: its page alone allows both.
 redoc_view = csp_override(SpectacularRedocView.as_view(url_name="schema"), "; ".join((
@@ -25,6 +26,7 @@ clips_api.register(router)
 annotations_api.register(router)
 experiments_api.register(router)
 explanations_api.register(router)
+sites_api.register(router)
 
 urlpatterns = [
     path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("cohort/", include("studyapp.cohort.urls")),
     path("clips/", include("studyapp.clips.urls")),
+    path("sites/", include("studyapp.sites.urls")),
     path("demo/", include("studyapp.demo.urls")),
     path("experiments/", include("studyapp.experiments.urls")),
     path("explanations/", include("studyapp.explanations.urls")),

@@ -107,6 +107,7 @@ class ClipInfo:
     pixel_spacing_mm: tuple[float, float] | None  # (row, col) mm per pixel
     manufacturer: str | None = None
     model_name: str | None = None
+    institution_name: str | None = None  # DICOM InstitutionName: which site acquired it (studyapp.sites)
     transducer: str | None = None
     frequency_mhz: float | None = None
     # Seconds from the first frame to each frame, from the stream's own timestamps (None: not recorded,
@@ -826,6 +827,7 @@ class DicomReader(ClipReader):
             pixel_spacing_mm=spacing,
             manufacturer=_text(ds.get("Manufacturer")),
             model_name=_text(ds.get("ManufacturerModelName")),
+            institution_name=_text(ds.get("InstitutionName")),
             transducer=_text(ds.get("TransducerData")),
             frequency_mhz=frequency_mhz,
             frame_times_s=_dicom_frame_times(ds, frame_count),

@@ -25,6 +25,10 @@ ANNOTATION_MODELS = ("roiannotation", "nerveoutline")
 EXPLANATION_VIEW = {"explanations.view_explanationjob", "explanations.view_frameexplanation"}
 CLIP_UPLOAD = {"clips.add_clip", "clips.change_clip", "clips.view_clip", "clips.view_frame"}
 CLIP_ASSIGN = {"clips.assign_clip"}  # who hands a clip to an annotator; annotators only take open ones
+# Sites are the PI's study data; whoever uploads reads them (to choose one), and the coordinator and PI correct
+# a clip's site and scanner afterwards (audited, with a reason).
+SITE_VIEW = {"sites.view_site"}
+SITE_CORRECT = {"clips.correct_site"}
 # Raters work blind: the diagnosis and other raters' work are for those who don't rate (and the PI adjudicates).
 DIAGNOSIS = {"cohort.view_diagnosis"}
 ALL_RATERS = {"annotations.view_all_raters", "annotations.view_roiadjudication", "annotations.view_csaadjudication"}
@@ -49,12 +53,13 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | CLIP_ASSIGN
                   | _view("annotations", *ANNOTATION_MODELS)
                   | {"cohort.view_demographics", "protocol.view_studysettings"} | DIAGNOSIS | ALL_RATERS
-                  | EXPLANATION_VIEW),
+                  | EXPLANATION_VIEW | SITE_VIEW | SITE_CORRECT),
     # Annotators see what annotation needs: hands and their own measurements, never demographics or diagnosis.
     ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
-                | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"}),
+                | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"} | SITE_VIEW),
     # Only the PI locks splits and launches training; results stay with the PI (others remain blinded).
     PI: (_view("cohort", *COHORT_MODELS) | _view("clips", "clip", "frame") | CLIP_ASSIGN
+         | _crud("sites", "site") | SITE_CORRECT
          | _view("annotations", *ANNOTATION_MODELS)
          | _view("experiments", "split", "experiment", "trainingrun")
          | {"cohort.view_demographics", "protocol.view_studysettings", "protocol.change_studysettings",

@@ -14,17 +14,18 @@ from studyapp.ops.api import BackgroundJobSerializer, job_accepted
 from . import services
 from .models import Clip
 from .serializers import (CalibrationSerializer, ClipSerializer, ClipUploadSerializer, DuplicateClipSerializer,
-                          FrameSerializer)
+                          FrameSerializer, SiteCorrectionSerializer)
 
 ANNOTATE = has_perms("annotations.add_roiannotation", "annotations.change_roiannotation")
 
 
 class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
                   mixins.ListModelMixin, viewsets.GenericViewSet):
-    queryset = Clip.objects.select_related("hand__participant")
+    queryset = Clip.objects.select_related("hand__participant", "site")
     serializer_class = ClipSerializer
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    filterset_fields = ["hand", "extraction_status", "format", "assigned_to"]
+    filterset_fields = {"hand": ["exact"], "extraction_status": ["exact"], "format": ["exact"],
+                        "assigned_to": ["exact"], "site": ["exact", "isnull"], "site_source": ["exact"]}
     search_fields = ["hand__participant__study_code", "original_filename"]
 
     @extend_schema(request={"multipart/form-data": ClipUploadSerializer},
@@ -67,6 +68,16 @@ class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         else:
             clip = services.clip_calibrate(clip=clip, p1=data["p1"], p2=data["p2"], distance_mm=data["distance_mm"])
         return Response(ClipSerializer(clip).data)
+
+    @extend_schema(request=SiteCorrectionSerializer, responses={200: ClipSerializer})
+    @action(detail=True, methods=["post"], url_path="correct-site",
+            permission_classes=[has_perms(services.CORRECT_PERM)])
+    def correct_site(self, request, pk=None):
+        """Correct the clip's site and scanner, with a reason; the clip's history keeps who, when and why."""
+        body = SiteCorrectionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        clip = services.clip_site_correct(clip=self.get_object(), corrected_by=request.user, **body.validated_data)
+        return Response(ClipSerializer(clip, context={"request": request}).data)
 
     @extend_schema(request=None, responses={200: ClipSerializer})
     @action(detail=True, methods=["post"], url_path="retry-extraction",

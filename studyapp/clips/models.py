@@ -83,7 +83,8 @@ class Clip(models.Model):
 
     class Meta:
         ordering = ["hand", "uploaded_at"]
-        permissions = [("assign_clip", "Can assign a clip to an annotator")]
+        permissions = [("assign_clip", "Can assign a clip to an annotator"),
+                       ("correct_site", "Can correct a clip's site and scanner (audited, with a reason)")]
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(pixel_spacing_row_mm__isnull=True, pixel_spacing_col_mm__isnull=True)

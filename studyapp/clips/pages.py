@@ -29,7 +29,7 @@ from studyapp.ops.api import BackgroundJobSerializer
 from studyapp.protocol.models import StudySettings
 
 from . import selectors, services
-from .forms import AssignForm, ClipUploadForm, SpacingForm
+from .forms import AssignForm, ClipUploadForm, SiteCorrectionForm, SpacingForm
 from .models import Clip
 
 # (keys, what they do): shown on the annotation page and in its help dialog; annotate.js implements them.
@@ -51,7 +51,8 @@ SHORTCUTS = [
 
 
 def _clip(pk) -> Clip:
-    return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by", "assigned_to"), pk=pk)
+    return get_object_or_404(Clip.objects.select_related("hand__participant", "uploaded_by", "assigned_to", "site"),
+                             pk=pk)
 
 
 @login_required
@@ -93,6 +94,7 @@ def _detail_context(request, clip: Clip, **extra) -> dict:
                   for name in sorted(set(per_annotator) | set(outlines))]
     can_calibrate = request.user.has_perm("clips.change_clip") and clip.spacing_mm is None
     can_assign = request.user.has_perm(services.ASSIGN_PERM)
+    can_correct_site = request.user.has_perm(services.CORRECT_PERM)
     context = {
         "clip": clip, "hand": clip.hand, "participant": clip.hand.participant,
         "frames_stored": clip.frames.count(), "annotators": annotators, "can_calibrate": can_calibrate,
@@ -100,6 +102,8 @@ def _detail_context(request, clip: Clip, **extra) -> dict:
         "crop_size_mm": StudySettings.current().crop_size_mm,
         "assign_form": AssignForm(clip=clip) if can_assign else None,
         "locked_splits": selectors.clip_locked_splits(clip),
+        "site_form": SiteCorrectionForm(clip=clip) if can_correct_site else None,
+        "site_corrections": selectors.clip_site_corrections(clip),
     }
     context.update(extra)
     return context
@@ -118,6 +122,27 @@ def clip_progress(request, pk):
     """The extraction status partial; it polls itself (htmx) while queued or running."""
     clip = _clip(pk)
     return render(request, "clips/_progress.html", {"clip": clip, "compact": request.GET.get("compact") == "1"})
+
+
+@login_required
+@require_POST
+@permission_required(services.CORRECT_PERM, raise_exception=True)
+def clip_site(request, pk):
+    """The audited correction of a clip's site and scanner, with a reason."""
+    clip = _clip(pk)
+    form = SiteCorrectionForm(request.POST, clip=clip)
+    if form.is_valid():
+        try:
+            services.clip_site_correct(clip=clip, corrected_by=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+            # What the person typed stays; a second save applies it over the values now shown.
+            form.data = form.data.copy()
+            form.data["expected_token"] = services.acquisition_token(_clip(pk))
+        else:
+            messages.success(request, "Site and scanner corrected; the reason is kept in the clip's history.")
+            return redirect("clips:detail", pk=clip.pk)
+    return render(request, "clips/detail.html", _detail_context(request, _clip(pk), site_form=form), status=400)
 
 
 @login_required

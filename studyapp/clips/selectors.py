@@ -106,3 +106,35 @@ def clip_locked_splits(clip: Clip) -> list[Split]:
     """The locked splits whose frozen manifest includes this clip's hand (its ROIs feed them)."""
     split_ids = SplitMember.objects.filter(hand_id=clip.hand_id, split__status=Split.Status.LOCKED).values("split")
     return list(Split.objects.filter(pk__in=split_ids).order_by("name", "version"))
+
+
+@dataclass(frozen=True)
+class SiteCorrection:
+    """One audited correction of a clip's site or scanner, from the clip's history."""
+
+    when: object
+    who: object
+    reason: str
+    site_code: str | None
+    scanner: str
+
+
+def clip_site_corrections(clip: Clip) -> list[SiteCorrection]:
+    """The clip's site and scanner corrections, newest first (history rows where those values changed)."""
+    from studyapp.sites.models import Site
+
+    rows = list(clip.history.order_by("history_id").values(
+        "history_date", "history_user__username", "history_change_reason", "site_source", "site_id",
+        "scanner_manufacturer", "scanner_model"))
+    codes = dict(Site.objects.filter(pk__in={r["site_id"] for r in rows if r["site_id"]}).values_list("pk", "code"))
+    corrections = []
+    previous = None
+    for row in rows:
+        values = (row["site_id"], row["scanner_manufacturer"], row["scanner_model"])
+        if previous is not None and values != previous and row["site_source"] == Clip.SiteSource.CORRECTED:
+            corrections.append(SiteCorrection(
+                when=row["history_date"], who=row["history_user__username"], reason=row["history_change_reason"] or "",
+                site_code=codes.get(row["site_id"]),
+                scanner=" ".join(v for v in (row["scanner_manufacturer"], row["scanner_model"]) if v)))
+        previous = values
+    return corrections[::-1]

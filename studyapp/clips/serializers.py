@@ -2,6 +2,8 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.urls import reverse
 from rest_framework import serializers
 
+from studyapp.sites.models import Site
+
 from .models import Clip, Frame
 
 
@@ -20,16 +22,30 @@ class ClipSerializer(serializers.ModelSerializer):
     frequency_mhz = serializers.FloatField(required=False, allow_null=True)
     study_code = serializers.CharField(source="hand.participant.study_code", read_only=True)
     side = serializers.CharField(source="hand.side", read_only=True)
+    site_code = serializers.CharField(source="site.code", read_only=True, allow_null=True, default=None)
+    site_missing = serializers.SerializerMethodField(
+        help_text="No site known: an external split can't place this clip's hand until it is corrected.")
+    acquisition_token = serializers.SerializerMethodField(
+        help_text="Fingerprint of site and scanner; send it with a correction to refuse one made meanwhile.")
 
     class Meta:
         model = Clip
         fields = ["id", "hand", "study_code", "side", "original_filename", "sha256", "size_bytes", "format",
                   "container", "frame_count", "fps", "width", "height", "is_grey", "pixel_spacing_row_mm",
-                  "pixel_spacing_col_mm", "spacing_source", "scanner_model", "probe", "frequency_mhz", "notes",
+                  "pixel_spacing_col_mm", "spacing_source", "site", "site_code", "site_source", "site_missing",
+                  "acquisition_token", "institution_name", "scanner_manufacturer", "scanner_model", "probe", "frequency_mhz", "notes",
                   "uploaded_by", "uploaded_at", "extraction_status", "extraction_done", "extraction_total",
                   "extraction_error", "assigned_to"]
         # Assignment changes only through its rules (the clip page), never by PATCH.
         read_only_fields = [f for f in fields if f not in ("scanner_model", "probe", "frequency_mhz", "notes")]
+
+    def get_site_missing(self, clip) -> bool:
+        return clip.site_id is None
+
+    def get_acquisition_token(self, clip) -> str:
+        from .services import acquisition_token
+
+        return acquisition_token(clip)
 
 
 class ClipUploadSerializer(serializers.Serializer):
@@ -37,10 +53,29 @@ class ClipUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     pixel_spacing_mm = serializers.FloatField(required=False, allow_null=True,
                                               help_text="mm per pixel, for plain video without calibration")
+    site = serializers.PrimaryKeyRelatedField(
+        queryset=Site.objects.all(), required=False, allow_null=True, default=None,
+        help_text="Where it was acquired, for video or a DICOM whose InstitutionName no site lists; a DICOM "
+                  "naming a known institution is assigned from its header.")
+    scanner_manufacturer = DetailText(default="", help_text="Used when the file's header has none (video).")
     scanner_model = DetailText(default="")
     probe = DetailText(default="")
     frequency_mhz = serializers.FloatField(required=False, allow_null=True)
     notes = DetailText(default="")
+
+
+class SiteCorrectionSerializer(serializers.Serializer):
+    """An audited correction of where and on what a clip was acquired."""
+
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), allow_null=True,
+                                              help_text="The right site; null clears it (site missing).")
+    scanner_manufacturer = DetailText(default="")
+    scanner_model = DetailText(default="")
+    reason = serializers.CharField(trim_whitespace=False, allow_blank=True,
+                                   help_text="Why: kept in the clip's history with your name (at most 100 characters).")
+    expected_token = serializers.CharField(
+        required=False, allow_blank=True,
+        help_text="The clip's acquisition_token as you loaded it: refused (400, stale_version) if changed since.")
 
 
 class DuplicateClipSerializer(serializers.Serializer):

@@ -28,6 +28,10 @@ from studyapp.common.jobs import JobKind, Lease, LeaseLost, lease_claim, lease_e
 from studyapp.common.storage import local_path
 from studyapp.protocol.models import StudySettings
 
+from studyapp.sites import selectors as site_selectors
+from studyapp.sites.institutions import MAX_NAME_LENGTH
+from studyapp.sites.models import Site
+
 from .models import Clip, Frame
 
 if TYPE_CHECKING:
@@ -78,20 +82,22 @@ def _validate_spacing(value: float | None, field: str) -> None:
 
 
 # What a person types about a clip, at upload and on every later edit: (field, most characters).
-DETAIL_TEXT_LIMITS = {"scanner_model": 120, "probe": 120, "notes": 5000}
-EDITABLE_FIELDS = (*DETAIL_TEXT_LIMITS, "frequency_mhz")
+DETAIL_TEXT_LIMITS = {"scanner_manufacturer": 120, "scanner_model": 120, "probe": 120, "notes": 5000}
+# Editable by PATCH; the manufacturer (with the site) changes only through the audited correction.
+EDITABLE_FIELDS = ("scanner_model", "probe", "notes", "frequency_mhz")
+UPLOAD_DETAILS = ("scanner_manufacturer", *EDITABLE_FIELDS)
 FREQUENCY_RANGE_MHZ = (1.0, 80.0)
 
 
-def validate_details(fields: dict) -> dict:
+def validate_details(fields: dict, *, allowed: tuple[str, ...] = EDITABLE_FIELDS) -> dict:
     """The one rule book for a clip's typed details (scanner, probe, frequency, notes): upload and edit alike.
 
     Returns the cleaned values (text trimmed); raises one ValidationError naming every refused field.
     """
-    unknown = set(fields) - set(EDITABLE_FIELDS)
+    unknown = set(fields) - set(allowed)
     if unknown:
         raise _refuse("not_editable", f"{', '.join(sorted(unknown))} can't be set here; only "
-                                      f"{', '.join(EDITABLE_FIELDS)} can.", sorted(unknown)[0])
+                                      f"{', '.join(allowed)} can.", sorted(unknown)[0])
     errors: dict[str, ValidationError] = {}
     cleaned: dict = {}
     for field, value in fields.items():
@@ -132,10 +138,13 @@ def _existing_clip(sha256: str) -> Clip | None:
 
 
 def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float | None = None,
-                scanner_model: str = "", probe: str = "", frequency_mhz: float | None = None,
-                notes: str = "", queue_extraction: bool = True) -> Clip:
+                site: Site | None = None, scanner_manufacturer: str = "", scanner_model: str = "",
+                probe: str = "", frequency_mhz: float | None = None, notes: str = "",
+                queue_extraction: bool = True) -> Clip:
     """Validate an uploaded clip, store it once under a name of its content, and queue its frame extraction.
 
+    Site and scanner come from the DICOM header where it has them (see acquisition_from_header); `site`,
+    `scanner_manufacturer` and `scanner_model` are what the uploader entered, used where it has not.
     Any refusal raises ValidationError (DuplicateClip for a file already uploaded) and leaves neither a
     stored file nor a row behind.
     """
@@ -144,8 +153,9 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
     except ClipError as error:
         raise _refuse(error.code, error.message) from None
     _validate_spacing(pixel_spacing_mm, "pixel_spacing_mm")
-    details = validate_details({"scanner_model": scanner_model, "probe": probe, "frequency_mhz": frequency_mhz,
-                                "notes": notes})
+    details = validate_details({"scanner_manufacturer": scanner_manufacturer, "scanner_model": scanner_model,
+                                "probe": probe, "frequency_mhz": frequency_mhz, "notes": notes},
+                               allowed=UPLOAD_DETAILS)
     temp_path, sha256, size = _spool(upload)
     stored_name = None
     try:
@@ -157,6 +167,9 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
                 info = reader.info
         except ClipError as error:
             raise _refuse(error.code, error.message) from None
+        acquisition = acquisition_from_header(info, entered_site=site,
+                                              entered_manufacturer=details["scanner_manufacturer"],
+                                              entered_model=details["scanner_model"])
         spacing, source = info.pixel_spacing_mm, Clip.SpacingSource.DICOM
         if spacing is None and pixel_spacing_mm is not None:
             spacing, source = (pixel_spacing_mm, pixel_spacing_mm), Clip.SpacingSource.ENTERED
@@ -175,7 +188,7 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
                     width=info.width, height=info.height, is_grey=info.is_grey,
                     pixel_spacing_row_mm=spacing[0] if spacing else None,
                     pixel_spacing_col_mm=spacing[1] if spacing else None, spacing_source=source,
-                    scanner_model=details["scanner_model"] or (info.model_name or "")[:DETAIL_TEXT_LIMITS["scanner_model"]],
+                    **acquisition,
                     probe=details["probe"] or (info.transducer or "")[:DETAIL_TEXT_LIMITS["probe"]],
                     frequency_mhz=details["frequency_mhz"] if details["frequency_mhz"] is not None
                     else _plausible_frequency(info.frequency_mhz),
@@ -196,6 +209,93 @@ def clip_upload(*, hand: Hand, upload, uploaded_by=None, pixel_spacing_mm: float
         raise
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+def _header_text(value: str | None, field: str) -> str:
+    return (value or "")[:DETAIL_TEXT_LIMITS[field]]
+
+
+def acquisition_from_header(info, *, entered_site: Site | None, entered_manufacturer: str = "",
+                            entered_model: str = "") -> dict:
+    """Where and on what a clip was acquired: the header where it says, what the uploader entered elsewhere.
+
+    The rule, one place:
+    - A DICOM InstitutionName that a site lists among its institution names assigns that site
+      (site_source "dicom"); an entered site that differs is refused, since the file says otherwise.
+    - Video (no header), or a DICOM whose institution no site lists: the entered site (site_source
+      "entered"); none entered, the clip is stored without a site and shows "site missing" until corrected
+      (an external split refuses hands with such clips). The unmatched InstitutionName is kept on the clip,
+      so the PI can add it to a site's names.
+    - Scanner manufacturer and model: the header's where present, else the entered ones.
+    """
+    institution = (info.institution_name or "")[:MAX_NAME_LENGTH]
+    matched = site_selectors.site_for_institution(institution) if institution else None
+    if matched is not None and entered_site is not None and entered_site.pk != matched.pk:
+        raise _refuse("site_conflicts_with_dicom",
+                      f'The file\'s DICOM header names "{institution}", which is site {matched.code}; you chose '
+                      f"{entered_site.code}. Leave the site empty to use the header's, or correct it after upload "
+                      "with a reason.", "site")
+    if matched is not None:
+        site, site_source = matched, Clip.SiteSource.DICOM
+    elif entered_site is not None:
+        site, site_source = entered_site, Clip.SiteSource.ENTERED
+    else:
+        site, site_source = None, Clip.SiteSource.NONE
+    return {"site": site, "site_source": site_source, "institution_name": institution,
+            "scanner_manufacturer": _header_text(info.manufacturer, "scanner_manufacturer") or entered_manufacturer,
+            "scanner_model": _header_text(info.model_name, "scanner_model") or entered_model}
+
+
+CORRECT_PERM = "clips.correct_site"
+CORRECTION_REASON_MAX = 100  # simple_history's change reason column
+
+
+def acquisition_token(clip: Clip) -> str:
+    """A short fingerprint of the clip's site and scanner: a correction names the one it was made on."""
+    values = f"{clip.site_id or ''}\x1f{clip.scanner_manufacturer}\x1f{clip.scanner_model}"
+    return hashlib.sha256(values.encode()).hexdigest()[:16]
+
+
+@transaction.atomic
+def clip_site_correct(*, clip: Clip, site: Site | None, scanner_manufacturer: str, scanner_model: str,
+                      reason: str, corrected_by, expected_token: str | None = None) -> Clip:
+    """Correct where and on what a clip was acquired; the history records who, the reason and the values.
+
+    The site may be set, changed or (None) cleared. `expected_token` (acquisition_token of the values the
+    corrector saw) refuses a correction made on values someone else corrected meanwhile. A locked split's
+    manifest is about frames and ROIs and stays as it is; an external split reads the sites from the clips
+    (sites.selectors.hand_sites).
+    """
+    if not corrected_by.has_perm(CORRECT_PERM):
+        raise _refuse("not_allowed", "Only a coordinator, the PI or an admin corrects a clip's site and scanner.",
+                      "site")
+    reason = unicodedata.normalize("NFC", str(reason or "")).strip()
+    if not reason:
+        raise _refuse("reason_required", "Say why the site or scanner is corrected (it is kept in the clip's "
+                                         "history).", "reason")
+    if len(reason) > CORRECTION_REASON_MAX:
+        raise _refuse("too_long", f"The reason has at most {CORRECTION_REASON_MAX} characters, got {len(reason)}.",
+                      "reason")
+    details = validate_details({"scanner_manufacturer": scanner_manufacturer, "scanner_model": scanner_model},
+                               allowed=("scanner_manufacturer", "scanner_model"))
+    current = Clip.objects.select_for_update(of=("self",)).select_related("site").get(pk=clip.pk)
+    if expected_token and expected_token != acquisition_token(current):
+        raise _refuse("stale_version", "Someone corrected this clip's site or scanner since you loaded it: now "
+                                       f"{current.site.code if current.site else 'no site'}, "
+                                       f"{(current.scanner_manufacturer + ' ' + current.scanner_model).strip() or 'no scanner'}. "
+                                       "Check them, then correct again.", "site")
+    wanted = {"site_id": site.pk if site is not None else None, **details}
+    changed = [field for field, value in wanted.items() if getattr(current, field) != value]
+    if not changed:
+        raise _refuse("unchanged", "These are already the clip's site and scanner; nothing to correct.", "site")
+    for field in changed:
+        setattr(current, field, wanted[field])
+    current.site_source = Clip.SiteSource.CORRECTED
+    current._history_user = corrected_by
+    current._change_reason = reason
+    # Only these columns: the extraction worker may be writing its progress on the same row.
+    current.save(update_fields=[*(f.removesuffix("_id") for f in changed), "site_source"])
+    return current
 
 
 def _plausible_frequency(value: float | None) -> float | None:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/", pages.clip_detail, name="detail"),
     path("<int:pk>/progress/", pages.clip_progress, name="progress"),
     path("<int:pk>/spacing/", pages.clip_spacing, name="spacing"),
+    path("<int:pk>/site/", pages.clip_site, name="site"),
     path("<int:pk>/retry/", pages.clip_retry, name="retry"),
     path("<int:pk>/annotate/", pages.clip_annotate, name="annotate"),
     path("<int:pk>/assign/", pages.clip_assign, name="assign"),

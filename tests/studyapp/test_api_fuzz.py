@@ -34,7 +34,8 @@ def _real_ids(hand) -> dict[str, int]:
     return {"participants": hand.participant_id, "hands": hand.pk, "eps-exams": hand.exam.pk,
             "csa-measurements": hand.csa.pk, "clips": hand.clip.pk, "annotations": hand.roi.pk,
             "outlines": hand.outline.pk, "splits": hand.split.pk, "experiments": hand.experiment.pk,
-            "models": hand.run.pk, "explanation-jobs": hand.job.pk, "frame-explanations": hand.explanation.pk}
+            "models": hand.run.pk, "explanation-jobs": hand.job.pk, "frame-explanations": hand.explanation.pk,
+            "sites": hand.site.pk}
 
 
 def _fuzz(operation, *, mode, token, path_parameters, app, log):

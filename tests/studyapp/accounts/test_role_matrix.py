@@ -18,7 +18,9 @@ UPLOAD = {"coordinator", "annotator", "admin"}
 ANNOTATE = {"annotator", "admin"}
 RESULTS = {"coordinator", "pi", "admin"}  # explanations: read by PI and coordinator, never by annotators
 PI_ONLY = {"pi", "admin"}
+SITE_CORRECT = {"coordinator", "pi", "admin"}  # a clip's site and scanner, corrected with a reason
 PLACEHOLDER = SimpleNamespace(pk=1, participant_id=1, clip=SimpleNamespace(pk=1), frame=SimpleNamespace(pk=1),
+                              site=SimpleNamespace(pk=1),
                               exam=SimpleNamespace(pk=1), experiment=SimpleNamespace(pk=1),
                               run=SimpleNamespace(pk=1), job=SimpleNamespace(pk=1), explanation=SimpleNamespace(pk=1),
                               split=SimpleNamespace(pk=1), roi=SimpleNamespace(pk=1), outline=SimpleNamespace(pk=1),
@@ -49,6 +51,9 @@ def hand(tmp_path, monkeypatch):
     hand.csa = cohort_services.csa_measurement_create(hand=hand, csa_mm2=9.0, measured_on="2026-03-01")
     _explanation_objects(hand)
     hand.split = hand.experiment.split
+    from studyapp.sites import services as site_services
+
+    hand.site = site_services.site_create(code="matrix", name="Matrix site")
     return hand
 
 
@@ -116,6 +121,15 @@ API = [
     ("post", lambda h: f"/api/clips/{h.clip.pk}/retry-extraction/", lambda r: {}, UPLOAD),
     ("post", lambda h: f"/api/clips/{h.clip.pk}/propagate/", lambda r: {}, ANNOTATE),
     ("post", lambda h: f"/api/clips/{h.clip.pk}/confirm-all/", lambda r: {}, ANNOTATE),
+    ("post", lambda h: f"/api/clips/{h.clip.pk}/correct-site/", lambda r: {"site": None, "reason": f"by {r}"},
+     SITE_CORRECT),
+    # Sites: read by whoever uploads (to choose one), changed by the PI only.
+    ("get", lambda h: "/api/sites/", None, EVERYONE),
+    ("post", lambda h: "/api/sites/", lambda r: {"code": f"site-{r}", "name": r}, PI_ONLY),
+    ("get", lambda h: f"/api/sites/{h.site.pk}/", None, EVERYONE),
+    ("put", lambda h: f"/api/sites/{h.site.pk}/", lambda r: {"code": "matrix", "name": f"by {r}"}, PI_ONLY),
+    ("patch", lambda h: f"/api/sites/{h.site.pk}/", lambda r: {"notes": f"by {r}"}, PI_ONLY),
+    ("delete", lambda h: f"/api/sites/{h.site.pk}/", None, PI_ONLY),
     ("get", lambda h: "/api/annotations/", None, EVERYONE),
     ("post", lambda h: "/api/annotations/", lambda r: {"frame": "FRAME", "center_x": 80, "center_y": 60}, ANNOTATE),
     ("get", lambda h: f"/api/annotations/{h.roi.pk}/", None, EVERYONE),  # a blinded rater: their own only
@@ -230,6 +244,13 @@ WEB = [
     ("get", lambda h: f"/clips/{h.clip.pk}/", None, EVERYONE),
     ("get", lambda h: f"/clips/{h.clip.pk}/progress/", None, EVERYONE),
     ("post", lambda h: f"/clips/{h.clip.pk}/spacing/", {"pixel_spacing_mm": "0.2"}, UPLOAD),
+    ("post", lambda h: f"/clips/{h.clip.pk}/site/", {"site": "", "reason": "matrix"}, SITE_CORRECT),
+    ("get", lambda h: "/sites/", None, EVERYONE),
+    ("get", lambda h: "/sites/new/", None, PI_ONLY),
+    ("post", lambda h: "/sites/new/", {"code": "web-new", "name": "Web"}, PI_ONLY),
+    ("get", lambda h: f"/sites/{h.site.pk}/edit/", None, PI_ONLY),
+    ("post", lambda h: f"/sites/{h.site.pk}/edit/", {"code": "matrix", "name": "Edited", "version": ""}, PI_ONLY),
+    ("post", lambda h: f"/sites/{h.site.pk}/delete/", {}, PI_ONLY),
     ("post", lambda h: f"/clips/{h.clip.pk}/retry/", {}, UPLOAD),
     ("get", lambda h: f"/clips/{h.clip.pk}/annotate/", None, ANNOTATE),
     ("get", lambda h: f"/experiments/clips/{h.clip.pk}/predict/", None, {"pi", "admin"}),
