@@ -85,8 +85,8 @@ def demo_job_run(*, job_id: int, worker: str) -> str:
     with lease_kept(lease):
         try:
             created = demo_seed(n_hands=hands, seed=job.params.get("seed", 2022), awaiting_annotation=awaiting,
-                                prospective=prospective, explain_sample=True, progress=progress, resume_from=job.checkpoint,
-                                checkpoint=checkpoint)
+                                prospective=prospective, explain_sample=True, progress=progress,
+                                resume_from=job.checkpoint, checkpoint=checkpoint)
         except LeaseLost:
             return "taken over"
         except Exception as error:

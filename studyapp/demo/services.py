@@ -119,7 +119,8 @@ def _entries(plan: list[tuple[str, list[str]]], awaiting: int, prospective: int)
 
     entries = [_Entry(group, sides, "annotated", site(group)) for group, sides in plan]
     for kind, count in (("awaiting", awaiting), ("prospective", prospective)):
-        entries += [_Entry(group, None, kind, site(group)) for group in (("control", "cts")[k % 2] for k in range(count))]
+        groups = [("control", "cts")[k % 2] for k in range(count)]
+        entries += [_Entry(group, None, kind, site(group)) for group in groups]
     return entries
 
 
@@ -154,8 +155,8 @@ def demo_seed(*, n_hands: int = 100, seed: int = 2022, config: PhantomConfig = P
     if resume_from:
         start, done = resume_from["next"], resume_from["done"]
         rng.bit_generator.state = resume_from["rng"]
-    elif prospective:
-        _truth_write(truth_path, {})  # a fresh demo: no truth left over from an earlier one
+    elif truth_path.exists():
+        truth_path.unlink()  # a fresh demo: no truth left over from an earlier one
     today = timezone.localdate()
     with tempfile.TemporaryDirectory(prefix="cts-demo-") as tmp:
         for number, entry in enumerate(entries, start=1):
