@@ -22,6 +22,10 @@ Scene (image x grows towards the ulnar side, y grows with depth; isotropic pixel
     Speckle per look is Rayleigh (magnitude of a complex Gaussian field correlated by a small
     anisotropic blur: grain ~0.3 x 0.2 mm); two looks are compounded incoherently, as spatial
     compounding does on clinical scanners (set LOOKS = 1 for pure Rayleigh).
+  * Scanner: a `ScannerProfile` (mlworker/phantom/scanners.py) sets the machine's gain, dynamic range,
+    speckle grain, resolution, depth, noise floor and TGC slope; the default `PHANTOM_SCANNER` is the
+    image formation described above, bit for bit. The profile changes only how the scene is imaged,
+    never the scene or the random streams, so one seed gives the same hand through every scanner.
   * Motion: a probe slide moves the whole anatomy a few millimetres over the clip (2-4 mm, mostly
     lateral, with non-uniform speed and slight tremor); the nerve also glides relative to its
     neighbours (<= 0.6 mm) and deforms slightly (axes +-2-5 %, rotation +-1-4 deg). Speckle moves
@@ -53,9 +57,11 @@ Seeds
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from mlworker.phantom.scanners import PHANTOM_SCANNER, ScannerProfile
 
 GROUPS = ("control", "cts")
 CSA_REFERENCE_MM2 = {"control": (8.2, 2.4), "cts": (14.7, 5.3)}  # mean, SD
@@ -138,6 +144,7 @@ class PhantomClip:
     csa_mm2: np.ndarray  # (N,) area of each outline polygon in mm2
     params: NerveParams
     seed: int | None = None
+    profile: ScannerProfile = PHANTOM_SCANNER  # the scanner that imaged it
 
 
 @dataclass(frozen=True)
@@ -487,8 +494,11 @@ def _render_nerve(E: np.ndarray, scene: _Scene, params: NerveParams, config: Pha
 
 
 def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig(),
-                  params: NerveParams | None = None) -> PhantomClip:
-    """Render one seeded phantom clip of a 'control' or 'cts' hand with its ground truth."""
+                  params: NerveParams | None = None, profile: ScannerProfile = PHANTOM_SCANNER) -> PhantomClip:
+    """Render one seeded phantom clip of a 'control' or 'cts' hand, imaged by `profile`, with its ground truth.
+
+    A profile with a depth sets the pixel spacing (the frame keeps config's size in pixels).
+    """
     import cv2  # loaded where clips are drawn: the web process imports this module for its names
 
     _check_group(group)
@@ -499,6 +509,8 @@ def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig()
         params = sample_nerve_params(group, np.random.default_rng(ss_params))
     elif params.group != group:
         raise ValueError(f"params are for group {params.group!r} but group={group!r}; pass matching values")
+    if profile.depth_mm is not None:
+        config = replace(config, pixel_spacing_mm=profile.pixel_spacing_mm(config.height, config.pixel_spacing_mm))
     rng = np.random.default_rng(ss_scene)
     srng = np.random.default_rng(ss_speckle)
     scene = _build_scene(params, config, rng)
@@ -510,11 +522,19 @@ def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig()
 
     depth_mm = (np.arange(H, dtype=np.float32) * sp)[:, None]
     atten = (10 ** (-scene.atten_db_per_mm * depth_mm / 20)).astype(np.float32)
+    # The profile's receive gain and TGC slope amplify echoes and noise alike (skipped at 0 dB: bit-exact).
+    receive = None
+    if profile.gain_db or profile.tgc_db_per_mm:
+        receive = (profile.gain * 10 ** (profile.tgc_db_per_mm * depth_mm / 20)).astype(np.float32)
+    psf = None
+    if profile.psf_lateral_mm or profile.psf_axial_mm:
+        psf = (max(profile.psf_lateral_mm / sp, 1e-3), max(profile.psf_axial_mm / sp, 1e-3))
+    exponent = profile.compression_exponent
     gel_end, skin_w = int(round(0.6 / sp)), max(0.25 / sp, 1.0)
     skin = np.exp(-(((np.arange(H) - gel_end - skin_w) / skin_w) ** 2)).astype(np.float32)[:, None]
 
-    # Speckle grain ~0.3 mm lateral x 0.2 mm axial (18 MHz linear probe).
-    sx, sy = max(0.13 / sp, 0.35), max(0.09 / sp, 0.3)
+    # Speckle grain ~0.3 mm lateral x 0.2 mm axial by default (18 MHz linear probe).
+    sx, sy = max(profile.speckle_lateral_mm / sp, 0.35), max(profile.speckle_axial_mm / sp, 0.3)
 
     # Innovations are random crops of one correlated noise bank twice the frame size: drawing a
     # fresh field per frame would dominate the run time, and distinct crops are uncorrelated.
@@ -539,6 +559,8 @@ def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig()
         _render_nerve(E, scene, params, config, i)
         E[:gel_end] = 0.01
         E = np.maximum(E, 1.1 * skin)
+        if psf is not None:
+            E = cv2.GaussianBlur(E, (0, 0), sigmaX=psf[0], sigmaY=psf[1])
         if i > 0:
             dgx, dgy = scene.drift[i] - scene.drift[i - 1]
             mz = np.float32([[1, 0, -dgx], [0, 1, -dgy]])
@@ -547,8 +569,10 @@ def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig()
             z = rho * z / z.std() + math.sqrt(1 - rho * rho) * innovation()
         amp = np.sqrt(np.einsum("ijk,ijk->ij", z, z) / (2 * LOOKS))  # E[amp^2] = 1
         # Noise floor: the mirrored speckle field is a cheap stand-in for electronic noise.
-        env = E * amp * atten * scene.gain + 0.01 * amp[::-1]
-        img = 255.0 * np.power(np.clip(env / 1.3, 0, 1), 0.6)
+        env = E * amp * atten * scene.gain + profile.noise_floor * amp[::-1]
+        if receive is not None:
+            env = env * receive
+        img = 255.0 * np.power(np.clip(env / 1.3, 0, 1), exponent)
         frames[i] = img.astype(np.uint8)
 
         poly, center = _nerve_outline(scene, params, i)
@@ -557,4 +581,5 @@ def generate_clip(group: str, seed: int, config: PhantomConfig = PhantomConfig()
         centers[i] = center
         csa[i] = polygon_area(poly) * sp * sp
     return PhantomClip(frames=frames, pixel_spacing_mm=(sp, sp), fps=float(config.fps),
-                       outlines=outlines, centers=centers, csa_mm2=csa, params=params, seed=int(seed))
+                       outlines=outlines, centers=centers, csa_mm2=csa, params=params, seed=int(seed),
+                       profile=profile)

@@ -58,10 +58,18 @@ def _count_frames(path: Path) -> int:
         cap.release()
 
 
-def write_dicom(clip: PhantomClip, path: str | Path, *, manufacturer: str = "CTS-Study phantom",
-                model_name: str = "Phantom US", transducer: str = "L18-4", frequency_mhz: float = 18.0,
-                patient_id: str = "PHANTOM") -> Path:
-    """Write an Ultrasound Multi-frame Image (Part 10) with region calibration in cm; pseudonymous patient."""
+def write_dicom(clip: PhantomClip, path: str | Path, *, manufacturer: str | None = None,
+                model_name: str | None = None, institution_name: str | None = None, transducer: str | None = None,
+                frequency_mhz: float | None = None, patient_id: str = "PHANTOM") -> Path:
+    """Write an Ultrasound Multi-frame Image (Part 10) with region calibration in cm; pseudonymous patient.
+
+    The scanner's identity (Manufacturer, ManufacturerModelName, InstitutionName, transducer, frequency)
+    defaults to the clip's scanner profile; an argument overrides it. An empty institution is left out.
+    """
+    identity = clip.profile.dicom_identity()
+    given = {"manufacturer": manufacturer, "model_name": model_name, "institution_name": institution_name,
+             "transducer": transducer, "frequency_mhz": frequency_mhz}
+    identity.update({key: value for key, value in given.items() if value is not None})
     path = Path(path)
     n, h, w = clip.frames.shape
     row_mm, col_mm = clip.pixel_spacing_mm
@@ -95,9 +103,11 @@ def write_dicom(clip: PhantomClip, path: str | Path, *, manufacturer: str = "CTS
     ds.Modality = "US"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
-    ds.Manufacturer = manufacturer
-    ds.ManufacturerModelName = model_name
-    ds.TransducerData = transducer
+    ds.Manufacturer = identity["manufacturer"]
+    ds.ManufacturerModelName = identity["model_name"]
+    if identity["institution_name"]:
+        ds.InstitutionName = identity["institution_name"]
+    ds.TransducerData = identity["transducer"]
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.BodyPartExamined = "HAND"
     ds.LossyImageCompression = "00"
@@ -125,7 +135,7 @@ def write_dicom(clip: PhantomClip, path: str | Path, *, manufacturer: str = "CTS
     region.PhysicalDeltaY = float(row_mm) / 10.0
     region.ReferencePixelX0, region.ReferencePixelY0 = 0, 0
     region.ReferencePixelPhysicalValueX, region.ReferencePixelPhysicalValueY = 0.0, 0.0
-    region.TransducerFrequency = int(round(frequency_mhz * 1000))  # kHz
+    region.TransducerFrequency = int(round(float(identity["frequency_mhz"]) * 1000))  # kHz
     ds.SequenceOfUltrasoundRegions = DicomSequence([region])
 
     ds.PixelData = np.ascontiguousarray(clip.frames, dtype=np.uint8).tobytes()
@@ -149,6 +159,7 @@ def ground_truth(clip: PhantomClip) -> dict[str, Any]:
         "height": int(h),
         "fps": float(clip.fps),
         "pixel_spacing_mm": [float(v) for v in clip.pixel_spacing_mm],
+        "scanner_profile": dataclasses.asdict(clip.profile),
         "params": params,
         "frames": [
             {

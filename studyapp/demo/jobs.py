@@ -31,13 +31,16 @@ def demo_job_restartable(job: BackgroundJob | None) -> bool:
     return job is not None and (job.status == BackgroundJob.Status.FAILED or lease_expired(SEED_DEMO, job))
 
 
-def demo_job_queue(*, hands: int = 100, seed: int = 2022, awaiting: int | None = None) -> BackgroundJob:
+def demo_job_queue(*, hands: int = 100, seed: int = 2022, awaiting: int | None = None,
+                   prospective: int | None = None) -> BackgroundJob:
     """Queue the demo study for the worker (after commit); the job row carries its progress for the cohort page."""
-    from .services import DEMO_AWAITING  # the constant only; services itself loads on the worker
+    from .services import DEMO_AWAITING, DEMO_PROSPECTIVE  # the constants only; services loads on the worker
 
     awaiting = DEMO_AWAITING if awaiting is None else awaiting
-    job = BackgroundJob.objects.create(kind=KIND, params={"hands": hands, "seed": seed, "awaiting": awaiting},
-                                       total=hands + awaiting)
+    prospective = DEMO_PROSPECTIVE if prospective is None else prospective
+    job = BackgroundJob.objects.create(
+        kind=KIND, params={"hands": hands, "seed": seed, "awaiting": awaiting, "prospective": prospective},
+        total=hands + awaiting + prospective)
     queue_on_commit(SEED_DEMO, job.pk)
     return job
 
@@ -68,7 +71,8 @@ def demo_job_run(*, job_id: int, worker: str) -> str:
         return "not claimed"
     job = BackgroundJob.objects.get(pk=job_id)
     hands, awaiting = job.params.get("hands", 100), job.params.get("awaiting", 0)
-    lease.update(total=hands + awaiting)
+    prospective = job.params.get("prospective", 0)
+    lease.update(total=hands + awaiting + prospective)
 
     def progress(done: int, total: int) -> None:
         lease.update(done=done, total=total, message=f"{done} of {total} hands")
@@ -81,8 +85,8 @@ def demo_job_run(*, job_id: int, worker: str) -> str:
     with lease_kept(lease):
         try:
             created = demo_seed(n_hands=hands, seed=job.params.get("seed", 2022), awaiting_annotation=awaiting,
-                                explain_sample=True, progress=progress, resume_from=job.checkpoint,
-                                checkpoint=checkpoint)
+                                prospective=prospective, explain_sample=True, progress=progress,
+                                resume_from=job.checkpoint, checkpoint=checkpoint)
         except LeaseLost:
             return "taken over"
         except Exception as error:

@@ -17,5 +17,6 @@ def demo_start(request):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, "Seeding the demo study (100 phantom hands) in the background.")
+        messages.success(request, "Seeding the demo study (100 phantom hands at two simulated sites, and new "
+                                  "hands awaiting their EPS) in the background.")
     return redirect("cohort:hand-list")

@@ -147,7 +147,7 @@ def test_training_delivered_twice_runs_once_and_survives_its_worker_killed(worke
 @pytest.mark.django_db(transaction=True)
 def test_demo_seeding_killed_midway_is_finished_by_the_next_worker(workers):
     workers.start("demo-a")
-    call_command("seed_demo", "--hands", "4", "--awaiting", "1", "--background")
+    call_command("seed_demo", "--hands", "4", "--awaiting", "1", "--prospective", "0", "--background")
     job = BackgroundJob.objects.get(kind="seed_demo")
     _until(lambda: _row(BackgroundJob, job.pk).done >= 1, workers, 300)
     workers.kill("demo-a")
