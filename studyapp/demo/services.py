@@ -34,7 +34,6 @@ from studyapp.accounts.roles import ANNOTATOR
 from studyapp.annotations import services as annotation_services
 from studyapp.annotations.models import RoiAnnotation
 from studyapp.clips import services as clip_services
-from studyapp.clips.models import Clip
 from studyapp.cohort import services as cohort_services
 from studyapp.cohort.models import Hand, Participant
 from studyapp.sites.models import Site
@@ -256,35 +255,22 @@ def _seed_clip(hand, group, clip_seed, config, tmp: Path, rng, site: Site, profi
         hand=hand, csa_mm2=sample_manual_csa(float(np.mean(phantom.csa_mm2)), rng), measured_on=exam_date)
     # Half DICOM (spacing and scanner from the file), half mp4 (entered at upload), as sites export both.
     dicom = bool(hand.pk % 2)
-    if dicom:
+    if dicom:  # the upload reads site (by InstitutionName) and scanner from the header
         path = write_dicom(phantom, tmp / f"hand{hand.pk}.dcm", patient_id=hand.participant.study_code)
-        entered = {"pixel_spacing_mm": None, "scanner_model": "", "probe": "", "frequency_mhz": None}
+        entered = {"pixel_spacing_mm": None}
     else:
         path = write_video(phantom, tmp / f"hand{hand.pk}.mp4")
-        entered = {"pixel_spacing_mm": phantom.pixel_spacing_mm[1], "scanner_model": profile.model_name,
+        entered = {"pixel_spacing_mm": phantom.pixel_spacing_mm[1], "site": site,
+                   "scanner_manufacturer": profile.manufacturer, "scanner_model": profile.model_name,
                    "probe": profile.transducer, "frequency_mhz": profile.frequency_mhz}
     with path.open("rb") as handle:
         clip = clip_services.clip_upload(hand=hand, upload=File(handle, name=path.name), **entered,
                                          notes="Synthetic phantom clip (demo study).", queue_extraction=False)
     path.unlink()
-    _record_site(clip, site, profile, dicom=dicom)
+    if clip.site_id != site.pk:
+        raise RuntimeError(f"The demo's clip {clip.pk} was not assigned to {site.code} at upload.")
     clip_services.clip_extract_frames(clip_id=clip.pk)
     return clip, phantom
-
-
-def _record_site(clip: Clip, site: Site, profile: ScannerProfile, *, dicom: bool) -> None:
-    """The clip's site and scanner as an upload records them: read from a DICOM header, entered for a video.
-
-    Fields the upload already filled (from the file) are kept; the change is audited like any clip edit.
-    """
-    values = {"site": site, "site_source": Clip.SiteSource.DICOM if dicom else Clip.SiteSource.ENTERED,
-              "scanner_manufacturer": profile.manufacturer, "scanner_model": profile.model_name,
-              "institution_name": profile.institution_name if dicom else ""}
-    changed = [name for name, value in values.items() if value and not getattr(clip, name)]
-    for name in changed:
-        setattr(clip, name, values[name])
-    if changed:
-        clip.save(update_fields=changed)
 
 
 def _truth_read(path: Path) -> dict:
