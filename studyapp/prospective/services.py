@@ -52,7 +52,7 @@ def prospective_model_freeze(*, run: TrainingRun, frozen_by, reason: str = "") -
     if not run.evaluation or run.evaluation.get("threshold") is None:
         raise _invalid("run", "This run has no test evaluation, so it has no threshold to predict at.",
                        "no_threshold")
-    active = ProspectiveModel.objects.select_for_update().filter(superseded_by__isnull=True).first()
+    active = ProspectiveModel.objects.select_for_update(of=("self",)).filter(superseded_by__isnull=True).first()
     if active is not None and active.run_id == run.pk:
         raise _invalid("run", "This model is already the study's prospective model.", "already_active")
     if active is not None and not reason.strip():
