@@ -62,3 +62,53 @@ def pi(db):
 @pytest.fixture
 def frozen(pi):
     return services.prospective_model_freeze(run=registered_run(), frozen_by=pi)
+
+
+def _ci(estimate):
+    return {"estimate": estimate, "low": None if estimate is None else max(0.0, estimate - 0.1),
+            "high": None if estimate is None else min(1.0, estimate + 0.1)}
+
+
+@pytest.fixture
+def prospective_stats(monkeypatch):
+    """mlworker.stats.prospective and the figures, or, until the statistics helper's branch is merged, a tiny
+    double with their signatures (point estimates from mlworker.stats; the CIs are placeholders)."""
+    import importlib
+    import sys
+    import types
+
+    try:
+        importlib.import_module("mlworker.stats.prospective")
+        importlib.import_module("studyapp.dashboards.prospective_figures")
+        return False
+    except ModuleNotFoundError:
+        pass
+    import numpy as np
+
+    def summary(y_true, y_prob, *, threshold, level=0.95):
+        y, p = np.asarray(y_true), np.asarray(y_prob)
+        pred = p >= threshold
+        sens = float(pred[y == 1].mean()) if (y == 1).any() else None
+        spec = float((~pred[y == 0]).mean()) if (y == 0).any() else None
+        return {"n": len(y), "n_pos": int(y.sum()), "n_neg": int((1 - y).sum()), "sensitivity": _ci(sens),
+                "specificity": _ci(spec), "accuracy": _ci(float((pred == y).mean())), "auc": None,
+                "brier": float(np.mean((p - y) ** 2)), "reliability_bins": [], "calibration_slope": None,
+                "calibration_intercept": None}
+
+    def needed(*, target_width, sensitivity, specificity, prevalence, level=0.95, metric="both"):
+        positives = int(np.ceil(4 * 1.96 ** 2 * sensitivity * (1 - sensitivity) / target_width ** 2))
+        total = int(np.ceil(positives / prevalence))
+        return {"total": total, "positives": positives, "negatives": total - positives}
+
+    def curve(y_true, y_prob, times, *, threshold, level=0.95):
+        return [{"n": i + 1, "time": t} for i, t in enumerate(times)]
+
+    stats = types.ModuleType("mlworker.stats.prospective")
+    stats.prospective_summary, stats.cases_needed, stats.accrual_curve = summary, needed, curve
+    figures = types.ModuleType("studyapp.dashboards.prospective_figures")
+    figures.accrual_figure = lambda accrual: {"data": [{"type": "scatter", "y": [c["n"] for c in accrual]}],
+                                              "layout": {"title": {"text": "Accrual"}}}
+    figures.calibration_figure = lambda summary: {"data": [], "layout": {"title": {"text": "Calibration"}}}
+    monkeypatch.setitem(sys.modules, "mlworker.stats.prospective", stats)
+    monkeypatch.setitem(sys.modules, "studyapp.dashboards.prospective_figures", figures)
+    return True
