@@ -10,7 +10,7 @@ from studyapp.accounts.permissions import has_perms
 
 from . import selectors, services
 from .models import ProspectiveModel
-from .serializers import (DashboardQuerySerializer, FreezeSerializer, PredictionSerializer,
+from .serializers import (ProspectiveDashboardQuerySerializer, ProspectiveFreezeSerializer, ProspectivePredictionSerializer,
                           ProspectiveModelSerializer)
 
 
@@ -24,10 +24,10 @@ class ProspectiveModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             return [has_perms("prospective.freeze_prospectivemodel")()]
         return super().get_permissions()
 
-    @extend_schema(request=FreezeSerializer, responses={201: ProspectiveModelSerializer})
+    @extend_schema(request=ProspectiveFreezeSerializer, responses={201: ProspectiveModelSerializer})
     def create(self, request):
         """Freeze a registered model as the study's prospective model (retiring the active one, with a reason)."""
-        body = FreezeSerializer(data=request.data)
+        body = ProspectiveFreezeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         model = services.prospective_model_freeze(frozen_by=request.user, **body.validated_data)
         return Response(ProspectiveModelSerializer(model).data, status=status.HTTP_201_CREATED)
@@ -38,11 +38,11 @@ class PredictionListView(APIView):
 
     permission_classes = [has_perms("prospective.view_prospectiveprediction")]
 
-    @extend_schema(parameters=[OpenApiParameter("model", int)], responses={200: PredictionSerializer(many=True)})
+    @extend_schema(parameters=[OpenApiParameter("model", int)], responses={200: ProspectivePredictionSerializer(many=True)})
     def get(self, request):
         model = request.query_params.get("model")
         model = ProspectiveModel.objects.filter(pk=model).first() if model and model.isdigit() else None
-        return Response(PredictionSerializer(selectors.predictions_for(user=request.user, model=model),
+        return Response(ProspectivePredictionSerializer(selectors.predictions_for(user=request.user, model=model),
                                              many=True).data)
 
 
@@ -51,9 +51,9 @@ class DashboardView(APIView):
 
     permission_classes = [has_perms("prospective.view_prospectiveoutcome")]
 
-    @extend_schema(parameters=[DashboardQuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[ProspectiveDashboardQuerySerializer], responses={200: dict})
     def get(self, request):
-        query = DashboardQuerySerializer(data=request.query_params)
+        query = ProspectiveDashboardQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         model = query.validated_data.get("model") or services.prospective_model_active()
         if model is None:

@@ -20,12 +20,12 @@ class ProspectiveModelSerializer(serializers.ModelSerializer):
         return not model.superseded_by.exists()
 
 
-class FreezeSerializer(serializers.Serializer):
+class ProspectiveFreezeSerializer(serializers.Serializer):
     run = serializers.PrimaryKeyRelatedField(queryset=TrainingRun.objects.all())
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class OutcomeSerializer(serializers.Serializer):
+class ProspectiveOutcomeSerializer(serializers.Serializer):
     label = serializers.IntegerField()
     group = serializers.CharField()
     eps_exam = serializers.IntegerField()
@@ -35,7 +35,7 @@ class OutcomeSerializer(serializers.Serializer):
     exclusion = serializers.CharField()
 
 
-class PredictionSerializer(serializers.Serializer):
+class ProspectivePredictionSerializer(serializers.Serializer):
     """A prospective prediction as its reader may see it: probability and label are null while sealed."""
 
     id = serializers.IntegerField()
@@ -50,10 +50,10 @@ class PredictionSerializer(serializers.Serializer):
     weights_sha256 = serializers.CharField()
     probability = serializers.FloatField(allow_null=True)
     predicted_label = serializers.IntegerField(allow_null=True)
-    outcome = OutcomeSerializer(allow_null=True)
+    outcome = ProspectiveOutcomeSerializer(allow_null=True)
 
 
-class DashboardQuerySerializer(serializers.Serializer):
+class ProspectiveDashboardQuerySerializer(serializers.Serializer):
     model = serializers.PrimaryKeyRelatedField(queryset=ProspectiveModel.objects.all(), required=False)
     target_width = serializers.FloatField(min_value=0.01, max_value=1.0, default=0.2)
     level = serializers.FloatField(min_value=0.5, max_value=0.999, default=0.95)
