@@ -67,9 +67,20 @@ def prospective_model_freeze(*, run: TrainingRun, frozen_by, reason: str = "") -
     except IntegrityError:  # another freeze retired the same model first
         raise ValidationError(ProspectiveModel._meta.constraints[0].violation_error_message,
                               code="prospective_model_active") from None
-    for hand in prospective_hands_eligible(model=model):
-        prospective_predict_queue(model=model, hand=hand)
+    prospective_queue_pending(model=model)
     return model
+
+
+def prospective_queue_pending(*, model: ProspectiveModel | None = None) -> int:
+    """Queue the prediction of every eligible hand (at the freeze; after a bulk import or the demo's seeding,
+    which write ROIs without the annotation services' hook). Returns how many hands were queued."""
+    model = model or prospective_model_active()
+    if model is None:
+        return 0
+    hands = prospective_hands_eligible(model=model)
+    for hand in hands:
+        prospective_predict_queue(model=model, hand=hand)
+    return len(hands)
 
 
 def prospective_hands_eligible(*, model: ProspectiveModel, hand_ids=None) -> list[Hand]:

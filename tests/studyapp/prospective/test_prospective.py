@@ -232,3 +232,17 @@ def test_two_eps_saved_at_once_score_the_prediction_once(tmp_path):
     assert errors == []
     assert EpsExam.objects.filter(hand=hand).count() == 2
     assert ProspectiveOutcome.objects.count() == 1
+
+
+def test_hands_annotated_in_bulk_are_queued_by_queue_pending(frozen, tmp_path):
+    """ROIs written without the annotation services (the demo's seeding, an import) miss the hook."""
+    from studyapp.annotations.models import RoiAnnotation
+
+    hand = pending_hand(tmp_path, code="BULK", annotated=False)
+    rater = UserFactory(username="bulk-rater", role="annotator")
+    RoiAnnotation.objects.bulk_create([RoiAnnotation(frame=f, annotator=rater, x=10, y=10, w=60, h=60,
+                                                     status="confirmed") for f in hand.clip.frames.all()])
+    assert _jobs() == []
+    assert services.prospective_queue_pending() == 1 and _jobs() == [hand.pk]
+    store(frozen, hand)
+    assert services.prospective_queue_pending() == 0
