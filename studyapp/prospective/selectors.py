@@ -72,10 +72,12 @@ def exclusions(model: ProspectiveModel) -> dict:
                     .select_related("prediction__hand__participant")):
         entry = reasons.setdefault(outcome.exclusion, {"label": outcome.get_exclusion_display(), "hands": []})
         entry["hands"].append(str(outcome.prediction.hand))
-    # Hands whose first EPS came after the freeze but before any prediction of them (ROIs confirmed too late).
+    # Included hands with a clip whose first EPS came after the freeze but before any prediction of them (their
+    # ROIs were confirmed too late, or the worker had not stored it yet).
     first_eps = EpsExam.history.filter(hand_id=OuterRef("pk")).order_by("history_date").values("history_date")[:1]
-    late = (Hand.objects.annotate(first_eps=first_eps).filter(first_eps__gt=model.frozen_at)
-            .exclude(prospective_predictions__model=model).select_related("participant"))
+    late = (Hand.objects.filter(exclusion_reason="", clips__isnull=False).annotate(first_eps=first_eps)
+            .filter(first_eps__gt=model.frozen_at).exclude(prospective_predictions__model=model)
+            .select_related("participant").distinct())
     if late:
         reasons["eps_without_prediction"] = {"label": "EPS entered before the hand was predicted",
                                              "hands": [str(hand) for hand in late]}
