@@ -246,3 +246,48 @@ def test_hands_annotated_in_bulk_are_queued_by_queue_pending(frozen, tmp_path):
     assert services.prospective_queue_pending() == 1 and _jobs() == [hand.pk]
     store(frozen, hand)
     assert services.prospective_queue_pending() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prediction_racing_the_eps_is_either_refused_or_stored_first_and_scored(tmp_path):
+    """The worker's store and the coordinator's EPS lock the hand: never a prediction stored after an EPS it
+    doesn't see, never one left unscored by an EPS that committed after it."""
+    pi = UserFactory(username="pi-race2", role="pi")
+    model = services.prospective_model_freeze(run=registered_run("race2"), frozen_by=pi)
+    for attempt in range(3):
+        hand = pending_hand(tmp_path, code=f"DUEL{attempt}")
+        barrier, errors = threading.Barrier(2), []
+
+        def run(work):
+            try:
+                barrier.wait()
+                work()
+            except ValidationError as error:
+                errors.append(error.error_dict["hand"][0].code)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run, args=(work,)) for work in
+                   (lambda: store(model, hand), lambda: enter_eps(hand, EPS_CTS))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        prediction = ProspectivePrediction.objects.filter(hand=hand).first()
+        if prediction is None:
+            assert errors == ["eps_recorded"]
+        else:
+            assert errors == [] and prediction.outcome.label == 1
+            assert prediction.outcome.included == (prediction.created_at < prediction.outcome.eps_first_entered_at)
+
+
+def test_the_roi_hook_costs_one_query_while_no_model_is_frozen(tmp_path, django_assert_num_queries):
+    from studyapp.annotations import services as annotation_services
+
+    hand = pending_hand(tmp_path, code="COST", annotated=False)
+    frame = hand.clip.frames.first()
+    rater = UserFactory(username="cost-rater", role="annotator")
+    roi = annotation_services.roi_save(frame=frame, annotator=rater, center_x=80, center_y=60)
+    with django_assert_num_queries(1):
+        services.prospective_clip_annotated(clip_id=frame.clip_id)
+    assert annotation_services.roi_set_status(roi=roi, status="confirmed", expected_version=1).version == 2
