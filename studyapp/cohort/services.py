@@ -79,18 +79,18 @@ def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, hi
         "staged_dml_threshold_ms": thresholds.dml_ms,
         "staged_sncv_threshold_m_s": thresholds.sncv_m_s,
     }
-    if not all(getattr(hand, name) == value for name, value in derived.items()):
-        derived["staged_at"] = timezone.now()
-        for name, value in derived.items():
-            setattr(hand, name, value)
-            setattr(given, name, value)  # the caller's copy shows the new stage too
-        if history_user is not None:
-            hand._history_user = history_user
-        # Derived values are not an edit of the hand: its version stays, so a coordinator's form is not stale.
-        hand.save(update_fields=list(derived))
-    # A blinded prospective prediction is scored by the hand's first EPS, under this lock (imported here: the
-    # prospective app reads the cohort).
-    from studyapp.prospective.services import prospective_hand_staged
+    if all(getattr(hand, name) == value for name, value in derived.items()):
+        return hand
+    derived["staged_at"] = timezone.now()
+    for name, value in derived.items():
+        setattr(hand, name, value)
+        setattr(given, name, value)  # the caller's copy shows the new stage too
+    if history_user is not None:
+        hand._history_user = history_user
+    # Derived values are not an edit of the hand: its version stays, so a coordinator's form is not stale.
+    hand.save(update_fields=list(derived))
+    # A blinded prospective prediction is scored by the EPS that first stages its hand, under this lock.
+    from studyapp.prospective.services import prospective_hand_staged  # it reads the cohort: imported late
 
     prospective_hand_staged(hand=hand)
     return hand

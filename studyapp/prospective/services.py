@@ -169,8 +169,8 @@ def exclusion_of(*, prediction: ProspectivePrediction, eps_first) -> str:
 
 @transaction.atomic
 def prospective_hand_staged(*, hand: Hand) -> None:
-    """Hook of cohort.services.hand_restage (the hand is locked): score its predictions on the first EPS that
-    stages it control or CTS; a later change of its EPS or group is recorded, never rescored."""
+    """Hook of cohort.services.hand_restage when the hand's stage or group changed (the hand is locked): score its
+    predictions on the first EPS that stages it control or CTS; a later change is recorded, never rescored."""
     predictions = list(ProspectivePrediction.objects.filter(hand_id=hand.pk).select_related("model"))
     if not predictions:
         return
