@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studyapp.annotations.services import ANCHORS
+from studyapp.clips.models import Clip, Frame
 from studyapp.cohort.models import EpsExam, Hand
 from studyapp.experiments import datasets
 from studyapp.experiments.models import TrainingRun
@@ -115,7 +117,10 @@ def prospective_clip_annotated(*, clip_id: int) -> None:
     model = prospective_model_active()
     if model is None:
         return
-    hand_id = datasets.Clip.objects.filter(pk=clip_id).values_list("hand_id", flat=True).first()
+    # While annotation goes on, a frame with no confirmed ROI by anyone settles it in one query.
+    if Frame.objects.filter(clip_id=clip_id).exclude(rois__status__in=ANCHORS).exists():
+        return
+    hand_id = Clip.objects.filter(pk=clip_id).values_list("hand_id", flat=True).first()
     for hand in prospective_hands_eligible(model=model, hand_ids=[hand_id]):
         prospective_predict_queue(model=model, hand=hand)
 

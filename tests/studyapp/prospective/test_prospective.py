@@ -291,3 +291,16 @@ def test_the_roi_hook_costs_one_query_while_no_model_is_frozen(tmp_path, django_
     with django_assert_num_queries(1):
         services.prospective_clip_annotated(clip_id=frame.clip_id)
     assert annotation_services.roi_set_status(roi=roi, status="confirmed", expected_version=1).version == 2
+
+
+def test_the_roi_hook_costs_two_queries_while_a_frame_has_no_confirmed_roi(frozen, tmp_path,
+                                                                           django_assert_num_queries):
+    from studyapp.annotations import services as annotation_services
+
+    hand = pending_hand(tmp_path, code="COST2", annotated=False)
+    frame = hand.clip.frames.first()
+    annotation_services.roi_save(frame=frame, annotator=UserFactory(username="cost2", role="annotator"),
+                                 center_x=80, center_y=60, status="confirmed")
+    with django_assert_num_queries(2):
+        services.prospective_clip_annotated(clip_id=frame.clip_id)
+    assert _jobs() == []
