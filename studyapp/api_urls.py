@@ -13,6 +13,7 @@ from studyapp.experiments import api as experiments_api
 from studyapp.explanations import api as explanations_api
 from studyapp.ops import api as ops_api
 from studyapp.sites import api as sites_api
+from studyapp.prospective import api as prospective_api
 
 # ReDoc starts itself with an inline script and renders in a blob: worker: its page alone allows both.
 redoc_view = csp_override(SpectacularRedocView.as_view(url_name="schema"), "; ".join((
@@ -27,12 +28,15 @@ annotations_api.register(router)
 experiments_api.register(router)
 explanations_api.register(router)
 sites_api.register(router)
+prospective_api.register(router)
 
 urlpatterns = [
     path("cohort/flow/", cohort_api.CohortFlowView.as_view(), name="cohort-flow"),
     path("cohort/restage/", cohort_api.RestageView.as_view(), name="cohort-restage"),
     path("agreement/", annotations_api.AgreementView.as_view(), name="agreement"),
     path("explanation-summaries/", explanations_api.ExplanationSummaryView.as_view(), name="explanation-summaries"),
+    path("prospective/predictions/", prospective_api.PredictionListView.as_view(), name="prospective-predictions"),
+    path("prospective/dashboard/", prospective_api.DashboardView.as_view(), name="prospective-dashboard"),
     path("health/", ops_api.HealthView.as_view(), name="health"),
     path("jobs/<int:pk>/", ops_api.BackgroundJobView.as_view(), name="backgroundjob-detail"),
     path("ops/ping-worker/", ops_api.WorkerPingView.as_view(), name="ping-worker"),

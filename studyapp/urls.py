@@ -16,6 +16,7 @@ urlpatterns = [
     path("experiments/", include("studyapp.experiments.urls")),
     path("explanations/", include("studyapp.explanations.urls")),
     path("dashboards/", include("studyapp.dashboards.urls")),
+    path("prospective/", include("studyapp.prospective.urls")),
     path("reports/", include("studyapp.reports.urls")),
     path("api/", include("studyapp.api_urls")),
 ]

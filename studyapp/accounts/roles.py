@@ -36,6 +36,12 @@ ADJUDICATE = {"annotations.adjudicate"}
 # Worker host names and the manual ping: for whoever looks after background work (training is the PI's).
 WORKER_STATUS = {"ops.view_workerheartbeat"}
 
+# Prospective predictions stay sealed for everyone until the hand's EPS is entered (prospective.selectors); then
+# the coordinator who entered it and the PI may read them. Freezing the model and the dashboard are the PI's.
+PROSPECTIVE_RESULTS = {"prospective.view_prospectiveprediction"}
+PROSPECTIVE_PI = {"prospective.view_prospectivemodel", "prospective.freeze_prospectivemodel",
+                  "prospective.view_prospectiveoutcome"}
+
 # Fields hidden from a role without the permission that reveals them, everywhere the API could show them: the
 # output, and the filters, ordering and search (a filter on a hidden field reveals it as surely as showing it).
 # Names are model fields and the filters derived from them (`included` is the eligibility of `exclusion_reason`).
@@ -53,7 +59,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     COORDINATOR: (_crud("cohort", *COHORT_MODELS) | CLIP_UPLOAD | CLIP_ASSIGN
                   | _view("annotations", *ANNOTATION_MODELS)
                   | {"cohort.view_demographics", "protocol.view_studysettings"} | DIAGNOSIS | ALL_RATERS
-                  | EXPLANATION_VIEW | SITE_VIEW | SITE_CORRECT),
+                  | EXPLANATION_VIEW | SITE_VIEW | SITE_CORRECT | PROSPECTIVE_RESULTS),
     # Annotators see what annotation needs: hands and their own measurements, never demographics or diagnosis.
     ANNOTATOR: (_view("cohort", "participant", "hand", "csameasurement") | CLIP_UPLOAD
                 | _crud("annotations", *ANNOTATION_MODELS) | {"protocol.view_studysettings"} | SITE_VIEW),
@@ -66,7 +72,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
             "experiments.add_split", "experiments.delete_split", "experiments.lock_split",
             "experiments.add_experiment", "experiments.launch_experiment"}
          | DIAGNOSIS | ALL_RATERS | ADJUDICATE | WORKER_STATUS
-         | EXPLANATION_VIEW | {"explanations.add_explanationjob", "explanations.change_explanationjob"}),
+         | EXPLANATION_VIEW | {"explanations.add_explanationjob", "explanations.change_explanationjob"}
+         | PROSPECTIVE_RESULTS | PROSPECTIVE_PI),
 }
 
 

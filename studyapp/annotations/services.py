@@ -49,6 +49,13 @@ def roi_box(*, frame: Frame, center_x: float, center_y: float) -> tuple[int, int
         raise ValidationError({"center_x": ValidationError(str(error), code="crop_outside")}) from None
 
 
+def _annotated(clip_id: int) -> None:
+    """A hand whose ROIs are now all confirmed gets its blinded prospective prediction (when a model is frozen)."""
+    from studyapp.prospective.services import prospective_clip_annotated  # it reads annotations: imported late
+
+    prospective_clip_annotated(clip_id=clip_id)
+
+
 @transaction.atomic
 def roi_save(*, frame: Frame, annotator, center_x: float, center_y: float, status: str = RoiAnnotation.Status.KEYFRAME,
              expected_version: int | None = None, method: str = RoiAnnotation.Method.MANUAL) -> RoiAnnotation:
@@ -65,8 +72,10 @@ def roi_save(*, frame: Frame, annotator, center_x: float, center_y: float, statu
             raise StaleVersion(None)
         try:
             with transaction.atomic():  # a savepoint: the rest of the transaction survives a lost race
-                return RoiAnnotation.objects.create(frame=frame, annotator=annotator, x=x, y=y, w=w, h=h,
-                                                    status=status, method=method)
+                created = RoiAnnotation.objects.create(frame=frame, annotator=annotator, x=x, y=y, w=w, h=h,
+                                                       status=status, method=method)
+            _annotated(frame.clip_id)
+            return created
         except IntegrityError:
             # The same annotator's other request (a second tab, a double click) created it first.
             raced = RoiAnnotation.objects.filter(frame=frame, annotator=annotator).first()
@@ -79,6 +88,7 @@ def roi_save(*, frame: Frame, annotator, center_x: float, center_y: float, statu
     current.status, current.method, current.score = status, method, None
     current.version += 1
     current.save()
+    _annotated(frame.clip_id)
     return current
 
 
@@ -90,6 +100,7 @@ def roi_set_status(*, roi: RoiAnnotation, status: str, expected_version: int) ->
     current.status = status
     current.version += 1
     current.save()
+    _annotated(current.frame.clip_id)
     return current
 
 
@@ -133,6 +144,7 @@ def roi_confirm_all(*, clip: Clip, annotator) -> int:
         roi.version += 1
         roi.save()
         confirmed += 1
+    _annotated(clip.pk)
     return confirmed
 
 

@@ -89,6 +89,10 @@ def hand_restage(*, hand: Hand, thresholds: staging.Thresholds | None = None, hi
         hand._history_user = history_user
     # Derived values are not an edit of the hand: its version stays, so a coordinator's form is not stale.
     hand.save(update_fields=list(derived))
+    # A blinded prospective prediction is scored by the EPS that first stages its hand, under this lock.
+    from studyapp.prospective.services import prospective_hand_staged  # it reads the cohort: imported late
+
+    prospective_hand_staged(hand=hand)
     return hand
 
 

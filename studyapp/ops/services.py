@@ -29,9 +29,10 @@ def job_kinds() -> list:
     from studyapp.explanations.services import EXPLANATION
     from studyapp.annotations.services import PROPAGATION
     from studyapp.experiments.prediction_jobs import PREDICTION
+    from studyapp.prospective.jobs import PROSPECTIVE_PREDICTION
     from studyapp.reports.services import REPORT
 
-    return [EXTRACTION, TRAINING, EXPLANATION, SEED_DEMO, REPORT, PROPAGATION, PREDICTION]
+    return [EXTRACTION, TRAINING, EXPLANATION, SEED_DEMO, REPORT, PROPAGATION, PREDICTION, PROSPECTIVE_PREDICTION]
 
 
 def jobs_requeue_expired() -> dict[str, list[int]]:

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "studyapp.annotations",
     "studyapp.demo",
     "studyapp.experiments",
+    "studyapp.prospective",
     "studyapp.explanations",
     "studyapp.dashboards",
     "studyapp.reports",

@@ -166,6 +166,13 @@ API = [
     ("get", lambda h: "/api/frame-explanations/", None, RESULTS),
     ("get", lambda h: f"/api/frame-explanations/{h.explanation.pk}/", None, RESULTS),
     ("get", lambda h: f"/api/explanation-summaries/?experiment={h.experiment.pk}", None, RESULTS),
+    # Prospective prediction: the PI freezes the model and reads the dashboard; predictions (sealed until the
+    # hand's EPS is entered: tests/studyapp/prospective/test_blinding.py) are read by the PI and the coordinator.
+    ("get", lambda h: "/api/prospective/models/", None, PI_ONLY),
+    ("post", lambda h: "/api/prospective/models/", lambda r: {"run": "RUN"}, PI_ONLY),
+    ("get", lambda h: "/api/prospective/models/1/", None, PI_ONLY),
+    ("get", lambda h: "/api/prospective/predictions/", None, RESULTS),
+    ("get", lambda h: "/api/prospective/dashboard/", None, PI_ONLY),
 ]
 
 
@@ -260,6 +267,9 @@ WEB = [
     ("post", lambda h: f"/experiments/splits/{h.split.pk}/lock/", {}, PI_ONLY),
     ("post", lambda h: f"/experiments/runs/{h.run.pk}/cancel/", {}, PI_ONLY),
     ("post", lambda h: "/demo/seed/", {"confirm": ""}, PI_ONLY),
+    ("get", lambda h: "/prospective/", None, PI_ONLY),
+    ("get", lambda h: "/prospective/models/1/", None, PI_ONLY),
+    ("post", lambda h: "/prospective/freeze/", {"run": ""}, PI_ONLY),
     ("get", lambda h: f"/explanations/experiments/{h.experiment.pk}/", None, RESULTS),
     ("get", lambda h: f"/explanations/frames/{h.explanation.pk}/crop/", None, RESULTS),
     ("post", lambda h: f"/explanations/runs/{h.run.pk}/explain/", {}, PI_ONLY),

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProspectiveConfig(AppConfig):
+    name = "studyapp.prospective"
+    verbose_name = "Prospective prediction"
