@@ -162,10 +162,12 @@ def splits_verify(splits: list[Split]) -> dict[int, list[str]]:
     problems: dict[int, list] = {split.pk: ["The split is not locked."] for split in splits if not split.is_locked}
     if not locked:
         return problems
-    members: dict[int, list[tuple[Hand, str]]] = {split.pk: [] for split in locked}
-    for member in SplitMember.objects.filter(split__in=locked).select_related("hand"):
-        members[member.split_id].append((member.hand, member.subset))
-    member_ids = {pk: [(hand.pk, subset) for hand, subset in rows] for pk, rows in members.items()}
+    member_ids: dict[int, list[tuple[int, str]]] = {split.pk: [] for split in locked}
+    for split_id, hand_id, subset in SplitMember.objects.filter(split__in=locked).values_list(
+            "split_id", "hand_id", "subset"):
+        member_ids[split_id].append((hand_id, subset))
+    # Taken before any row the manifest is built from is read, so a fingerprint recorded after a full
+    # comparison never describes newer data than the comparison saw.
     fingerprints = _inputs_fingerprints(member_ids)
     recorded = {pk: (inputs, manifest) for pk, inputs, manifest in SplitFingerprint.objects.filter(
         split__in=locked).values_list("split_id", "inputs_sha256", "manifest_hash")}
@@ -176,7 +178,7 @@ def splits_verify(splits: list[Split]) -> dict[int, list[str]]:
         else:
             stale.append(split)
     if stale:
-        problems.update(_compare_in_full(stale, members, member_ids, fingerprints))
+        problems.update(_compare_in_full(stale, member_ids, fingerprints))
     changed = {h for rows in problems.values() for h in rows if isinstance(h, int)}
     names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")} \
         if changed else {}
@@ -191,10 +193,12 @@ def _inputs_fingerprints(members: dict[int, list[tuple[int, str]]]) -> dict[int,
     return {pk: datasets.inputs_fingerprint(rows, hands, named) for pk, rows in members.items()}
 
 
-def _compare_in_full(splits: list[Split], members: dict[int, list[tuple[Hand, str]]],
-                     member_ids: dict[int, list[tuple[int, str]]], fingerprints: dict[int, str]) -> dict[int, list]:
+def _compare_in_full(splits: list[Split], member_ids: dict[int, list[tuple[int, str]]],
+                     fingerprints: dict[int, str]) -> dict[int, list]:
     """Each split's changed hands (ids) or NotReady reason, from its manifest built again from the data."""
-    annotations = datasets.load_annotations(hand.pk for split in splits for hand, _ in members[split.pk])
+    hands = Hand.objects.in_bulk([hand for split in splits for hand, _ in member_ids[split.pk]])
+    members = {split.pk: [(hands[hand], subset) for hand, subset in member_ids[split.pk]] for split in splits}
+    annotations = datasets.load_annotations(hands)
     problems: dict[int, list] = {}
     unchanged: dict[int, list[dict]] = {}
     for split in splits:

@@ -174,14 +174,14 @@ def test_data_outside_the_split_leave_its_fingerprint_as_it_was(small_study, req
     assert services.split_verify(locked) == []
 
 
-def test_a_write_while_the_manifest_is_built_is_not_recorded_as_checked(locked, monkeypatch):
+@pytest.mark.parametrize("write", ["roi moved", "hand relabelled"])
+def test_a_write_while_the_manifest_is_built_is_not_recorded_as_checked(locked, monkeypatch, write):
     SplitFingerprint.objects.filter(split=locked).delete()  # as for a split locked before fingerprints
-    _, _, _, roi = _member(locked)
     load = datasets.load_annotations
 
     def load_then_write(hand_ids):
         loaded = load(hand_ids)
-        RoiAnnotation.objects.filter(pk=roi.pk).update(x=roi.x + 1)  # lands after the rows were read
+        CHANGES[write](locked)  # lands after the hands and their rows were read
         return loaded
 
     monkeypatch.setattr(datasets, "load_annotations", load_then_write)
