@@ -218,6 +218,10 @@ def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | 
 # Bump FINGERPRINT_VERSION whenever the manifest reads another column: fingerprints of the older rule then
 # no longer match, and the full comparison runs (and records the new fingerprint) once.
 FINGERPRINT_VERSION = 1
+# The entry fields the fingerprint covers (with the columns they come from, in _fingerprint_sql); a test
+# fails when manifest entries carry another, until its column is hashed too.
+FINGERPRINTED_ENTRY_KEYS = frozenset({"hand", "participant", "clip", "clip_sha256", "frame", "index", "image",
+                                      "image_sha256", "box", "annotator", "label", "subset"})
 
 
 def _fingerprint_sql() -> str:

@@ -60,6 +60,13 @@ def test_an_unchanged_split_is_answered_from_the_fingerprint_alone(locked, api_f
     assert page.status_code == 200 and f"({len(locked.manifest)} crops)" in page.content.decode()
 
 
+def test_the_fingerprint_covers_every_field_of_the_manifest(locked):
+    for entry in locked.manifest:
+        assert set(entry) == datasets.FINGERPRINTED_ENTRY_KEYS, (
+            "manifest entries changed: hash the new field's columns in datasets._fingerprint_sql, add a change "
+            "of it to CHANGES below and bump datasets.FINGERPRINT_VERSION")
+
+
 def _second_rater_on(frames, *, dx=5):
     """Another rater's confirmed ROIs (boxes shifted by dx) on these frames."""
     other = UserFactory(username="second-rater", role="annotator")
