@@ -11,7 +11,8 @@ folder). The clip is 30 s at 30 fps, 800 x 600, mp4v; the study takes 100 evenly
   files, record the outcome. Between rounds its frames (rows and files) are removed, so each round does
   all of that work.
 - the same task's pure part, extract_frames (default encoder threads), shows what storage and rows cost;
-  the same with every PNG encoded on the decoding thread shows what the parallel encoders win.
+  the same with every PNG encoded on the decoding thread shows what the parallel encoders win, and the
+  task's reader alone (open, validate, decode; no PNG) shows what the encoding adds to the decoding.
 All are timed in one run, interleaved, best of --reps, as wall time (the goal) and as CPU time of the
 process (all threads: FFmpeg decodes on threads of its own, the encoders on theirs). CPU time is not
 inflated by other processes, and floor/task in CPU is what the wall ratio comes to when every core is
@@ -107,6 +108,13 @@ def pure_extraction(path: Path, n: int) -> int:
         return sum(len(f.png) > 0 for f in extract_frames(reader, n))
 
 
+def decode_only(path: Path, n: int) -> int:
+    """Open, validate and decode the n frames with the task's own reader, encoding nothing: the task's decoding
+    beside the floor's, and what the PNG encoding adds on top of it."""
+    with open_clip(path) as reader:
+        return sum(frame.size > 0 for frame, _ in reader.read(evenly_spaced_indices(reader.info.frame_count, n)))
+
+
 def serial_extraction(path: Path, n: int) -> int:
     """The same frames, each PNG-encoded on the decoding thread: what extraction costs without encoder threads."""
     with open_clip(path) as reader:
@@ -178,6 +186,7 @@ def main() -> int:
             "task": task,
             "pure": lambda: pure_extraction(path, args.frames),
             "serial": lambda: serial_extraction(path, args.frames),
+            "decode": lambda: decode_only(path, args.frames),
         }, before={"task": reset})
         load_after = os.getloadavg()[0]
     finally:
@@ -187,7 +196,8 @@ def main() -> int:
     rows = [(f"floor: grab to the last wanted, retrieve {args.frames}", "floor"),
             (f"task: clip_extract_frames ({len(queries)} queries)", "task"),
             (f"  extract_frames alone ({default_encoders()} encoder threads)", "pure"),
-            ("  the same, PNG on the decoding thread", "serial")]
+            ("  the same, PNG on the decoding thread", "serial"),
+            ("  its reader alone: open and decode, no PNG", "decode")]
     print(f"load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs")
     print(f"{'':<48} {'wall s':>7} {'CPU s':>7}   floor/x: {'wall':>5} {'CPU':>5}")
     for label, key in rows:

@@ -7,7 +7,9 @@ explained by Grad-CAM on 5 frames per test hand (as the demo study does); the te
 are written with bulk_create (tests/factories.bulk_cohort, locked_split_with_experiment,
 tests/experiment_factories.explain_run): the pages read rows, not pixels.
 Server time is the Django test client's request in this process (no network), the median of `--repeat`
-requests after one warm-up; "split create" is a POST to /api/splits/ (a new split each time). The dashboards
+requests after one warm-up; "split create" is a POST to /api/splits/ (a new split each time). A locked split
+is checked by a fingerprint of its inputs; the cost of that beside rebuilding the manifest (what a check
+falls back to after a change) is printed too. The dashboards
 of bench/bench_dashboards.py (cohort, annotation, agreement) are timed there. Goals: under 300 ms at study
 scale, the same number of queries at both scales.
 """
@@ -79,6 +81,27 @@ def measure(client: Client, method: str, url: str, repeat: int) -> tuple[float, 
     return statistics.median(times), n_queries, len(response.content)
 
 
+def check_costs(split, repeat: int) -> tuple[float, float]:
+    """Median ms of a split's input fingerprint (what a check costs now) and of rebuilding and hashing its
+    manifest from the data (what every check cost before fingerprints, and still costs after a change)."""
+    from studyapp.experiments import datasets, services
+
+    members = {split.pk: [(m.hand_id, m.subset) for m in split.members.all()]}
+    hands = [(m.hand, m.subset) for m in split.members.select_related("hand")]
+
+    def median_ms(job) -> float:
+        job()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            job()
+            times.append(1000 * (time.perf_counter() - start))
+        return statistics.median(times)
+
+    return (median_ms(lambda: services._inputs_fingerprints(members)),
+            median_ms(lambda: datasets.manifest_hash(datasets.manifest_for(hands))))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -96,7 +119,7 @@ def main() -> int:
         client = Client()
         client.force_login(pi)
         tenth = max(args.hands // 10, 2)
-        results = {}
+        results, checks = {}, {}
         for label, n_hands, prefix in (("tenth", tenth, "TENTH"), ("study", args.hands, "STUDY")):
             start = time.perf_counter()
             # The study scale adds hands to the tenth's, so the cohort then holds `args.hands` hands.
@@ -122,6 +145,7 @@ def main() -> int:
                 profile = cProfile.Profile()
                 profile.runcall(request, client, method, url.format(**ids))
                 pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            checks[label] = check_costs(split, args.repeat)
             print(f"built {label} scale ({n_hands} hands × {args.frames} frames, {len(annotators)} annotators, "
                   f"{len(MODELS)} models) in {built:.1f} s")
         print(f"\n{'page':<17} {'tenth ms':>9} {'study ms':>9} {'ratio':>6} {'queries tenth':>14} "
@@ -133,6 +157,10 @@ def main() -> int:
             print(f"{name:<17} {t_small:>9.1f} {t_large:>9.1f} {t_large / t_small:>6.2f} {q_small:>14} "
                   f"{q_large:>14} {size / 1024:>9.1f}{flag}")
             ok &= not flag
+        print("\nchecking a locked split: the fingerprint of its inputs (one query) against rebuilding its manifest")
+        for label, (fingerprint_ms, rebuild_ms) in checks.items():
+            print(f"  {label:<6} fingerprint {fingerprint_ms:7.1f} ms   rebuild and hash {rebuild_ms:7.1f} ms   "
+                  f"ratio {rebuild_ms / fingerprint_ms:5.1f}")
         print(f"\ngoal: every page under {GOAL_MS:.0f} ms at study scale, the same queries at both scales: "
               f"{'met' if ok else 'NOT met'}")
         return 0 if ok else 1

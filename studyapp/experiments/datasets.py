@@ -6,11 +6,15 @@ each clip); on a frame the PI adjudicated, the kept rater's ROI or the PI's thir
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
+
+from django.db import connection
 
 from studyapp.annotations.models import RoiAdjudication, RoiAnnotation
 from studyapp.annotations.services import ANCHORS
@@ -75,8 +79,30 @@ def primary_rois(clip: Clip) -> dict[int, RoiAnnotation]:
     return _adjudicated(rois, primary, adjudications)
 
 
+@contextmanager
+def _many_records() -> Iterator[None]:
+    """Pause the cycle collector while tens of thousands of small records are built.
+
+    Every 700 new containers start a collection, and the older generations' pauses scan the whole heap: at
+    study scale (10,000 frames, 20,000 ROIs) that was about half of reading them. Reference counting still
+    frees these records; the collector runs again at its next threshold after the block.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _entries(hand: Hand, clips: list[Clip], rois_of_clip) -> list[dict]:
     """Manifest entries of a hand from its clips (frames loaded) and `rois_of_clip(clip)` -> {frame id: ROI}."""
+    with _many_records():
+        return _built_entries(hand, clips, rois_of_clip)
+
+
+def _built_entries(hand: Hand, clips: list[Clip], rois_of_clip) -> list[dict]:
     if not clips:
         raise NotReady("no clip uploaded")
     entries = []
@@ -121,7 +147,11 @@ def load_annotations(hand_ids) -> Annotations:
     """
     # Rows are read as values, not model instances: at study scale (10,000 frames, 20,000 ROIs) building the
     # instances took seconds. The records carry the attributes _entries and _adjudicated read.
-    hand_ids = sorted(set(hand_ids))
+    with _many_records():
+        return _loaded_annotations(sorted(set(hand_ids)))
+
+
+def _loaded_annotations(hand_ids: list[int]) -> Annotations:
     frames: dict[int, list[SimpleNamespace]] = {}
     frame_by_id: dict[int, SimpleNamespace] = {}
     for row in Frame.objects.filter(clip__hand_id__in=hand_ids).values("pk", "clip_id", "index", "image", "sha256"):
@@ -171,10 +201,97 @@ def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | 
     """
     annotations = annotations or load_annotations(hand.pk for hand, _ in members)
     entries = []
-    for hand, subset in sorted(members, key=lambda m: m[0].pk):
-        label = hand_label(hand)
-        entries += [{**entry, "label": label, "subset": subset} for entry in loaded_hand_entries(hand, annotations)]
+    with _many_records():
+        for hand, subset in sorted(members, key=lambda m: m[0].pk):
+            label = hand_label(hand)
+            entries += [{**entry, "label": label, "subset": subset}
+                        for entry in loaded_hand_entries(hand, annotations)]
     return entries
+
+
+# --- input fingerprints ------------------------------------------------------------------------------------
+# What the manifest of a set of hands is built from, read above: the hands (participant, group, exclusion), their
+# clips (which clips, SHA-256, extraction status), the clips' frames (id, index, image name, SHA-256), the
+# confirmed ROIs of every rater (the primary rater is the one with most of them unless the study names one), the
+# PI's adjudications and the named primary rater. A hand's fingerprint hashes all of these rows in the
+# database; equal fingerprints mean equal inputs and so an equal manifest, without building 10,000 entries.
+# Bump FINGERPRINT_VERSION whenever the manifest reads another column: fingerprints of the older rule then
+# no longer match, and the full comparison runs (and records the new fingerprint) once.
+FINGERPRINT_VERSION = 1
+# The entry fields the fingerprint covers (with the columns they come from, in _fingerprint_sql); a test
+# fails when manifest entries carry another, until its column is hashed too.
+FINGERPRINTED_ENTRY_KEYS = frozenset({"hand", "participant", "clip", "clip_sha256", "frame", "index", "image",
+                                      "image_sha256", "box", "annotator", "label", "subset"})
+
+
+def _fingerprint_sql() -> str:
+    hand, clip, frame = Hand._meta.db_table, Clip._meta.db_table, Frame._meta.db_table
+    roi, decision = RoiAnnotation._meta.db_table, RoiAdjudication._meta.db_table
+    # A row's text form quotes what needs it and writes NULL apart from '', an array's quotes its rows:
+    # the text of an aggregate is an unambiguous serialisation of its rows.
+    return f"""
+    WITH clips AS (
+        SELECT c.hand_id, array_agg(ROW(c.id, c.sha256, c.extraction_status) ORDER BY c.id)::text AS rows
+        FROM {clip} c WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
+    frames AS (
+        SELECT c.hand_id, array_agg(ROW(f.id, f.clip_id, f.index, f.image, f.sha256) ORDER BY f.id)::text AS rows
+        FROM {frame} f JOIN {clip} c ON c.id = f.clip_id WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
+    rois AS (
+        SELECT c.hand_id, array_agg(ROW(r.id, r.frame_id, r.annotator_id, r.x, r.y, r.w, r.h) ORDER BY r.id)::text
+               AS rows
+        FROM {roi} r JOIN {frame} f ON f.id = r.frame_id JOIN {clip} c ON c.id = f.clip_id
+        WHERE c.hand_id = ANY(%(hands)s) AND r.status = ANY(%(anchors)s) GROUP BY c.hand_id),
+    decisions AS (
+        SELECT c.hand_id, array_agg(ROW(a.id, a.frame_id, a.chosen_annotator_id, a.x, a.y, a.w, a.h)
+                                    ORDER BY a.id)::text AS rows
+        FROM {decision} a JOIN {frame} f ON f.id = a.frame_id JOIN {clip} c ON c.id = f.clip_id
+        WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id)
+    SELECT h.id, encode(sha256(convert_to(ROW(h.id, h.participant_id, h."group", h.exclusion_reason,
+                                              clips.rows, frames.rows, rois.rows, decisions.rows)::text, 'UTF8')), 'hex')
+    FROM {hand} h
+    LEFT JOIN clips ON clips.hand_id = h.id LEFT JOIN frames ON frames.hand_id = h.id
+    LEFT JOIN rois ON rois.hand_id = h.id LEFT JOIN decisions ON decisions.hand_id = h.id
+    WHERE h.id = ANY(%(hands)s)"""
+
+
+def hand_fingerprints(hand_ids) -> dict[int, str]:
+    """Per hand, the SHA-256 of every row its manifest entries are built from, in one query for any number of hands.
+
+    A hand that no longer exists is absent from the answer.
+    """
+    hand_ids = sorted(set(hand_ids))
+    if not hand_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_fingerprint_sql(), {"hands": hand_ids, "anchors": [str(status) for status in ANCHORS]})
+        return dict(cursor.fetchall())
+
+
+def inputs_fingerprint(members: list[tuple[int, str]], hands: dict[int, str], named: int | None) -> str:
+    """The fingerprint of a split's inputs: its members (hand id, subset), their hands' fingerprints
+    (hand_fingerprints) and the named primary rater (`_named_primary()`).
+
+    Equal fingerprints mean the split's manifest_for gives the same entries (or the same NotReady reason).
+    """
+    canonical = json.dumps({"version": FINGERPRINT_VERSION, "named_primary": named,
+                            "members": sorted([hand, subset, hands.get(hand)] for hand, subset in members)},
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def named_primary() -> int | None:
+    """The primary rater the study names, if it names one (None: the rater with most ROIs, per clip)."""
+    return _named_primary()
+
+
+def manifest_hands(entries: list[dict]) -> list[dict]:
+    """Per hand of a manifest, what launch estimates and counts need: {hand, participant, label, subset, entries}."""
+    hands: dict[int, dict] = {}
+    for entry in entries:
+        row = hands.setdefault(entry["hand"], {"hand": entry["hand"], "participant": entry["participant"],
+                                               "label": entry["label"], "subset": entry["subset"], "entries": 0})
+        row["entries"] += 1
+    return list(hands.values())
 
 
 def manifest_hash(entries: list[dict]) -> str:

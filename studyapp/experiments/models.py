@@ -133,6 +133,27 @@ class SplitMember(models.Model):
         return super().delete(*args, **kwargs)
 
 
+class SplitFingerprint(models.Model):
+    """What checking a locked split needs without rebuilding nor decoding its manifest.
+
+    `inputs_sha256` is the fingerprint of the split's inputs (datasets.inputs_fingerprint) taken when the data
+    were last found to give exactly the locked manifest (at the lock, or at a check that compared in full): the
+    same fingerprint now means the same manifest. `hands` summarises the locked manifest per hand (participant,
+    label, subset, number of entries) for launch estimates and counts.
+    """
+
+    split = models.OneToOneField(Split, on_delete=models.CASCADE, primary_key=True, related_name="fingerprint")
+    manifest_hash = models.CharField(max_length=64, help_text="The locked manifest this was checked against.")
+    inputs_sha256 = models.CharField(max_length=64)
+    entries = models.PositiveIntegerField(help_text="Entries (frames) of the locked manifest.")
+    hands = models.JSONField(default=list, help_text="[{hand, participant, label, subset, entries}]")
+    checked_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"inputs of {self.split_id}: {self.inputs_sha256[:12]}"
+
+
 class Experiment(models.Model):
     """One launch of the study's models on a locked split; the comparison between them lives here."""
 

@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from mlworker.ml.constants import MODEL_LABELS
 
-from . import services
+from . import datasets, services
 from .estimates import Measured, duration, training_estimate
 from .models import Experiment, Split, TrainingRun
 from .weights import imagenet_weights_status
@@ -22,6 +22,19 @@ def split_rows(*, limit: int = 50) -> list[dict]:
     # Every locked split is checked in a fixed number of queries, whatever its number of hands.
     problems = services.splits_verify([split for split in splits if split.is_locked])
     return [{"split": split, "counts": counts[split.pk], "problems": problems.get(split.pk, [])} for split in splits]
+
+
+def manifest_summary(split: Split) -> dict:
+    """{entries, hands: [{hand, participant, label, subset, entries}]} of a split's locked manifest.
+
+    Read from the split's recorded fingerprint (written at the lock and by checks) when there is one; a split
+    locked before fingerprints existed has its manifest decoded instead, until its first check records one.
+    """
+    recorded = services.split_fingerprint(split)
+    if recorded is not None:
+        return {"entries": recorded.entries, "hands": recorded.hands}
+    entries = split.manifest or []
+    return {"entries": len(entries), "hands": datasets.manifest_hands(entries)}
 
 
 def run_predictions(run: TrainingRun) -> list[dict]:
@@ -52,15 +65,15 @@ def launch_estimates(split: Split, *, models: list[str], epochs: int, input_size
 
     Each permuted-label control trains every chosen model once more, as long as the real run.
     """
-    fit_set, val_set, _ = services.fit_val_test(split.manifest or [], seed=seed)
+    fit_crops, val_crops, _ = services.fit_val_test_sizes(manifest_summary(split)["hands"], seed=seed)
     rows = []
     for model_name in models:
-        estimate = training_estimate(model_name=model_name, crops=len(fit_set), epochs=epochs,
+        estimate = training_estimate(model_name=model_name, crops=fit_crops, epochs=epochs,
                                      input_size=input_size, measured=_measured(model_name, input_size))
         rows.append({"model": model_name, "label": MODEL_LABELS[model_name], "duration": duration(estimate.seconds),
                      "seconds": estimate.seconds, "images_per_s": estimate.images_per_s, "source": estimate.source})
     total = sum(row["seconds"] for row in rows) * (1 + null_controls)
-    return {"rows": rows, "crops": len(fit_set), "val_crops": len(val_set), "epochs": epochs,
+    return {"rows": rows, "crops": fit_crops, "val_crops": val_crops, "epochs": epochs,
             "null_controls": null_controls, "total": duration(total) if rows else None}
 
 

@@ -28,7 +28,7 @@ from studyapp.common.jobs import JobKind, cancel_requested, queue_on_commit, req
 from studyapp.protocol.models import StudySettings
 
 from . import datasets
-from .models import Experiment, Split, SplitLocked, SplitMember, TrainingRun
+from .models import Experiment, Split, SplitFingerprint, SplitLocked, SplitMember, TrainingRun
 from .splitting import Candidate, NoValidationSplit, permuted_labels, plan_split, validation_hands
 from .weights import weights_file
 
@@ -126,6 +126,8 @@ def split_lock(*, split: Split, locked_by=None) -> Split:
     split = Split.objects.select_for_update().get(pk=split.pk)
     if split.is_locked:
         raise SplitLocked(split.pk)
+    # The inputs' fingerprint before the manifest is built: recorded only if it is the same once it is built.
+    fingerprint = _inputs_fingerprints({split.pk: [(m.hand_id, m.subset) for m in split.members.all()]})
     try:
         entries = _current_manifest(split)
     except datasets.NotReady as reason:
@@ -137,6 +139,8 @@ def split_lock(*, split: Split, locked_by=None) -> Split:
     split.manifest, split.manifest_hash = entries, datasets.manifest_hash(entries)
     split.status, split.locked_by, split.locked_at = Split.Status.LOCKED, locked_by, timezone.now()
     split.save()
+    _record_fingerprints([split], {split.pk: [(m.hand_id, m.subset) for m in split.members.all()]},
+                         {split.pk: entries}, before=fingerprint)
     return split
 
 
@@ -146,26 +150,93 @@ def split_verify(split: Split) -> list[str]:
 
 
 def splits_verify(splits: list[Split]) -> dict[int, list[str]]:
-    """split_verify of each split, in a fixed number of queries whatever the number of splits and hands."""
+    """split_verify of each split, in a fixed number of queries whatever the number of splits and hands.
+
+    A locked split whose inputs have the fingerprint recorded when they last gave exactly its manifest is
+    unchanged, known from one aggregate query (datasets.hand_fingerprints). Otherwise the manifest is built
+    again and compared with the locked one, which names the changed hands; when that finds no change (a change
+    that does not alter the manifest, such as another rater's ROI that leaves the primary rater as it was),
+    the new fingerprint is recorded so the next check is quick again.
+    """
     locked = [split for split in splits if split.is_locked]
-    members: dict[int, list[tuple[Hand, str]]] = {split.pk: [] for split in locked}
-    for member in SplitMember.objects.filter(split__in=locked).select_related("hand"):
-        members[member.split_id].append((member.hand, member.subset))
-    annotations = datasets.load_annotations(hand.pk for rows in members.values() for hand, _ in rows) if locked \
-        else None
     problems: dict[int, list] = {split.pk: ["The split is not locked."] for split in splits if not split.is_locked}
+    if not locked:
+        return problems
+    member_ids: dict[int, list[tuple[int, str]]] = {split.pk: [] for split in locked}
+    for split_id, hand_id, subset in SplitMember.objects.filter(split__in=locked).values_list(
+            "split_id", "hand_id", "subset"):
+        member_ids[split_id].append((hand_id, subset))
+    # Taken before any row the manifest is built from is read, so a fingerprint recorded after a full
+    # comparison never describes newer data than the comparison saw.
+    fingerprints = _inputs_fingerprints(member_ids)
+    recorded = {pk: (inputs, manifest) for pk, inputs, manifest in SplitFingerprint.objects.filter(
+        split__in=locked).values_list("split_id", "inputs_sha256", "manifest_hash")}
+    stale = []
     for split in locked:
+        if recorded.get(split.pk) == (fingerprints[split.pk], split.manifest_hash):
+            problems[split.pk] = []
+        else:
+            stale.append(split)
+    if stale:
+        problems.update(_compare_in_full(stale, member_ids, fingerprints))
+    changed = {h for rows in problems.values() for h in rows if isinstance(h, int)}
+    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")} \
+        if changed else {}
+    return {pk: [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked."
+                 if isinstance(h, int) else h for h in rows] for pk, rows in problems.items()}
+
+
+def _inputs_fingerprints(members: dict[int, list[tuple[int, str]]]) -> dict[int, str]:
+    """datasets.inputs_fingerprint of each split's members (split id -> [(hand id, subset)]), in two queries."""
+    hands = datasets.hand_fingerprints(hand for rows in members.values() for hand, _ in rows)
+    named = datasets.named_primary()
+    return {pk: datasets.inputs_fingerprint(rows, hands, named) for pk, rows in members.items()}
+
+
+def _compare_in_full(splits: list[Split], member_ids: dict[int, list[tuple[int, str]]],
+                     fingerprints: dict[int, str]) -> dict[int, list]:
+    """Each split's changed hands (ids) or NotReady reason, from its manifest built again from the data."""
+    hands = Hand.objects.in_bulk([hand for split in splits for hand, _ in member_ids[split.pk]])
+    members = {split.pk: [(hands[hand], subset) for hand, subset in member_ids[split.pk]] for split in splits}
+    annotations = datasets.load_annotations(hands)
+    problems: dict[int, list] = {}
+    unchanged: dict[int, list[dict]] = {}
+    for split in splits:
         try:
             current = datasets.manifest_for(members[split.pk], annotations=annotations)
         except datasets.NotReady as reason:
             problems[split.pk] = [f"A member hand is no longer ready: {reason}."]
             continue
         problems[split.pk] = _changed_hands(split, current)
-    changed = {h for rows in problems.values() for h in rows if isinstance(h, int)}
-    names = {h.pk: str(h) for h in Hand.objects.filter(pk__in=changed).select_related("participant")} \
-        if changed else {}
-    return {pk: [f"{names.get(h, h)}: label, frames or ROIs changed since the split was locked."
-                 if isinstance(h, int) else h for h in rows] for pk, rows in problems.items()}
+        if not problems[split.pk]:
+            unchanged[split.pk] = current
+    if unchanged:
+        same = [split for split in splits if split.pk in unchanged]
+        _record_fingerprints(same, {split.pk: member_ids[split.pk] for split in same}, unchanged,
+                             before=fingerprints)
+    return problems
+
+
+def _record_fingerprints(splits: list[Split], member_ids: dict[int, list[tuple[int, str]]],
+                         manifests: dict[int, list[dict]], *, before: dict[int, str]) -> None:
+    """Record the inputs' fingerprint of splits whose data were just found to give their locked manifest.
+
+    `before` is the fingerprint taken before the data were read; a split whose fingerprint differs after
+    (a write landed meanwhile) is not recorded, and its next check compares in full again.
+    """
+    after = _inputs_fingerprints(member_ids)
+    for split in splits:
+        if before.get(split.pk) != after[split.pk]:
+            continue
+        entries = manifests[split.pk]
+        SplitFingerprint.objects.update_or_create(split=split, defaults={
+            "manifest_hash": split.manifest_hash, "inputs_sha256": after[split.pk], "entries": len(entries),
+            "hands": datasets.manifest_hands(entries)})
+
+
+def split_fingerprint(split: Split) -> SplitFingerprint | None:
+    """The recorded fingerprint and per-hand summary of a locked split (None before its first full check)."""
+    return SplitFingerprint.objects.filter(split=split, manifest_hash=split.manifest_hash).first()
 
 
 def _changed_hands(split: Split, current: list[dict]) -> list[int]:
@@ -308,6 +379,17 @@ def fit_val_test(entries: list[dict], *, seed: int,
     return ([e for e in train_entries if e["hand"] not in val_hands],
             [e for e in train_entries if e["hand"] in val_hands],
             [e for e in entries if e["subset"] == "test"])
+
+
+def fit_val_test_sizes(hands: list[dict], *, seed: int) -> tuple[int, int, int]:
+    """The lengths of fit_val_test's three lists, from a manifest's per-hand summary (datasets.manifest_hands)
+    in manifest order, without its entries."""
+    train = [h for h in hands if h["subset"] == "train"]
+    val_hands = set(validation_hands([Candidate(h["hand"], h["participant"], "cts" if h["label"] else "control")
+                                      for h in train], fraction=VALIDATION_FRACTION, seed=seed))
+    return (sum(h["entries"] for h in train if h["hand"] not in val_hands),
+            sum(h["entries"] for h in train if h["hand"] in val_hands),
+            sum(h["entries"] for h in hands if h["subset"] == "test"))
 
 
 def code_version() -> str:

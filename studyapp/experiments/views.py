@@ -54,7 +54,8 @@ def split_lock(request, pk):
 @login_required
 @permission_required("experiments.view_split", raise_exception=True)
 def split_detail(request, pk):
-    split = get_object_or_404(Split, pk=pk)
+    # The manifest (megabytes at study scale) is read only to launch: the page shows its recorded summary.
+    split = get_object_or_404(Split.objects.defer("manifest"), pk=pk)
     form = LaunchForm(request.POST or None, initial={"name": f"{split} models"})
     if request.method == "POST":
         if not request.user.has_perm("experiments.launch_experiment"):
@@ -74,6 +75,7 @@ def split_detail(request, pk):
     problems = services.split_verify(split) if split.is_locked else []
     return render(request, "experiments/split.html", {
         "split": split, "counts": services.split_counts(split), "members": members, "problems": problems,
+        "entries": selectors.manifest_summary(split)["entries"] if split.is_locked else 0,
         "form": form, "weights": selectors.weights_availability(),
         "estimate": _estimate(split, form) if split.is_locked and not problems else None})
 
@@ -94,7 +96,7 @@ def _estimate(split: Split, form: LaunchForm) -> dict:
 @permission_required("experiments.view_split", raise_exception=True)
 def launch_estimate(request, pk):
     """The launch form's estimate for the settings being chosen (htmx, on every change of the form)."""
-    split = get_object_or_404(Split, pk=pk, status=Split.Status.LOCKED)
+    split = get_object_or_404(Split.objects.defer("manifest"), pk=pk, status=Split.Status.LOCKED)
     return render(request, "experiments/_estimate.html", {"estimate": _estimate(split, LaunchForm(request.GET))})
 
 
