@@ -45,8 +45,8 @@ def test_pi_freezes_a_model_and_reads_the_accrual(live_server, page, tmp_path):
     sealed_row = page.locator("#case-table tbody tr", has_text="B4")
     assert "sealed until EPS" in sealed_row.inner_text() and "0.773" not in page.content()
     assert "0.900" in page.locator("#case-table tbody tr", has_text="B1").inner_text()
-    wait_until(page, "document.querySelector('[data-figure=figure-accrual] .main-svg') !== null")
-    wait_until(page, "document.querySelector('[data-figure=figure-calibration] .main-svg') !== null")
+    wait_until(page, "document.querySelector('[data-figure=figure-prospective-accrual] .main-svg') !== null")
+    wait_until(page, "document.querySelector('[data-figure=figure-prospective-calibration] .main-svg') !== null")
     still = int(page.locator("#cases-still").inner_text())
 
     page.fill("#width-form input[name=target_width]", "0.4")

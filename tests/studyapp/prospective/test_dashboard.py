@@ -70,7 +70,7 @@ def test_the_api_and_the_page_answer_with_the_chosen_width(accrued, api_for, cli
     client.force_login(users["pi"])
     page = client.get("/prospective/?target_width=0.1")
     assert page.status_code == 200 and page.context["dashboard"]["needed"] == narrow["needed"] | {}
-    assert b'id="cases-still"' in page.content and b'data-figure="figure-accrual"' in page.content
+    assert b'id="cases-still"' in page.content and b'data-figure="figure-prospective-accrual"' in page.content
     assert client.get("/prospective/?target_width=abc").status_code == 400
 
 
