@@ -130,7 +130,8 @@ def load_annotations(hand_ids) -> Annotations:
         frames.setdefault(row["clip_id"], []).append(frame)
         frame_by_id[row["pk"]] = frame
     clips: dict[int, list] = {}
-    for row in Clip.objects.filter(hand_id__in=hand_ids).values("pk", "hand_id", "sha256", "extraction_status"):
+    for row in Clip.objects.filter(hand_id__in=hand_ids).values("pk", "hand_id", "sha256", "extraction_status",
+                                                                 "site__code", "scanner_manufacturer", "scanner_model"):
         clips.setdefault(row["hand_id"], []).append(_clip_record(row, frames.get(row["pk"], [])))
     confirmed: dict[int, list] = {}
     for row in RoiAnnotation.objects.filter(frame__clip__hand_id__in=hand_ids, status__in=ANCHORS).order_by(
@@ -153,6 +154,8 @@ def load_annotations(hand_ids) -> Annotations:
 def _clip_record(row: dict, frames: list) -> SimpleNamespace:
     status = row["extraction_status"]
     return SimpleNamespace(pk=row["pk"], hand_id=row["hand_id"], sha256=row["sha256"], extraction_status=status,
+                           site=row["site__code"] or "",
+                           scanner=scanner_name(row["scanner_manufacturer"], row["scanner_model"]),
                            get_extraction_status_display=lambda: Clip.Extraction(status).label,
                            frames=SimpleNamespace(all=lambda: frames))
 
@@ -163,18 +166,38 @@ def loaded_hand_entries(hand: Hand, annotations: Annotations) -> list[dict]:
     return _entries(hand, clips.get(hand.pk, []), rois_of_clip)
 
 
-def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | None = None) -> list[dict]:
+def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | None = None,
+                 domains: bool = False) -> list[dict]:
     """The dataset a split implies: (hand, frame, crop box, label, subset) for every member frame.
 
+    With `domains` (external splits) each entry also records its clip's site and scanner, so a later
+    correction of either shows as a change of the locked data.
     A fixed number of queries for any number of hands (load_annotations), none when `annotations` of the
     members' hands are given, so the experiments page can check every locked split.
     """
     annotations = annotations or load_annotations(hand.pk for hand, _ in members)
+    clip_domains = {clip.pk: {"site": clip.site, "scanner": clip.scanner}
+                    for clips in annotations[0].values() for clip in clips} if domains else {}
     entries = []
     for hand, subset in sorted(members, key=lambda m: m[0].pk):
         label = hand_label(hand)
-        entries += [{**entry, "label": label, "subset": subset} for entry in loaded_hand_entries(hand, annotations)]
+        entries += [{**entry, "label": label, "subset": subset, **clip_domains.get(entry["clip"], {})}
+                    for entry in loaded_hand_entries(hand, annotations)]
     return entries
+
+
+def scanner_name(manufacturer: str, model: str) -> str:
+    """A scanner as external splits name it: manufacturer and model ("" when neither is recorded)."""
+    return " ".join(part.strip() for part in (manufacturer, model) if part and part.strip())
+
+
+def hand_domains(hand_ids, *, domain: str) -> dict[int, tuple[str, ...]]:
+    """Each hand's clips' sites (codes) or scanners, one per clip, "" for a clip that records none (one query)."""
+    out: dict[int, list[str]] = {}
+    for hand_id, site, manufacturer, model in Clip.objects.filter(hand_id__in=list(hand_ids)).order_by("pk") \
+            .values_list("hand_id", "site__code", "scanner_manufacturer", "scanner_model"):
+        out.setdefault(hand_id, []).append((site or "") if domain == "site" else scanner_name(manufacturer, model))
+    return {hand: tuple(values) for hand, values in out.items()}
 
 
 def manifest_hash(entries: list[dict]) -> str:

@@ -3,7 +3,8 @@ from django import forms
 from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_LABELS, MODEL_NAMES
 
-from .services import MAX_NULL_CONTROLS
+from .models import Split
+from .services import MAX_NULL_CONTROLS, domain_choices
 
 
 class SplitForm(forms.Form):
@@ -12,6 +13,18 @@ class SplitForm(forms.Form):
     test_per_group = forms.IntegerField(min_value=1, initial=10, help_text="Test hands per group.")
     train_per_group = forms.IntegerField(min_value=1, initial=40, required=False,
                                          help_text="Training hands per group (empty: all remaining).")
+    kind = forms.ChoiceField(choices=Split.Kind.choices, initial=Split.Kind.INTERNAL,
+                             help_text="External: train and test internally on the chosen sites or scanners, and "
+                                       "test on every eligible hand of the others.")
+    domain = forms.ChoiceField(choices=Split.Domain.choices, required=False, label="External by")
+    train_domains = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                              label="Train on (sites or scanners)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["train_domains"].choices = [
+            (value, f"{domain} {value}") for domain in (Split.Domain.SITE, Split.Domain.SCANNER)
+            for value in domain_choices(domain)]
 
 
 class LaunchForm(forms.Form):
