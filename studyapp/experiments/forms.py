@@ -2,6 +2,7 @@ from django import forms
 
 from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_LABELS, MODEL_NAMES
+from mlworker.ml.normalise import SITE_NORMALISATIONS
 
 from .models import Split
 from .services import MAX_NULL_CONTROLS, domain_choices
@@ -39,9 +40,18 @@ class LaunchForm(forms.Form):
     input_size = forms.IntegerField(min_value=16, max_value=512, initial=224)
     seed = forms.IntegerField(min_value=0, initial=0)
     random_init = forms.BooleanField(required=False, label="Random initialisation (no ImageNet weights; recorded)")
+    site_normalisation = forms.ChoiceField(
+        choices=[(n, n.replace("_", " ")) for n in SITE_NORMALISATIONS], initial="none", required=False,
+        label="Per-site normalisation",
+        help_text="per site zscore: each site's crops standardised by its own mean and SD (training crops; an unseen "
+                  "site's own crops, no labels) onto the training crops' statistics. External splits only.")
     null_controls = forms.IntegerField(
         min_value=0, max_value=MAX_NULL_CONTROLS, initial=0, required=False, label="Permuted-label controls",
         help_text="Also train the same models this many times with the training labels shuffled across hands (a "
                   "negative control: their test AUCs show chance on this split). Each costs as much as the real run.")
 
-    HYPERPARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "early_stopping_patience", "input_size", "seed")
+    def clean_site_normalisation(self) -> str:
+        return self.cleaned_data["site_normalisation"] or "none"
+
+    HYPERPARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "early_stopping_patience", "input_size", "seed",
+                       "site_normalisation")

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_NAMES
+from mlworker.ml.normalise import SITE_NORMALISATIONS
 from studyapp.clips.models import Clip
 from studyapp.explanations.models import ExplanationJob
 
@@ -161,6 +162,9 @@ class HyperparametersSerializer(serializers.Serializer):
     augment = serializers.BooleanField(required=False)
     checkpoint_every = serializers.IntegerField(min_value=1, max_value=500, required=False,
                                                 help_text="Epochs between resumable checkpoints.")
+    site_normalisation = serializers.ChoiceField(
+        choices=list(SITE_NORMALISATIONS), required=False,
+        help_text="Per-site intensity normalisation of the crops (external splits, whose manifest records sites).")
 
 
 class ExperimentLaunchSerializer(serializers.Serializer):

@@ -291,6 +291,10 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
         raise _invalid("null_controls", f"Ask for 0 to {MAX_NULL_CONTROLS} permuted-label controls.",
                        "bad_null_controls")
     shared = {**DEFAULT_TRAIN, **(hyperparameters or {})}
+    if shared.get("site_normalisation", "none") != "none" and not split.is_external:
+        raise _invalid("site_normalisation", "Per-site normalisation needs the crops' sites, which only an external "
+                                             "split's manifest records; launch without it, or make an external split.",
+                       "normalisation_needs_sites")
     configs = {}
     for model_name in models:
         try:
