@@ -1,0 +1,73 @@
+"""A tiny training run on a two-site cohort: internal and external evaluations, and per-site normalisation."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from studyapp.experiments import services, training
+from tests.studyapp.experiments.conftest import TRAIN_FAST
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "queue_run", lambda run_id: None)
+
+
+@pytest.fixture
+def external_split(two_site_study):
+    return services.split_lock(split=services.split_create(
+        name="ext", seed=1, test_per_group=2, train_per_group=None, kind="external", domain="site",
+        train_domains=["A"]))
+
+
+def train(split, **hyperparameters):
+    experiment = services.experiment_launch(split=split, models=["squeezenet1_1"], random_init=True,
+                                            hyperparameters={**TRAIN_FAST, "epochs": 1, **hyperparameters})
+    run = experiment.runs.get()
+    assert training.run_train(run_id=run.pk, task_id="t", worker="w") == "done", run.error
+    run.refresh_from_db()
+    return run
+
+
+def test_a_run_on_an_external_split_is_evaluated_internally_and_externally(external_split, no_queue, tmp_path,
+                                                                         settings):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    run = train(external_split)
+    evaluation = run.evaluation
+    internal_hands = {e["hand"] for e in external_split.manifest if e["subset"] == "test"}
+    external_hands = {e["hand"] for e in external_split.manifest if e["subset"] == "external"}
+    assert set(evaluation["hand"]["hand_ids"]) == internal_hands
+    external = evaluation["external"]
+    assert set(external["hand"]["hand_ids"]) == external_hands and external["domains"] == ["B"]
+    assert external["threshold"] == evaluation["threshold"] == 0.5  # chosen as today, never on external hands
+    assert set(external["hand"]["ci"]["resampling_hands"]) >= {"auc", "recall", "specificity", "accuracy"}
+    assert external["frame"]["n"] == 6 * len(external_hands)
+    shift = external["shift"]
+    assert shift["n_internal"] == len(internal_hands) and shift["n_external"] == len(external_hands)
+    assert shift["auc"]["difference"] == pytest.approx(evaluation["hand"]["metrics"]["auc"]
+                                                       - external["hand"]["metrics"]["auc"])
+    assert run.predictions["hand_ids"] and set(run.predictions["hand_ids"]) == internal_hands
+    assert "normalisation" not in evaluation and run.config["site_normalisation"] == "none"
+
+
+def test_per_site_normalisation_is_recorded_and_fitted_on_training_crops_only(external_split, no_queue, tmp_path,
+                                                                            settings):
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    run = train(external_split, site_normalisation="per_site_zscore")
+    assert run.config["site_normalisation"] == "per_site_zscore"
+    record = run.evaluation["normalisation"]
+    assert record["method"] == "per_site_zscore"
+    assert record["sites"]["A"]["from"] == "fitting crops" and record["sites"]["A"]["n"] == record["reference"]["n"]
+    assert record["sites"]["B"]["from"] == "its own crops (no labels)"
+    assert record["sites"]["B"]["n"] == 6 * len({e["hand"] for e in external_split.manifest
+                                                 if e["subset"] == "external"})
+    assert "external" in run.evaluation
+
+
+def test_per_site_normalisation_needs_a_split_that_records_sites(two_site_study, no_queue):
+    split = services.split_lock(split=services.split_create(name="int", test_per_group=2))
+    with pytest.raises(ValidationError) as caught:
+        services.experiment_launch(split=split, models=["squeezenet1_1"], random_init=True,
+                                   hyperparameters={**TRAIN_FAST, "site_normalisation": "per_site_zscore"})
+    assert [e.code for e in caught.value.error_dict["site_normalisation"]] == ["normalisation_needs_sites"]
