@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bootstrap import BOOTSTRAP_METRICS, _check_n_boot, bootstrap_replicates
+from .evaluation import _finite
 from .metrics import binary_metrics
 
 __all__ = ["performance_shift"]
@@ -21,7 +22,8 @@ def performance_shift(internal_true, internal_score, external_true, external_sco
 
     `difference` is internal − external on all hands; its interval comes from `n_boot` replicate pairs, the
     internal set drawn as `bootstrap_replicates(..., seed=seed)` and the external as `seed + 1` (independent
-    streams). Replicates where a metric is undefined in either set (0/0) are left out and counted.
+    streams). Replicates where a metric is undefined in either set (0/0) are left out and counted; a bound
+    with no defined replicate is None (JSON has no NaN).
     """
     level = float(level)
     if not 0.0 < level < 1.0:
@@ -44,4 +46,4 @@ def performance_shift(internal_true, internal_score, external_true, external_sco
     result.update(kind="hands, each set resampled independently, stratified by class", n_boot=n_boot, seed=seed,
                   level=level, threshold=float(threshold), n_internal=int(np.size(internal_true)),
                   n_external=int(np.size(external_true)))
-    return result
+    return _finite(result)

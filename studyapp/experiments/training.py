@@ -24,9 +24,10 @@ from mlworker.ml import load_crops, load_trained, predict_proba, select_device
 from mlworker.ml.crop_cache import cache_file, cached_crop_images
 from mlworker.ml.finite import json_safe
 from mlworker.ml.normalise import normalise_by_site
-from mlworker.stats import evaluate_predictions, performance_shift
+from mlworker.stats import evaluate_predictions
 from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept
 from studyapp.common.storage import local_path
+from studyapp.dashboards.experiment_external import external_evaluation
 from studyapp.dashboards.experiment_selectors import hand_stages
 from studyapp.dashboards.experiment_summary import evaluation_summary
 
@@ -197,20 +198,11 @@ def _train(lease: Lease, run: TrainingRun) -> str:
 
 
 def _external_evaluation(model, crops: CropTensors, entries: list[dict], internal: dict, config: TrainConfig) -> dict:
-    """The external test hands scored at the internal evaluation's threshold (never tuned on them), with the
-    same metrics and CIs, and the internal − external difference of each metric at hand level."""
+    """The external test hands scored by the selected model and evaluated beside the internal ones."""
     probabilities = predict_proba(model, crops, device=select_device(config.device))
-    labels, hand_ids = [e["label"] for e in entries], [e["hand"] for e in entries]
-    threshold = internal["threshold"]
-    external = evaluate_predictions(labels, probabilities, hand_ids, threshold=threshold, seed=config.seed)
-    external["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
-                                               threshold=threshold)
-    external["domains"] = sorted({e.get("site", "") for e in entries} - {""})
-    external["scanners"] = sorted({e.get("scanner", "") for e in entries} - {""})
-    external["shift"] = performance_shift(internal["hand"]["labels"], internal["hand"]["probabilities"],
-                                          external["hand"]["labels"], external["hand"]["probabilities"],
-                                          threshold=threshold, seed=config.seed)
-    return external
+    hand_ids = [e["hand"] for e in entries]
+    return external_evaluation([e["label"] for e in entries], probabilities, hand_ids, internal=internal,
+                               entries=entries, stages=hand_stages(hand_ids), seed=config.seed)
 
 
 def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:

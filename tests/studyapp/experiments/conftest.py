@@ -19,27 +19,8 @@ def small_study(db):
     seed_small_study()
 
 
-def assign_two_sites(scanners=("Acme Sono 5", "Boreal UX 9")):
-    """Sites A and B (and one scanner each) on the study's clips: alternate participants of each group, so
-    both groups are at both sites and a participant's clips are all at one."""
-    from studyapp.clips.models import Clip
-    from studyapp.cohort.models import Hand
-    from studyapp.sites.models import Site
-
-    sites = [Site.objects.create(code=code, name=f"Hospital {code}") for code in ("A", "B")]
-    seen: dict[str, list[int]] = {}
-    for hand in Hand.objects.order_by("participant_id", "pk"):
-        participants = seen.setdefault(hand.group, [])
-        if hand.participant_id not in participants:
-            participants.append(hand.participant_id)
-    for participants in seen.values():
-        for i, participant in enumerate(participants):
-            manufacturer, model = scanners[i % 2].rsplit(" ", 1)
-            Clip.objects.filter(hand__participant_id=participant).update(
-                site=sites[i % 2], scanner_manufacturer=manufacturer, scanner_model=model)
-    return sites
-
-
 @pytest.fixture
 def two_site_study(small_study):
+    from tests.experiment_factories import assign_two_sites
+
     return assign_two_sites()
