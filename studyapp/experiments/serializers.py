@@ -93,6 +93,12 @@ def evaluation_summary(evaluation: dict | None) -> dict | None:
     for level in ("frame", "hand"):
         if isinstance(evaluation.get(level), dict):
             out[level] = {key: evaluation[level][key] for key in SUMMARY_KEYS if key in evaluation[level]}
+    external = evaluation.get("external")
+    if isinstance(external, dict):  # a run on an external split: the other sites' hands, and the shift
+        out["external"] = {**{k: v for k, v in evaluation_summary(external).items() if k != "threshold"},
+                           **{key: external.get(key) for key in ("domains", "scanners", "shift")}}
+    if isinstance(evaluation.get("normalisation"), dict):
+        out["normalisation"] = evaluation["normalisation"]
     return out
 
 

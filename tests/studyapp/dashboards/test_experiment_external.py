@@ -24,6 +24,10 @@ def test_rows_put_internal_and_external_side_by_side_with_the_shift():
     assert auc["difference"]["estimate"] == pytest.approx(auc["internal"]["estimate"] - auc["external"]["estimate"])
     assert auc["difference"]["low"] <= auc["difference"]["estimate"] <= auc["difference"]["high"]
     assert auc["domains"] == ["B"] and auc["n_internal"] == 6 and auc["n_external"] == external["n"]
+    from studyapp.dashboards.selectors import latest_locked_split
+
+    counts = latest_locked_split()["groups"]
+    assert counts["control"]["external"] + counts["cts"]["external"] == auc["n_external"]
     panel = external_figure(rows)
     assert [t["name"] for t in panel.figure["data"]] == ["Internal test", "External test"]
     assert len(panel.table.rows) == len(rows) == 4 * len(runs)
@@ -39,3 +43,20 @@ def test_the_dashboard_shows_the_external_panel_only_for_external_experiments(cl
     assert len(json.loads(body)["data"][0]["y"]) == 4 * len(runs)
     internal, _ = evaluated_experiment(name="internal")
     assert 'id="external-table"' not in client_for("pi").get(f"/experiments/{internal.pk}/").content.decode()
+
+
+def test_the_study_report_shows_the_external_results_and_bundles_their_csv():
+    import io
+    import zipfile
+
+    from studyapp.reports import services as report_services
+    from studyapp.reports.models import StudyReport
+
+    experiment, runs = evaluated_external_experiment()
+    report = StudyReport.objects.create(experiment=experiment, total=len(report_services.STEPS))
+    report = report_services.report_generate(report_id=report.pk)
+    html = report.html.read().decode()
+    assert 'id="external-table"' in html and "Internal vs external validation" in html
+    bundle = zipfile.ZipFile(io.BytesIO(report.bundle.read()))
+    rows = bundle.read("csv/external.csv").decode().strip().splitlines()
+    assert rows[0].startswith("model,metric,internal") and len(rows) == 1 + 4 * len(runs)
