@@ -14,7 +14,7 @@ class SplitForm(forms.Form):
     test_per_group = forms.IntegerField(min_value=1, initial=10, help_text="Test hands per group.")
     train_per_group = forms.IntegerField(min_value=1, initial=40, required=False,
                                          help_text="Training hands per group (empty: all remaining).")
-    kind = forms.ChoiceField(choices=Split.Kind.choices, initial=Split.Kind.INTERNAL,
+    kind = forms.ChoiceField(choices=Split.Kind.choices, initial=Split.Kind.INTERNAL, required=False,
                              help_text="External: train and test internally on the chosen sites or scanners, and "
                                        "test on every eligible hand of the others.")
     domain = forms.ChoiceField(choices=Split.Domain.choices, required=False, label="External by")
@@ -26,6 +26,9 @@ class SplitForm(forms.Form):
         self.fields["train_domains"].choices = [
             (value, f"{domain} {value}") for domain in (Split.Domain.SITE, Split.Domain.SCANNER)
             for value in domain_choices(domain)]
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or Split.Kind.INTERNAL
 
 
 class LaunchForm(forms.Form):
