@@ -22,6 +22,7 @@ def test_each_site_is_mapped_onto_the_fitting_crops_statistics():
     assert out.dtype == np.uint8 and out.shape == images.shape
     reference = record["reference"]
     assert reference["mean"] == pytest.approx(images[fitting].mean())
+    assert reference["sd"] == pytest.approx(images[fitting].std())
     external = out[40:].astype(float)
     # Before: the external site is 70 grey levels brighter and its spread less than half; after: as the reference.
     assert abs(images[40:].mean() - reference["mean"]) > 60
@@ -52,6 +53,8 @@ def test_none_leaves_the_crops_and_bad_input_is_refused():
         normalise_by_site(images, sites, np.zeros(8, bool))
     with pytest.raises(ValueError, match="one entry per crop"):
         normalise_by_site(images, sites[:3], fitting)
+    with pytest.raises(ValueError, match="uint8"):
+        normalise_by_site(images.astype(np.float32), sites, fitting)
     constant = np.full((2, 1, 2, 2), 7, np.uint8)
     out, _ = normalise_by_site(constant, ["A", "B"], np.array([True, False]))
     assert (out == 7).all()
