@@ -71,3 +71,36 @@ def test_per_site_normalisation_needs_a_split_that_records_sites(two_site_study,
         services.experiment_launch(split=split, models=["squeezenet1_1"], random_init=True,
                                    hyperparameters={**TRAIN_FAST, "site_normalisation": "per_site_zscore"})
     assert [e.code for e in caught.value.error_dict["site_normalisation"]] == ["normalisation_needs_sites"]
+
+
+def test_normalised_crops_of_the_external_site_take_the_fitting_crops_statistics(external_split, tmp_path,
+                                                                               settings, monkeypatch):
+    """The hook where crops are prepared: the unseen site's crops are moved onto the reference mean and SD."""
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    manifest = external_split.manifest
+    fit_set, _, _ = services.fit_val_test(manifest, seed=0)
+    external = [e for e in manifest if e["subset"] == "external"]
+    # Site B's scanner: brighter and flatter than A's (the phantom's two sites share one scanner profile).
+    at_b = [i for i, e in enumerate(manifest) if e["site"] == "B"]
+    decoded = training.cached_crop_images
+
+    def site_b_brighter(*args):
+        images = decoded(*args).clone()
+        images[at_b] = (images[at_b].float() * 0.4 + 120).round().to(images.dtype)
+        return images
+
+    monkeypatch.setattr(training, "cached_crop_images", site_b_brighter)
+    plain, none = training._crops(manifest, external_split.manifest_hash, size=32, download_dir=tmp_path / "f")
+    assert none == {"method": "none"}
+    crops_of, record = training._crops(manifest, external_split.manifest_hash, size=32, download_dir=tmp_path / "f",
+                                       site_normalisation="per_site_zscore", fit_set=fit_set)
+    before = plain(external).images.double()
+    after = crops_of(external).images.double()
+    reference = record["reference"]
+    assert reference["n"] == len(fit_set)
+    assert before.mean().item() == pytest.approx(record["sites"]["B"]["mean"])
+    assert abs(before.mean().item() - reference["mean"]) > 20 and before.std().item() < 0.6 * reference["sd"]
+    assert after.mean().item() == pytest.approx(reference["mean"], abs=1.0)
+    assert after.std(unbiased=False).item() == pytest.approx(reference["sd"], rel=0.05)
+    assert crops_of(fit_set).images.double().mean().item() == pytest.approx(reference["mean"], abs=1.0)
+    assert plain(fit_set).images.dtype == crops_of(fit_set).images.dtype
