@@ -73,6 +73,8 @@ def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, t
     """Plan and save a draft split; an external one trains on `train_domains` (sites or scanners) only."""
     if test_fraction is not None:
         test_per_group = None
+    if kind not in Split.Kind.values:
+        raise _invalid("kind", f"A split is internal or external; {kind!r} was given.", "bad_kind")
     external = kind == Split.Kind.EXTERNAL
     train_domains = sorted(set(train_domains or []))
     if external:

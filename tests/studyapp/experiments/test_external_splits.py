@@ -65,8 +65,10 @@ def test_bad_external_requests_are_refused_with_a_code_and_save_nothing(two_site
         with pytest.raises(ValidationError) as caught:
             services.split_create(name="x", test_per_group=1, kind="external", **kwargs)
         assert code in {e.code for errors in caught.value.error_dict.values() for e in errors}
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="choose kind external"):
         services.split_create(name="x", test_per_group=1, domain="site", train_domains=["A"])
+    with pytest.raises(ValidationError, match="internal or external"):
+        services.split_create(name="x", test_per_group=1, kind="federated")
     assert not Split.objects.exists()
 
 
