@@ -84,11 +84,32 @@ def normalise_by_site(images: np.ndarray, sites: Sequence[str], fitting: np.ndar
     reference = record["reference"]
     sites = np.asarray(list(sites), dtype=object)
     out = np.empty_like(images)
-    levels = np.arange(256, dtype=np.float64)
     for site, stats in record["sites"].items():
         own = sites == site
-        # The map of a uint8 image is a 256-entry table: look it up instead of computing every pixel.
-        table = np.clip(np.rint((levels - stats["mean"]) * (reference["sd"] / stats["sd"]) + reference["mean"]),
-                        0, 255).astype(np.uint8)
-        out[own] = table[images[own]]
+        out[own] = _table(stats, reference)[images[own]]
     return out, {"method": method, **record}
+
+
+def _table(stats: dict, reference: dict) -> np.ndarray:
+    """The map of a site's grey levels: a uint8 image is looked up in 256 entries, not computed pixel by pixel."""
+    levels = np.arange(256, dtype=np.float64)
+    return np.clip(np.rint((levels - stats["mean"]) * (reference["sd"] / stats["sd"]) + reference["mean"]),
+                   0, 255).astype(np.uint8)
+
+
+def normalise_like(images: np.ndarray, record: dict, *, site: str) -> np.ndarray:
+    """New crops of one site normalised as a trained run's were (`record`: the run's normalisation record).
+
+    A site the run saw keeps the statistics it was trained and tested with; another site's crops are
+    standardised by their own, as an unseen site's were. Crops of a run trained without it come back unchanged.
+    """
+    if record.get("method", NONE) == NONE:
+        return images
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"Crops are normalised as uint8; got {images.dtype}.")
+    stats = record["sites"].get(site)
+    if stats is None:
+        mean, sd = _stats(images, np.ones(images.shape[0], dtype=bool))
+        stats = {"mean": mean, "sd": sd}
+    return _table(stats, record["reference"])[images]

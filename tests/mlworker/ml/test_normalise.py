@@ -58,3 +58,16 @@ def test_none_leaves_the_crops_and_bad_input_is_refused():
     constant = np.full((2, 1, 2, 2), 7, np.uint8)
     out, _ = normalise_by_site(constant, ["A", "B"], np.array([True, False]))
     assert (out == 7).all()
+
+
+def test_new_crops_are_normalised_as_the_run_was_for_a_seen_site_and_by_their_own_pixels_otherwise():
+    from mlworker.ml.normalise import normalise_like
+
+    images, sites, fitting = two_sites(np.random.default_rng(3))
+    out, record = normalise_by_site(images, sites, fitting)
+    assert np.array_equal(normalise_like(images[40:45], record, site="B"), out[40:45])
+    assert np.array_equal(normalise_like(images[:5], record, site="A"), out[:5])
+    unseen = np.clip(images[40:] * 0.5, 0, 255).astype(np.uint8)
+    moved = normalise_like(unseen, record, site="C").astype(float)
+    assert moved.mean() == pytest.approx(record["reference"]["mean"], abs=1.0)
+    assert normalise_like(images, {"method": "none"}, site="A") is images

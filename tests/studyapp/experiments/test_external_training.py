@@ -63,6 +63,20 @@ def test_per_site_normalisation_is_recorded_and_fitted_on_training_crops_only(ex
     assert record["sites"]["B"]["n"] == 6 * len({e["hand"] for e in external_split.manifest
                                                  if e["subset"] == "external"})
     assert "external" in run.evaluation
+    # A new prediction of an external hand's clip normalises it as training did: the stored probability again.
+    from rest_framework.test import APIClient
+
+    from studyapp.clips.models import Clip
+    from tests.factories import UserFactory
+    from tests.jobs import run_job
+
+    hands = run.evaluation["external"]["hand"]
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="pi-ext", role="pi"))
+    job = run_job(api, api.post(f"/api/models/{run.pk}/predict/",
+                                {"clip": Clip.objects.get(hand_id=hands["hand_ids"][0]).pk}, format="json"))
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["hand_probability"] == pytest.approx(hands["probabilities"][0], abs=1e-5)
 
 
 def test_per_site_normalisation_needs_a_split_that_records_sites(two_site_study, no_queue):
