@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .constants import INPUT_SIZE, MODEL_NAMES
+from .normalise import SITE_NORMALISATIONS
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 # Learning rates a run may use: below, nothing moves in 30 epochs; above, Adam and SGD diverge to NaN on these
@@ -38,6 +39,8 @@ class TrainConfig:
     device: str = "auto"
     # Write last.pt every k epochs (and at the end); a crash loses at most k - 1 epochs. best.pt stays exact.
     checkpoint_every: int = 1
+    # Per-site intensity normalisation of the crops (mlworker.ml.normalise); needs a manifest recording sites.
+    site_normalisation: str = "none"
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_NAMES:
@@ -55,6 +58,9 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 1 epoch, got {self.checkpoint_every}.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("early_stopping_patience must be >= 1, or None to train all epochs.")
+        if self.site_normalisation not in SITE_NORMALISATIONS:
+            raise ValueError(f"site_normalisation {self.site_normalisation!r} is unknown; choose one of "
+                             f"{', '.join(SITE_NORMALISATIONS)}.")
         if self.weights_file is not None and not self.pretrained:
             raise ValueError("weights_file is only used with pretrained=True; drop it or set pretrained=True.")
 

@@ -12,6 +12,7 @@ from .calibration import brier_score, reliability_bins, wilson_interval
 from .evaluation import compare_models, csa_baseline, csa_between_groups, evaluate_predictions
 from .delong import delong_auc_covariance, delong_ci, delong_test
 from .group_tests import mann_whitney
+from .shift import performance_shift
 from .metrics import aggregate_by_cluster, binary_metrics, confusion, roc_auc, roc_curve
 from .threshold import youden_threshold
 
@@ -39,6 +40,7 @@ __all__ = [
     "icc_2_1",
     "mann_whitney",
     "mean_pairwise_iou",
+    "performance_shift",
     "reliability_bins",
     "roc_auc",
     "roc_curve",

@@ -13,6 +13,7 @@ from studyapp.experiments.models import Experiment, TrainingRun
 
 from . import experiment_figures as ef
 from . import experiment_selectors
+from .experiment_external import external_figure, external_rows
 from .experiment_services import run_summarise
 from .figures import DataTable, Panel
 
@@ -74,7 +75,8 @@ def results(experiment: Experiment, runs: list[TrainingRun], labels: dict) -> di
               for run in evaluated]
     comparison = experiment.comparison or {}
     baseline = comparison.get("csa_baseline") if (comparison.get("csa_baseline") or {}).get("roc") else None
-    panels: dict = {"roc": [], "confusion": [], "per_hand": [], "calibration": [], "stage": None, "differences": None}
+    panels: dict = {"roc": [], "confusion": [], "per_hand": [], "calibration": [], "stage": None, "differences": None,
+                    "external": None}
     for level in ("frame", "hand"):
         with_level = [m for m in models if (m["evaluation"].get(level) or {}).get("roc")]
         if with_level:
@@ -115,7 +117,10 @@ def results(experiment: Experiment, runs: list[TrainingRun], labels: dict) -> di
     difference_rows = auc_difference_rows(comparison, labels)
     if difference_rows:
         panels["differences"] = ef.auc_difference_figure(difference_rows)
-    return {"panels": panels, "models": models, "wrong_hands": wrong, "metrics": METRICS,
+    shift_rows = external_rows(models)
+    if shift_rows:
+        panels["external"] = external_figure(shift_rows)
+    return {"panels": panels, "models": models, "wrong_hands": wrong, "metrics": METRICS, "external_rows": shift_rows,
             "metrics_table": metrics_table(models), "stages_note": _stages_note(summarised)}
 
 

@@ -38,7 +38,8 @@ def latest_locked_split() -> dict | None:
     groups = {group: {"train": 0, "test": 0} for group in LABEL_GROUP.values()}
     for subset, label, n in (SplitMember.objects.filter(split_id=split["pk"]).values_list("subset", "label")
                              .annotate(n=Count("pk")).values_list("subset", "label", "n")):
-        groups[LABEL_GROUP[label]][subset] += n
+        # An external split's "external" hands are counted too, beside train and test.
+        groups[LABEL_GROUP[label]][subset] = groups[LABEL_GROUP[label]].get(subset, 0) + n
     return {**split, "groups": groups}
 
 

@@ -21,6 +21,7 @@ from studyapp.annotations.services import ANCHORS
 from studyapp.clips.models import Clip, Frame
 from studyapp.cohort.models import Hand
 from studyapp.protocol.models import StudySettings
+from studyapp.sites.models import Site
 
 LABELS = {"control": 0, "cts": 1}
 
@@ -160,7 +161,8 @@ def _loaded_annotations(hand_ids: list[int]) -> Annotations:
         frames.setdefault(row["clip_id"], []).append(frame)
         frame_by_id[row["pk"]] = frame
     clips: dict[int, list] = {}
-    for row in Clip.objects.filter(hand_id__in=hand_ids).values("pk", "hand_id", "sha256", "extraction_status"):
+    for row in Clip.objects.filter(hand_id__in=hand_ids).values("pk", "hand_id", "sha256", "extraction_status",
+                                                                 "site__code", "scanner_manufacturer", "scanner_model"):
         clips.setdefault(row["hand_id"], []).append(_clip_record(row, frames.get(row["pk"], [])))
     confirmed: dict[int, list] = {}
     for row in RoiAnnotation.objects.filter(frame__clip__hand_id__in=hand_ids, status__in=ANCHORS).order_by(
@@ -183,6 +185,8 @@ def _loaded_annotations(hand_ids: list[int]) -> Annotations:
 def _clip_record(row: dict, frames: list) -> SimpleNamespace:
     status = row["extraction_status"]
     return SimpleNamespace(pk=row["pk"], hand_id=row["hand_id"], sha256=row["sha256"], extraction_status=status,
+                           site=row["site__code"] or "",
+                           scanner=scanner_name(row["scanner_manufacturer"], row["scanner_model"]),
                            get_extraction_status_display=lambda: Clip.Extraction(status).label,
                            frames=SimpleNamespace(all=lambda: frames))
 
@@ -193,46 +197,53 @@ def loaded_hand_entries(hand: Hand, annotations: Annotations) -> list[dict]:
     return _entries(hand, clips.get(hand.pk, []), rois_of_clip)
 
 
-def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | None = None) -> list[dict]:
+def manifest_for(members: list[tuple[Hand, str]], *, annotations: Annotations | None = None,
+                 domains: bool = False) -> list[dict]:
     """The dataset a split implies: (hand, frame, crop box, label, subset) for every member frame.
 
+    With `domains` (external splits) each entry also records its clip's site and scanner, so a later
+    correction of either shows as a change of the locked data.
     A fixed number of queries for any number of hands (load_annotations), none when `annotations` of the
     members' hands are given, so the experiments page can check every locked split.
     """
     annotations = annotations or load_annotations(hand.pk for hand, _ in members)
+    clip_domains = {clip.pk: {"site": clip.site, "scanner": clip.scanner}
+                    for clips in annotations[0].values() for clip in clips} if domains else {}
     entries = []
     with _many_records():
         for hand, subset in sorted(members, key=lambda m: m[0].pk):
             label = hand_label(hand)
-            entries += [{**entry, "label": label, "subset": subset}
+            entries += [{**entry, "label": label, "subset": subset, **clip_domains.get(entry["clip"], {})}
                         for entry in loaded_hand_entries(hand, annotations)]
     return entries
 
 
 # --- input fingerprints ------------------------------------------------------------------------------------
 # What the manifest of a set of hands is built from, read above: the hands (participant, group, exclusion), their
-# clips (which clips, SHA-256, extraction status), the clips' frames (id, index, image name, SHA-256), the
+# clips (which clips, SHA-256, extraction status, site code and scanner: external splits record them), the clips' frames (id, index, image name, SHA-256), the
 # confirmed ROIs of every rater (the primary rater is the one with most of them unless the study names one), the
 # PI's adjudications and the named primary rater. A hand's fingerprint hashes all of these rows in the
 # database; equal fingerprints mean equal inputs and so an equal manifest, without building 10,000 entries.
 # Bump FINGERPRINT_VERSION whenever the manifest reads another column: fingerprints of the older rule then
 # no longer match, and the full comparison runs (and records the new fingerprint) once.
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 # The entry fields the fingerprint covers (with the columns they come from, in _fingerprint_sql); a test
 # fails when manifest entries carry another, until its column is hashed too.
 FINGERPRINTED_ENTRY_KEYS = frozenset({"hand", "participant", "clip", "clip_sha256", "frame", "index", "image",
-                                      "image_sha256", "box", "annotator", "label", "subset"})
+                                      "image_sha256", "box", "annotator", "label", "subset", "site", "scanner"})
 
 
 def _fingerprint_sql() -> str:
     hand, clip, frame = Hand._meta.db_table, Clip._meta.db_table, Frame._meta.db_table
     roi, decision = RoiAnnotation._meta.db_table, RoiAdjudication._meta.db_table
+    site = Site._meta.db_table
     # A row's text form quotes what needs it and writes NULL apart from '', an array's quotes its rows:
     # the text of an aggregate is an unambiguous serialisation of its rows.
     return f"""
     WITH clips AS (
-        SELECT c.hand_id, array_agg(ROW(c.id, c.sha256, c.extraction_status) ORDER BY c.id)::text AS rows
-        FROM {clip} c WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
+        SELECT c.hand_id, array_agg(ROW(c.id, c.sha256, c.extraction_status, s.code, c.scanner_manufacturer,
+                                        c.scanner_model) ORDER BY c.id)::text AS rows
+        FROM {clip} c LEFT JOIN {site} s ON s.id = c.site_id WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
     frames AS (
         SELECT c.hand_id, array_agg(ROW(f.id, f.clip_id, f.index, f.image, f.sha256) ORDER BY f.id)::text AS rows
         FROM {frame} f JOIN {clip} c ON c.id = f.clip_id WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
@@ -292,6 +303,20 @@ def manifest_hands(entries: list[dict]) -> list[dict]:
                                                "label": entry["label"], "subset": entry["subset"], "entries": 0})
         row["entries"] += 1
     return list(hands.values())
+
+
+def scanner_name(manufacturer: str, model: str) -> str:
+    """A scanner as external splits name it: manufacturer and model ("" when neither is recorded)."""
+    return " ".join(part.strip() for part in (manufacturer, model) if part and part.strip())
+
+
+def hand_domains(hand_ids, *, domain: str) -> dict[int, tuple[str, ...]]:
+    """Each hand's clips' sites (codes) or scanners, one per clip, "" for a clip that records none (one query)."""
+    out: dict[int, list[str]] = {}
+    for hand_id, site, manufacturer, model in Clip.objects.filter(hand_id__in=list(hand_ids)).order_by("pk") \
+            .values_list("hand_id", "site__code", "scanner_manufacturer", "scanner_model"):
+        out.setdefault(hand_id, []).append((site or "") if domain == "site" else scanner_name(manufacturer, model))
+    return {hand: tuple(values) for hand, values in out.items()}
 
 
 def manifest_hash(entries: list[dict]) -> str:

@@ -40,6 +40,15 @@ class Split(models.Model):
         DRAFT = "draft", "Draft"
         LOCKED = "locked", "Locked"
 
+    class Kind(models.TextChoices):
+        INTERNAL = "internal", "Internal"
+        EXTERNAL = "external", "External"
+
+    class Domain(models.TextChoices):
+        NONE = "", "None"
+        SITE = "site", "Site"
+        SCANNER = "scanner", "Scanner"
+
     name = models.CharField(max_length=120)
     version = models.PositiveIntegerField(default=1)
     supersedes = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
@@ -49,6 +58,12 @@ class Split(models.Model):
     test_fraction = models.FloatField(null=True, blank=True)
     train_per_group = models.PositiveIntegerField(null=True, blank=True, default=40)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    # External validation: train (and test internally) on the chosen sites or scanners, test on the others.
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.INTERNAL)
+    domain = models.CharField(max_length=8, choices=Domain.choices, blank=True, default="",
+                              help_text="What an external split is external by.")
+    train_domains = models.JSONField(default=list, blank=True,
+                                     help_text="Site codes or scanner names trained on (external splits).")
     left_out = models.JSONField(default=list, blank=True, help_text="[{hand, study_code, side, reason}]")
     manifest = models.JSONField(null=True, blank=True)
     manifest_hash = models.CharField(max_length=64, blank=True, default="")
@@ -73,6 +88,12 @@ class Split(models.Model):
                                    name="split_locked_has_manifest", violation_error_code="locked_without_manifest",
                                    violation_error_message="A locked split records the manifest of its frames; lock "
                                                            "it through the split's lock action."),
+            models.CheckConstraint(
+                condition=(models.Q(kind="internal", domain="")
+                           | (models.Q(kind="external") & ~models.Q(domain="") & ~models.Q(train_domains=[]))),
+                name="split_external_has_domains", violation_error_code="external_without_domains",
+                violation_error_message="An external split names what it is external by (site or scanner) and the "
+                                        "sites or scanners it trains on; an internal split names neither."),
         ]
 
     def __str__(self) -> str:
@@ -81,6 +102,10 @@ class Split(models.Model):
     @property
     def is_locked(self) -> bool:
         return self.status == self.Status.LOCKED
+
+    @property
+    def is_external(self) -> bool:
+        return self.kind == self.Kind.EXTERNAL
 
     def _stored_locked(self) -> bool:
         return self.pk is not None and Split.objects.filter(pk=self.pk, status=self.Status.LOCKED).exists()
@@ -105,10 +130,11 @@ class SplitMember(models.Model):
     class Subset(models.TextChoices):
         TRAIN = "train", "Train"
         TEST = "test", "Test"
+        EXTERNAL = "external", "External test"
 
     split = models.ForeignKey(Split, on_delete=models.CASCADE, related_name="members")
     hand = models.ForeignKey(Hand, on_delete=models.PROTECT, related_name="split_memberships")
-    subset = models.CharField(max_length=5, choices=Subset.choices)
+    subset = models.CharField(max_length=8, choices=Subset.choices)
     label = models.PositiveSmallIntegerField(help_text="0 control, 1 CTS, as derived when the split was made.")
 
     objects = SplitMemberQuerySet.as_manager()

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from mlworker.ml import CropSample, ModelCache, load_crops, load_trained, predict_proba, select_device
+from mlworker.ml.normalise import normalise_like
 from studyapp.clips.models import Clip
 from studyapp.common.storage import local_path
 from studyapp.ops import services as ops_services
@@ -45,6 +47,10 @@ def predict_clip(*, run: TrainingRun, clip, heatmaps: list[str] | tuple = (),
             samples = [CropSample(image_path=str(local_path(r.frame.image.name, Path(tmp))), box=r.box, label=0,
                                   hand_id=clip.hand_id, frame_id=r.frame_id) for r in rois]
             crops = load_crops(samples, size=config.input_size)
+            normalisation = (run.evaluation or {}).get("normalisation")
+            if normalisation:  # as the run's crops were (TrainConfig.site_normalisation)
+                crops.images = torch.from_numpy(normalise_like(crops.images.numpy(), normalisation,
+                                                               site=clip.site.code if clip.site_id else ""))
             probabilities = predict_proba(model, crops, device=device)
             maps = [{} for _ in rois]
             if progress:

@@ -2,11 +2,12 @@ from rest_framework import serializers
 
 from mlworker.ml.config import LR_MAX, LR_MIN
 from mlworker.ml.constants import MODEL_NAMES
+from mlworker.ml.normalise import SITE_NORMALISATIONS
 from studyapp.clips.models import Clip
 from studyapp.explanations.models import ExplanationJob
 
 from .models import Experiment, Split, TrainingRun
-from .services import MAX_NULL_CONTROLS, split_verify, split_verify_files
+from .services import MAX_NULL_CONTROLS, split_subsets, split_verify, split_verify_files
 
 
 class SplitSerializer(serializers.ModelSerializer):
@@ -19,11 +20,11 @@ class SplitSerializer(serializers.ModelSerializer):
         model = Split
         fields = ["id", "name", "version", "supersedes", "seed", "test_per_group", "test_fraction",
                   "train_per_group", "status", "counts", "left_out", "manifest_hash", "manifest_entries",
-                  "created_at", "locked_at"]
+                  "created_at", "locked_at", "kind", "domain", "train_domains"]
         read_only_fields = fields
 
     def get_counts(self, split) -> dict:
-        counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
+        counts = {s: {"control": 0, "cts": 0} for s in split_subsets(split)}
         for member in split.members.all():  # prefetched by the view set
             counts[member.subset]["cts" if member.label else "control"] += 1
         return counts
@@ -55,6 +56,12 @@ class SplitCreateSerializer(serializers.Serializer):
     test_fraction = serializers.FloatField(min_value=0.01, max_value=0.99, required=False, allow_null=True)
     train_per_group = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=40)
     supersedes = serializers.PrimaryKeyRelatedField(queryset=Split.objects.all(), required=False, allow_null=True)
+    kind = serializers.ChoiceField(choices=Split.Kind.choices, default=Split.Kind.INTERNAL,
+                                   help_text="external: train on the chosen sites or scanners, test on the others too.")
+    domain = serializers.ChoiceField(choices=Split.Domain.choices, required=False, default="",
+                                     help_text="What an external split is external by.")
+    train_domains = serializers.ListField(child=serializers.CharField(max_length=250), required=False, default=list,
+                                          help_text="Site codes or scanner names to train on (external splits).")
 
 
 class SplitCheckSerializer(serializers.Serializer):
@@ -86,6 +93,12 @@ def evaluation_summary(evaluation: dict | None) -> dict | None:
     for level in ("frame", "hand"):
         if isinstance(evaluation.get(level), dict):
             out[level] = {key: evaluation[level][key] for key in SUMMARY_KEYS if key in evaluation[level]}
+    external = evaluation.get("external")
+    if isinstance(external, dict):  # a run on an external split: the other sites' hands, and the shift
+        out["external"] = {**{k: v for k, v in evaluation_summary(external).items() if k != "threshold"},
+                           **{key: external.get(key) for key in ("domains", "scanners", "shift")}}
+    if isinstance(evaluation.get("normalisation"), dict):
+        out["normalisation"] = evaluation["normalisation"]
     return out
 
 
@@ -155,6 +168,9 @@ class HyperparametersSerializer(serializers.Serializer):
     augment = serializers.BooleanField(required=False)
     checkpoint_every = serializers.IntegerField(min_value=1, max_value=500, required=False,
                                                 help_text="Epochs between resumable checkpoints.")
+    site_normalisation = serializers.ChoiceField(
+        choices=list(SITE_NORMALISATIONS), required=False,
+        help_text="Per-site intensity normalisation of the crops (external splits, whose manifest records sites).")
 
 
 class ExperimentLaunchSerializer(serializers.Serializer):

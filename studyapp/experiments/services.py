@@ -22,6 +22,7 @@ from mlworker.ml.config import TrainConfig
 from mlworker.ml.constants import MODEL_NAMES
 from mlworker.ml.finite import json_safe
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups
+from studyapp.clips.models import Clip
 from studyapp.cohort.models import CsaMeasurement, Hand
 from studyapp.cohort.selectors import latest_inlet_csa
 from studyapp.common.jobs import JobKind, cancel_requested, queue_on_commit, requeue_running
@@ -29,7 +30,7 @@ from studyapp.protocol.models import StudySettings
 
 from . import datasets
 from .models import Experiment, Split, SplitFingerprint, SplitLocked, SplitMember, TrainingRun
-from .splitting import Candidate, NoValidationSplit, permuted_labels, plan_split, validation_hands
+from .splitting import Candidate, NoValidationSplit, permuted_labels, plan_external_split, plan_split, validation_hands
 from .weights import weights_file
 
 DEFAULT_TRAIN = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "optimizer": "adam", "early_stopping_patience": 5,
@@ -67,48 +68,108 @@ def split_candidates() -> tuple[list[Candidate], list[dict]]:
 
 @transaction.atomic
 def split_create(*, name: str, seed: int = 0, test_per_group: int | None = 10, test_fraction: float | None = None,
-                 train_per_group: int | None = 40, created_by=None, supersedes: Split | None = None) -> Split:
+                 train_per_group: int | None = 40, created_by=None, supersedes: Split | None = None,
+                 kind: str = Split.Kind.INTERNAL, domain: str = "", train_domains: list[str] | None = None) -> Split:
+    """Plan and save a draft split; an external one trains on `train_domains` (sites or scanners) only."""
     if test_fraction is not None:
         test_per_group = None
+    if kind not in Split.Kind.values:
+        raise _invalid("kind", f"A split is internal or external; {kind!r} was given.", "bad_kind")
+    external = kind == Split.Kind.EXTERNAL
+    train_domains = sorted(set(train_domains or []))
+    if external:
+        _check_domains(domain, train_domains)
+    elif domain or train_domains:
+        raise _invalid("kind", "Only an external split trains on chosen sites or scanners; choose kind external.",
+                       "domains_need_external")
     candidates, left_out = split_candidates()
     if not candidates:
         raise _invalid("name", "No hand is eligible yet: a split needs included control and CTS hands whose clip "
                                "frames all have a confirmed ROI.", "no_eligible_hands")
     try:
-        plan = plan_split(candidates, seed=seed, test_per_group=test_per_group, test_fraction=test_fraction,
-                          train_per_group=train_per_group)
+        if external:
+            plan = plan_external_split(candidates, hand_domains=datasets.hand_domains(
+                [c.hand_id for c in candidates], domain=domain), train_domains=train_domains, domain=domain,
+                seed=seed, test_per_group=test_per_group, test_fraction=test_fraction,
+                train_per_group=train_per_group)
+        else:
+            plan = plan_split(candidates, seed=seed, test_per_group=test_per_group, test_fraction=test_fraction,
+                              train_per_group=train_per_group)
     except ValueError as error:
-        raise _invalid("test_per_group", str(error), "bad_split") from None
+        raise _invalid("train_domains" if external else "test_per_group", str(error), "bad_split") from None
+    external_hands, planned_out = (plan.external, plan.left_out) if external else ((), ())
     groups = {c.hand_id: c.group for c in candidates}
     counts = plan.counts(groups)
     if not all(counts[s][g] for s in ("train", "test") for g in ("control", "cts")):
-        eligible = {g: sum(c.group == g for c in candidates) for g in ("control", "cts")}
+        internal = set(plan.train + plan.test + plan.unused)
+        eligible = {g: sum(groups[h] == g for h in internal) for g in ("control", "cts")}
+        where = f" of {domain}(s) {', '.join(train_domains)}" if external else ""
         raise _invalid("test_per_group", (
             f"Training and testing each need hands of both groups, but these settings give training "
             f"{counts['train']['control']} control and {counts['train']['cts']} CTS hands and testing "
             f"{counts['test']['control']} control and {counts['test']['cts']} CTS hands, from "
-            f"{eligible['control']} control and {eligible['cts']} CTS hands eligible now. "
+            f"{eligible['control']} control and {eligible['cts']} CTS hands eligible now{where}. "
             f"Ask for fewer test hands per group, or annotate more hands."), "empty_side")
+    if external and not all(counts["external"][g] for g in ("control", "cts")):
+        raise _invalid("train_domains", (
+            f"The external test needs hands of both groups, but the other {domain}(s) give "
+            f"{counts['external']['control']} control and {counts['external']['cts']} CTS hands. Choose other "
+            f"training {domain}s, or annotate more hands there."), "empty_external")
     version = (Split.objects.filter(name=name).order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    study_codes = dict(Hand.objects.filter(pk__in=[h for h, _ in planned_out])
+                       .values_list("pk", "participant__study_code"))
     split = Split.objects.create(name=name, version=version, seed=seed, test_per_group=test_per_group,
                                  test_fraction=test_fraction, train_per_group=train_per_group, created_by=created_by,
-                                 supersedes=supersedes, left_out=left_out + [
+                                 supersedes=supersedes, kind=kind, domain=domain if external else "",
+                                 train_domains=train_domains if external else [], left_out=left_out + [
+                                     {"hand": h, "study_code": study_codes.get(h, ""), "reason": reason}
+                                     for h, reason in planned_out] + [
                                      {"hand": h, "reason": "beyond the requested train/test counts"}
                                      for h in plan.unused])
-    hands = Hand.objects.in_bulk(plan.train + plan.test)
+    hands = Hand.objects.in_bulk(plan.train + plan.test + external_hands)
     SplitMember.objects.bulk_create(
-        [SplitMember(split=split, hand=hands[h], subset="train", label=datasets.LABELS[groups[h]]) for h in plan.train]
-        + [SplitMember(split=split, hand=hands[h], subset="test", label=datasets.LABELS[groups[h]]) for h in plan.test])
+        [SplitMember(split=split, hand=hands[h], subset=subset, label=datasets.LABELS[groups[h]])
+         for subset, members in (("train", plan.train), ("test", plan.test), ("external", external_hands))
+         for h in members])
     return split
+
+
+def _check_domains(domain: str, train_domains: list[str]) -> None:
+    """The training sites or scanners of an external split name ones the study records."""
+    if domain not in (Split.Domain.SITE, Split.Domain.SCANNER):
+        raise _invalid("domain", "An external split is external by site or by scanner; choose one.", "bad_domain")
+    if not train_domains:
+        raise _invalid("train_domains", f"Choose the {domain}(s) to train on; the others are the external test.",
+                       "no_train_domains")
+    known = set(domain_choices(domain))
+    unknown = [d for d in train_domains if d not in known]
+    if unknown:
+        raise _invalid("train_domains", f"Unknown {domain}(s) {', '.join(unknown)}; the study records "
+                                        f"{', '.join(sorted(known)) or 'none yet'}.", "unknown_domain")
+
+
+def domain_choices(domain: str) -> list[str]:
+    """The site codes, or the scanner names on the study's clips, an external split can train on."""
+    from studyapp.sites.models import Site
+
+    if domain == Split.Domain.SITE:
+        return list(Site.objects.order_by("code").values_list("code", flat=True))
+    names = {datasets.scanner_name(m, model) for m, model in
+             Clip.objects.values_list("scanner_manufacturer", "scanner_model").distinct()}
+    return sorted(n for n in names if n)
 
 
 def splits_counts(splits: list[Split]) -> dict[int, dict]:
     """Train/test hands per group of each split, in one query."""
-    counts = {split.pk: {s: {"control": 0, "cts": 0} for s in ("train", "test")} for split in splits}
+    counts = {split.pk: {s: {"control": 0, "cts": 0} for s in split_subsets(split)} for split in splits}
     for split_id, subset, label in SplitMember.objects.filter(split__in=splits).values_list(
             "split_id", "subset", "label"):
         counts[split_id][subset]["cts" if label else "control"] += 1
     return counts
+
+
+def split_subsets(split: Split) -> tuple[str, ...]:
+    return ("train", "test", "external") if split.is_external else ("train", "test")
 
 
 def split_counts(split: Split) -> dict:
@@ -117,7 +178,7 @@ def split_counts(split: Split) -> dict:
 
 def _current_manifest(split: Split) -> list[dict]:
     members = [(m.hand, m.subset) for m in split.members.select_related("hand")]
-    return datasets.manifest_for(members)
+    return datasets.manifest_for(members, domains=split.is_external)
 
 
 @transaction.atomic
@@ -203,7 +264,7 @@ def _compare_in_full(splits: list[Split], member_ids: dict[int, list[tuple[int, 
     unchanged: dict[int, list[dict]] = {}
     for split in splits:
         try:
-            current = datasets.manifest_for(members[split.pk], annotations=annotations)
+            current = datasets.manifest_for(members[split.pk], annotations=annotations, domains=split.is_external)
         except datasets.NotReady as reason:
             problems[split.pk] = [f"A member hand is no longer ready: {reason}."]
             continue
@@ -303,6 +364,10 @@ def experiment_launch(*, split: Split, name: str = "", models: list[str] | None 
         raise _invalid("null_controls", f"Ask for 0 to {MAX_NULL_CONTROLS} permuted-label controls.",
                        "bad_null_controls")
     shared = {**DEFAULT_TRAIN, **(hyperparameters or {})}
+    if shared.get("site_normalisation", "none") != "none" and not split.is_external:
+        raise _invalid("site_normalisation", "Per-site normalisation needs the crops' sites, which only an external "
+                                             "split's manifest records; launch without it, or make an external split.",
+                       "normalisation_needs_sites")
     configs = {}
     for model_name in models:
         try:

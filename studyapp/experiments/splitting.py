@@ -131,3 +131,68 @@ def permuted_labels(hand_labels: dict[int, int], *, seed: int) -> dict[int, int]
     hands = sorted(hand_labels)
     shuffled = np.random.default_rng(seed).permutation([hand_labels[h] for h in hands])
     return {h: int(label) for h, label in zip(hands, shuffled)}
+
+
+# --- external validation: train on some sites (or scanners), test on the others ---------------------------
+
+@dataclass(frozen=True)
+class ExternalPlan:
+    """An external split: `train`/`test`/`unused` from the training domains (as `plan_split`), `external` every
+    eligible hand of the other domains, and the hands left out with the reason."""
+
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+    unused: tuple[int, ...]
+    external: tuple[int, ...]
+    left_out: tuple[tuple[int, str], ...]
+
+    def counts(self, groups: dict[int, str]) -> dict[str, dict[str, int]]:
+        return {subset: {g: sum(groups[h] == g for h in hands) for g in GROUPS}
+                for subset, hands in (("train", self.train), ("test", self.test), ("unused", self.unused),
+                                      ("external", self.external))}
+
+
+def plan_external_split(candidates: list[Candidate], *, hand_domains: dict[int, tuple[str, ...]],
+                        train_domains: list[str] | tuple[str, ...], domain: str, seed: int,
+                        test_per_group: int | None = None, test_fraction: float | None = None,
+                        train_per_group: int | None = None) -> ExternalPlan:
+    """Train on the hands of `train_domains`, test internally on held-out hands of those, externally on the rest.
+
+    `hand_domains` gives each hand's clips' domains ("" where a clip records none). A hand with a clip of no
+    domain is left out; so is every hand of a participant whose clips come from a training domain and another
+    one: a participant is never on both sides. The internal part is planned by `plan_split` (stratified, whole
+    participants); the external subset takes every eligible hand of the other domains.
+    """
+    chosen = set(train_domains)
+    if not chosen:
+        raise ValueError(f"Choose at least one {domain} to train on.")
+    left_out: list[tuple[int, str]] = []
+    sited: list[Candidate] = []
+    for candidate in candidates:
+        domains = hand_domains.get(candidate.hand_id, ())
+        if not domains or "" in domains:
+            left_out.append((candidate.hand_id, f"no {domain} recorded for its clip(s): an external split needs it"))
+        else:
+            sited.append(candidate)
+    by_participant: dict[int, set[str]] = defaultdict(set)
+    for candidate in sited:
+        by_participant[candidate.participant_id].update(hand_domains[candidate.hand_id])
+    internal, external = [], []
+    for candidate in sited:
+        domains = by_participant[candidate.participant_id]
+        if domains <= chosen:
+            internal.append(candidate)
+        elif not domains & chosen:
+            external.append(candidate)
+        else:
+            left_out.append((candidate.hand_id, (
+                f"the participant's clips come from training {domain}(s) {', '.join(sorted(domains & chosen))} "
+                f"and other {domain}(s) {', '.join(sorted(domains - chosen))}: a participant is never on both "
+                "sides of an external split")))
+    if not external:
+        raise ValueError(f"No eligible hand is outside the training {domain}(s) {', '.join(sorted(chosen))}: an "
+                         f"external split needs hands of another {domain}.")
+    plan = plan_split(internal, seed=seed, test_per_group=test_per_group, test_fraction=test_fraction,
+                      train_per_group=train_per_group)
+    return ExternalPlan(train=plan.train, test=plan.test, unused=plan.unused,
+                        external=tuple(sorted(c.hand_id for c in external)), left_out=tuple(sorted(left_out)))

@@ -9,6 +9,7 @@ import hashlib
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from django.conf import settings
 from django.core.files import File
@@ -22,9 +23,11 @@ from mlworker.ml import CropSample, CropTensors, ImageChanged, TrainConfig, Weig
 from mlworker.ml import load_crops, load_trained, predict_proba, select_device
 from mlworker.ml.crop_cache import cache_file, cached_crop_images
 from mlworker.ml.finite import json_safe
+from mlworker.ml.normalise import normalise_by_site
 from mlworker.stats import evaluate_predictions
 from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept
 from studyapp.common.storage import local_path
+from studyapp.dashboards.experiment_external import external_evaluation
 from studyapp.dashboards.experiment_selectors import hand_stages
 from studyapp.dashboards.experiment_summary import evaluation_summary
 
@@ -42,9 +45,11 @@ def _samples(entries: list[dict], cache: Path) -> list[CropSample]:
                        hand_id=e["hand"], frame_id=e["frame"], sha256=e.get("image_sha256", "")) for e in entries]
 
 
-def _crops(manifest: list[dict], manifest_hash: str, *, size: int, download_dir: Path):
+def _crops(manifest: list[dict], manifest_hash: str, *, size: int, download_dir: Path,
+           site_normalisation: str = "none", fit_set: list[dict] = ()):
     """The crops of a locked manifest, decoded once per (manifest, size) into CTS_CHECKPOINT_DIR/crops and
-    shared by every run on it; returns `crops_of(entries)`, the CropTensors of those entries with their labels.
+    shared by every run on it; returns `crops_of(entries)`, the CropTensors of those entries with their labels,
+    and the record of the run's per-site normalisation (applied once to the decoded crops, fitted on `fit_set`).
 
     Manifests locked before frames were hashed name no pixels, so their crops are decoded afresh every time.
     """
@@ -58,6 +63,13 @@ def _crops(manifest: list[dict], manifest_hash: str, *, size: int, download_dir:
         images = cached_crop_images(path, [e["frame"] for e in manifest], decode)
     else:
         images = decode()
+    normalisation = {"method": site_normalisation}
+    if site_normalisation != "none":  # mlworker.ml.normalise: once, on the uint8 crops, before any batching
+        fitting = {e["frame"] for e in fit_set}
+        array, normalisation = normalise_by_site(images.numpy(), [e.get("site", "") for e in manifest],
+                                                 np.array([e["frame"] in fitting for e in manifest]),
+                                                 method=site_normalisation)
+        images = torch.from_numpy(array)
 
     def crops_of(entries: list[dict]) -> CropTensors:
         # Labels come from the entries: a permuted-label control relabels the same pixels.
@@ -66,7 +78,7 @@ def _crops(manifest: list[dict], manifest_hash: str, *, size: int, download_dir:
                            hand_ids=torch.tensor([e["hand"] for e in entries], dtype=torch.long),
                            frame_ids=torch.tensor([e["frame"] for e in entries], dtype=torch.long))
 
-    return crops_of
+    return crops_of, normalisation
 
 
 def run_claim(*, run_id: int, task_id: str, worker: str) -> Lease | None:
@@ -105,8 +117,9 @@ def _train(lease: Lease, run: TrainingRun) -> str:
         fit_set, val_set, test_set = fit_val_test(split.manifest, seed=config.seed,
                                                   permutation_seed=run.experiment.permutation_seed)
         checkpoint_dir = run_checkpoint_dir(run)
-        crops_of = _crops(split.manifest, split.manifest_hash, size=config.input_size,
-                          download_dir=checkpoint_dir / "frames")
+        crops_of, normalisation = _crops(split.manifest, split.manifest_hash, size=config.input_size,
+                                         download_dir=checkpoint_dir / "frames",
+                                         site_normalisation=config.site_normalisation, fit_set=fit_set)
         train_crops, val_crops = crops_of(fit_set), crops_of(val_set)
 
         def on_epoch(record: dict) -> bool:
@@ -156,6 +169,12 @@ def _train(lease: Lease, run: TrainingRun) -> str:
         evaluation = evaluate_predictions(labels, probabilities, hand_ids, seed=config.seed)
         evaluation["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=hand_stages(hand_ids),
                                                      threshold=evaluation["threshold"])
+        external_set = [e for e in split.manifest if e["subset"] == "external"]
+        if external_set:
+            evaluation["external"] = _external_evaluation(model, crops_of(external_set), external_set, evaluation,
+                                                          config)
+        if config.site_normalisation != "none":
+            evaluation["normalisation"] = normalisation
         digest, stored = _register_weights(run, result.best_checkpoint)
         _finish(lease, TrainingRun.Status.DONE, weights=stored, weights_sha256=digest, code_version=code_version(),
                 library_versions=library_versions(), evaluation=json_safe(evaluation),
@@ -176,6 +195,14 @@ def _train(lease: Lease, run: TrainingRun) -> str:
         _finish(lease, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return "done"
+
+
+def _external_evaluation(model, crops: CropTensors, entries: list[dict], internal: dict, config: TrainConfig) -> dict:
+    """The external test hands scored by the selected model and evaluated beside the internal ones."""
+    probabilities = predict_proba(model, crops, device=select_device(config.device))
+    hand_ids = [e["hand"] for e in entries]
+    return external_evaluation([e["label"] for e in entries], probabilities, hand_ids, internal=internal,
+                               entries=entries, stages=hand_stages(hand_ids), seed=config.seed)
 
 
 def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:

@@ -36,7 +36,7 @@ def report_cohort(experiment: Experiment, evaluated: list[TrainingRun]) -> dict:
     split = experiment.split
     counts = {s: {"control": 0, "cts": 0} for s in ("train", "test")}
     for subset, label in SplitMember.objects.filter(split=split).values_list("subset", "label"):
-        counts[subset]["cts" if label else "control"] += 1
+        counts.setdefault(subset, {"control": 0, "cts": 0})["cts" if label else "control"] += 1  # and "external"
     flow["split"] = {"pk": split.pk, "name": split.name, "version": split.version,
                      "groups": {g: {s: counts[s][g] for s in ("train", "test")} for g in ("control", "cts")}}
     flow["analysed"] = None

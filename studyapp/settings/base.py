@@ -259,6 +259,8 @@ SPECTACULAR_SETTINGS = {
         # Background jobs and clip extraction share one set of states (queued, running, done, failed).
         "JobStatusEnum": "studyapp.ops.models.BackgroundJob.Status",
         "SplitStatusEnum": "studyapp.experiments.models.Split.Status",
+        "SplitKindEnum": "studyapp.experiments.models.Split.Kind",
+        "SplitDomainEnum": "studyapp.experiments.models.Split.Domain",
     },
 }
 

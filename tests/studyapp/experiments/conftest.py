@@ -17,3 +17,10 @@ def seed_small_study(n_hands=16):
 @pytest.fixture
 def small_study(db):
     seed_small_study()
+
+
+@pytest.fixture
+def two_site_study(small_study):
+    from tests.experiment_factories import assign_two_sites
+
+    return assign_two_sites()

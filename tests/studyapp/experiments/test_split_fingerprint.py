@@ -61,8 +61,8 @@ def test_an_unchanged_split_is_answered_from_the_fingerprint_alone(locked, api_f
 
 
 def test_the_fingerprint_covers_every_field_of_the_manifest(locked):
-    for entry in locked.manifest:
-        assert set(entry) == datasets.FINGERPRINTED_ENTRY_KEYS, (
+    for entry in locked.manifest:  # external splits' entries add "site" and "scanner" (test_external_splits)
+        assert set(entry) <= datasets.FINGERPRINTED_ENTRY_KEYS, (
             "manifest entries changed: hash the new field's columns in datasets._fingerprint_sql, add a change "
             "of it to CHANGES below and bump datasets.FINGERPRINT_VERSION")
 

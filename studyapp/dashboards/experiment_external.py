@@ -1,0 +1,105 @@
+"""Internal versus external test performance of an experiment's runs, side by side, with the shift between them.
+
+No Django here. From each run's stored evaluation (training.py writes evaluation["external"] for a run on an
+external split): the hand-level metrics of the internal and the external test hands with their bootstrap
+95% CIs over hands, and internal − external with the interval of mlworker.stats.performance_shift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from mlworker.stats import evaluate_predictions, performance_shift
+
+from .experiment_summary import evaluation_summary
+from .figures import OKABE_ITO, DataTable, Panel, layout
+
+# (metric key in the evaluation, the word a reader expects)
+SHIFT_METRICS = (("auc", "AUC"), ("recall", "sensitivity"), ("specificity", "specificity"), ("accuracy", "accuracy"))
+SETS = (("internal", "Internal test", OKABE_ITO["blue"], "circle"),
+        ("external", "External test", OKABE_ITO["vermillion"], "diamond"))
+
+
+def external_evaluation(labels: Sequence[int], probabilities: Sequence[float], hand_ids: Sequence[int], *,
+                        internal: dict, entries: Sequence[dict], stages: Mapping[int, int | None],
+                        seed: int) -> dict:
+    """evaluation["external"] of a run: the external test frames evaluated as the internal ones, at the internal
+    evaluation's threshold (never tuned on external hands), its dashboard summary, the sites and scanners
+    tested on, and the internal − external shift at hand level."""
+    threshold = internal["threshold"]
+    external = evaluate_predictions(labels, probabilities, hand_ids, threshold=threshold, seed=seed)
+    external["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=stages, threshold=threshold)
+    external["domains"] = sorted({e.get("site", "") for e in entries} - {""})
+    external["scanners"] = sorted({e.get("scanner", "") for e in entries} - {""})
+    external["shift"] = performance_shift(internal["hand"]["labels"], internal["hand"]["probabilities"],
+                                          external["hand"]["labels"], external["hand"]["probabilities"],
+                                          threshold=threshold, seed=seed)
+    return external
+
+
+def _interval(level: dict, metric: str) -> dict:
+    ci = ((level.get("ci") or {}).get("resampling_hands") or {}).get(metric) or {}
+    return {"estimate": (level.get("metrics") or {}).get(metric), "low": ci.get("low"), "high": ci.get("high")}
+
+
+def external_rows(models: list[dict]) -> list[dict]:
+    """One row per (model, metric) of the runs evaluated externally: internal, external and their difference.
+
+    `models`: [{label, evaluation}] as experiment_views.results builds them; runs without an external
+    evaluation are skipped.
+    """
+    rows = []
+    for m in models:
+        evaluation = m["evaluation"] or {}
+        external = evaluation.get("external")
+        if not external:
+            continue
+        shift = external.get("shift") or {}
+        for metric, word in SHIFT_METRICS:
+            difference = shift.get(metric) or {}
+            rows.append({"model": m["label"], "metric": word,
+                         "internal": _interval(evaluation.get("hand") or {}, metric),
+                         "external": _interval(external.get("hand") or {}, metric),
+                         "difference": {"estimate": difference.get("difference"), "low": difference.get("low"),
+                                        "high": difference.get("high")},
+                         "n_internal": (evaluation.get("hand") or {}).get("n"),
+                         "n_external": (external.get("hand") or {}).get("n"),
+                         "domains": external.get("domains") or external.get("scanners") or []})
+    return rows
+
+
+def _r(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def external_figure(rows: list[dict]) -> Panel:
+    """Each model's hand-level metrics on the internal and the external test hands with their 95% CIs."""
+    names = [f"{row['model']} · {row['metric']}" for row in rows]
+    traces = []
+    for key, words, colour, symbol in SETS:
+        values = [row[key] for row in rows]
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": words, "y": names, "x": [v["estimate"] for v in values],
+            "marker": {"color": colour, "size": 10, "symbol": symbol},
+            "error_x": {"type": "data", "symmetric": False, "color": colour, "thickness": 2,
+                        "array": [None if v["high"] is None or v["estimate"] is None else v["high"] - v["estimate"]
+                                  for v in values],
+                        "arrayminus": [None if v["low"] is None or v["estimate"] is None else v["estimate"] - v["low"]
+                                       for v in values]}})
+    title = "Internal vs external test hands (95% CIs)"
+    figure = {"data": traces, "layout": layout(title=title, x_title="Hand-level value", showlegend=True,
+                                               height=max(260, 40 * len(rows) + 160),
+                                               xaxis={"range": [-0.02, 1.02]},
+                                               yaxis={"type": "category", "autorange": "reversed"},
+                                               margin={"l": 24})}
+    table = DataTable(
+        ["model", "metric", "internal", "internal CI low", "internal CI high", "external", "external CI low",
+         "external CI high", "internal − external", "difference CI low", "difference CI high", "internal hands",
+         "external hands"],
+        [[row["model"], row["metric"], *(_r(row[key][part]) for key in ("internal", "external", "difference")
+                                         for part in ("estimate", "low", "high")),
+          row["n_internal"], row["n_external"]] for row in rows])
+    return Panel(key="external", title=title, figure=figure, table=table,
+                 caption="Hand level at the internal evaluation's threshold (never tuned on external hands). "
+                         "Intervals: stratified bootstrap over hands; the difference's resamples the hands of each "
+                         "set independently, the sets being independent samples.")

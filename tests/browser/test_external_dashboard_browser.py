@@ -1,0 +1,39 @@
+"""The internal vs external panel of the experiment dashboard in a real browser: the side-by-side table, the
+figure drawn by plotly.js with both sets' markers, its data table and CSV, no console or CSP errors."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import log_in, wait_until
+from tests.experiment_factories import evaluated_external_experiment
+from tests.factories import UserFactory
+
+SHOTS = Path(os.environ.get("CTS_SCREENSHOTS", "/tmp"))
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+
+
+def test_the_pi_reads_internal_and_external_results_side_by_side(live_server, page):
+    pi = UserFactory(username="pie", role="pi")
+    experiment, runs = evaluated_external_experiment()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not m.location.get(
+        "url", "").endswith("/favicon.ico") else None)
+    log_in(page, live_server.url, pi, f"/experiments/{experiment.pk}/")
+    page.click("a[href='#external']")
+    rows = page.locator("#external-table tbody tr")
+    assert rows.count() == 4 * len(runs)
+    first = rows.first.inner_text()
+    auc = runs[0].evaluation
+    assert "AUC" in first and f"{auc['hand']['metrics']['auc']:.3f}" in first
+    assert f"{auc['external']['hand']['metrics']['auc']:.3f}" in first
+    # One marker per set and row: internal and external, each with its interval.
+    wait_until(page, f"document.querySelectorAll('#panel-external .plot .points path').length === {8 * len(runs)}")
+    legend = page.inner_text("#panel-external .plot")
+    assert "Internal test" in legend and "External test" in legend
+    assert page.locator("#panel-external details.data-table tbody tr").count() == 4 * len(runs)
+    assert page.locator("#panel-external a.csv").get_attribute("href").startswith("data:text/csv")
+    page.locator("#external").screenshot(path=str(SHOTS / "experiment-dashboard-external.png"))
+    assert not errors, errors
