@@ -16,6 +16,9 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 # networks. The launch form and API take their bounds from here.
 LR_MIN = 1e-6
 LR_MAX = 0.1
+# torch.compile backends a run may ask for: "inductor" generates GPU kernels (minutes of compiling on a CPU);
+# "aot_eager" and "eager" trace without generating code, which checks the compiled path cheaply.
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
 @dataclass
@@ -38,6 +41,13 @@ class TrainConfig:
     device: str = "auto"
     # Write last.pt every k epochs (and at the end); a crash loses at most k - 1 epochs. best.pt stays exact.
     checkpoint_every: int = 1
+    # Speed-ups used on CUDA only (the CPU stays exact fp32): bf16 autocast, channels_last convolutions and fused
+    # optimizer kernels. A run records on its runtime which it used.
+    bf16: bool = True
+    channels_last: bool = True
+    fused_optimizer: bool = True
+    # torch.compile backend of the training step (any device), or None to run eagerly.
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_NAMES:
@@ -55,6 +65,9 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 1 epoch, got {self.checkpoint_every}.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError("early_stopping_patience must be >= 1, or None to train all epochs.")
+        if self.compile is not None and self.compile not in COMPILE_BACKENDS:
+            raise ValueError(f"compile {self.compile!r} is unknown; choose one of {', '.join(COMPILE_BACKENDS)} "
+                             "or None.")
         if self.weights_file is not None and not self.pretrained:
             raise ValueError("weights_file is only used with pretrained=True; drop it or set pretrained=True.")
 

@@ -113,7 +113,8 @@ def test_fit_is_exactly_reproducible_on_cpu(make_crops: MakeCrops, tmp_path: Pat
     assert first.best_checkpoint.read_bytes() == second.best_checkpoint.read_bytes()
     assert first.last_checkpoint.read_bytes() != second.last_checkpoint.read_bytes()  # timings live there
     assert first.runtime == second.runtime == runtime_settings(torch.device("cpu")) | {
-        "deterministic_algorithms": True}
+        "deterministic_algorithms": True, "bf16": False, "channels_last": False, "fused_optimizer": False,
+        "compile": None}
     assert first.runtime["torch_threads"] == torch.get_num_threads()
 
 
