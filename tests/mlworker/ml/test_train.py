@@ -298,7 +298,8 @@ def test_speedups_apply_on_cuda_only_and_follow_the_config() -> None:
     with pytest.raises(ValueError, match="compile 'tensorrt' is unknown"):
         _config(compile="tensorrt")
     # A config stored before these options existed loads with the defaults.
-    old = {k: v for k, v in config.to_dict().items() if k not in ("bf16", "channels_last", "fused_optimizer", "compile")}
+    new_fields = ("bf16", "channels_last", "fused_optimizer", "compile")
+    old = {k: v for k, v in config.to_dict().items() if k not in new_fields}
     assert TrainConfig.from_dict(old) == config
 
 
@@ -335,3 +336,16 @@ def test_resume_survives_an_augmentation_state_from_another_device(make_crops: M
     resumed = fit(_config(epochs=2), train, val, checkpoint_dir=tmp_path)
     assert resumed.resumed_from_epoch == 1 and len(resumed.history) == 2
     assert "from another device" in caplog.text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda_keeps_the_crops_and_the_augmentation_on_the_device(make_crops: MakeCrops,
+                                                                         tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    result = fit(_config(device="cuda", epochs=2, checkpoint_every=1), train, val, checkpoint_dir=tmp_path)
+    assert result.device.startswith("cuda") and result.runtime["bf16"] and result.runtime["fused_optimizer"]
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
+    augment_state = torch.load(tmp_path / "last.pt", weights_only=True)["rng"]["augment"]
+    assert augment_state.numel() == torch.Generator("cuda").get_state().numel()  # drawn by a CUDA generator
+    resumed = fit(_config(device="cuda", epochs=3, checkpoint_every=1), train, val, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 2 and len(resumed.history) == 3
