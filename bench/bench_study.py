@@ -89,7 +89,8 @@ def _child(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.empty(1, device=device)  # the CUDA context is process start-up, not training
     print("ready", flush=True)
-    sys.stdin.readline()
+    if sys.stdin.readline().strip() != "go":
+        return 1  # the parent died or gave up (a time limit): train nothing on its behalf
     timing = timed_fit(config, train, val, device)
     print(json.dumps({"model": config.model_name, **timing}), flush=True)
     return 0

@@ -182,7 +182,7 @@ def batches(
 
     The crops are indexed on `device`: pass them there already (`crops.to(device)`, as `fit` does once per run)
     or they are uploaded here, once per call. The shuffle is drawn from `generator` on the CPU, so the batch order
-    is the same on every device; one copy of the permutation per call is the only host-to-device traffic.
+    is the same on every device; the permutation is copied over once per call, and no batch crosses to the device.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
