@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(record), flush=True)
 
-    print(f"device {where}; {images} training + {val_n} validation crops of {size} px, batch {batch}, "
+    print(f"torch {torch.__version__} (CUDA {torch.version.cuda}); device {where}; {images} training + {val_n} "
+          f"validation crops of {size} px, batch {batch}, "
           f"{epochs} epochs, checkpoint every {args.checkpoint_every}, augmentation on, best of {args.repeats}")
     print(f"crops (measured on {len(decoded)} PNG frames): decode once per manifest {decode_per_crop * 1e3:.2f} ms a "
           f"crop ({1 / decode_per_crop:.0f} crops/s); read from the crop cache {read_per_crop * 1e6:.1f} us a crop, "
