@@ -127,7 +127,9 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
 def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool | None = None) -> nn.Module:
     """Move `model` to `device`, channels_last by default on CUDA (what fit and load_trained run with)."""
     model = model.to(device)
-    if channels_last if channels_last is not None else device.type == "cuda":
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if channels_last:
         # Convolutions on tensor cores run fastest in NHWC.
         model = model.to(memory_format=torch.channels_last)
     return model
