@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     val = crops.select(np.arange(0, n, 10))
     train = crops.select([i for i in range(n) if i % 10])
     tiled = "" if n == len(decoded) else f" (tiled from {len(decoded)} decoded)"
-    print(f"torch {torch.__version__}; device {where}; {len(train)} training + {len(val)} validation crops{tiled} of {size} px, batch {batch}, "
-          f"{epochs} epoch(s), checkpoint every {args.checkpoint_every}")
+    print(f"torch {torch.__version__}; device {where}; {len(train)} training + {len(val)} validation crops{tiled} "
+          f"of {size} px, batch {batch}, {epochs} epoch(s), checkpoint every {args.checkpoint_every}")
     configs = [TrainConfig(model_name=name, pretrained=False, epochs=epochs, batch_size=batch, input_size=size,
                            early_stopping_patience=None, device=str(device), checkpoint_every=args.checkpoint_every)
                for name in args.models]
