@@ -1,4 +1,8 @@
-"""Batched, seeded training augmentation: flip, rotate, scale, translate and shear as one affine warp per sample."""
+"""Batched, seeded training augmentation: flip, rotate, scale, translate and shear as one affine warp per sample.
+
+The ranges below are the protocol's augmentation and its one home: `BatchAugment`'s defaults, the tests and the
+benchmarks read them from here.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BatchAugment"]
+__all__ = ["BatchAugment", "DEGREES", "FLIP_P", "SCALE", "SHEAR", "TRANSLATE"]
+
+# Probability of a horizontal flip (a left hand mirrors a right one).
+FLIP_P = 0.5
+# Rotation and shear half-ranges in degrees: each is drawn uniformly in [-x, x].
+DEGREES = 10.0
+SHEAR = 10.0
+# Isotropic zoom factor, drawn uniformly in [low, high].
+SCALE: tuple[float, float] = (0.8, 1.2)
+# Shift half-ranges as fractions of the width and the height.
+TRANSLATE: tuple[float, float] = (0.1, 0.1)
+
+# Drawn in double precision whatever the images' dtype: a batch's warp does not depend on bf16/fp32 choices.
+_PARAM_DTYPE = torch.float64
 
 
 class BatchAugment(nn.Module):
     """Random flip/rotation/scale/translation/shear of a float batch (B, C, H, W) on its own device.
 
-    Parameters are drawn per sample on the CPU from `generator` (so a seed reproduces a run on any device),
-    composed into one 2x3 matrix per sample and applied with a single `affine_grid` + `grid_sample`.
+    Parameters are drawn per sample from `generator` on the generator's device (a CUDA generator draws on the
+    GPU, so no host round trip per batch; a CPU generator reproduces the same draws on any device), composed
+    into one 2x3 matrix per sample and applied with a single `affine_grid` + `grid_sample`.
     Areas uncovered by the warp are filled with `fill` (0 = black, the ultrasound background).
     """
 
     def __init__(
         self,
         *,
-        flip_p: float = 0.5,
-        degrees: float = 10.0,
-        scale: tuple[float, float] = (0.8, 1.2),
-        translate: tuple[float, float] = (0.1, 0.1),
-        shear: float = 10.0,
+        flip_p: float = FLIP_P,
+        degrees: float = DEGREES,
+        scale: tuple[float, float] = SCALE,
+        translate: tuple[float, float] = TRANSLATE,
+        shear: float = SHEAR,
         fill: float = 0.0,
         enabled: bool = True,
         generator: torch.Generator | None = None,
@@ -38,8 +56,6 @@ class BatchAugment(nn.Module):
             raise ValueError("degrees, shear and translate are half-ranges and must be >= 0.")
         if shear >= 90:
             raise ValueError(f"shear must be below 90 degrees, got {shear}.")
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError("BatchAugment draws its parameters on the CPU; pass a CPU torch.Generator.")
         self.flip_p = flip_p
         self.degrees = degrees
         self.scale = scale
@@ -55,16 +71,22 @@ class BatchAugment(nn.Module):
             f"shear={self.shear}, enabled={self.enabled}"
         )
 
-    def sample_params(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Draw per-sample parameters on the CPU: flip (bool), angle/shear (deg), scale, tx/ty (fraction of size)."""
+    def sample_params(
+        self, batch: int, generator: torch.Generator | None = None, *, device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-sample parameters: flip (bool), angle/shear (deg), scale, tx/ty (fraction of the size).
+
+        Drawn on the generator's device; without a generator, from the global RNG of `device` (CPU if None).
+        """
         g = generator if generator is not None else self.generator
+        where = g.device if g is not None else torch.device(device or "cpu")
 
         def uniform(low: float, high: float) -> torch.Tensor:
-            return low + (high - low) * torch.rand(batch, generator=g, dtype=torch.float64)
+            return low + (high - low) * torch.rand(batch, generator=g, device=where, dtype=_PARAM_DTYPE)
 
         # Always draw every parameter so the generator advances the same way whatever the ranges are.
         return {
-            "flip": torch.rand(batch, generator=g, dtype=torch.float64) < self.flip_p,
+            "flip": torch.rand(batch, generator=g, device=where, dtype=_PARAM_DTYPE) < self.flip_p,
             "angle": uniform(-self.degrees, self.degrees),
             "scale": uniform(*self.scale),
             "tx": uniform(-self.translate[0], self.translate[0]),
@@ -74,41 +96,42 @@ class BatchAugment(nn.Module):
 
     @staticmethod
     def theta(params: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
-        """(B, 2, 3) `affine_grid` matrices (output -> input, normalised coords) for the given parameters."""
-        batch = params["angle"].shape[0]
+        """(B, 2, 3) `affine_grid` matrices (output -> input, normalised coords) on the parameters' device.
+
+        The forward map in centred pixel coordinates is: flip, then scale, shear, rotate, translate, i.e.
+        p' = R Sh (s F) p + t. `affine_grid` wants its inverse, written out here (no batched matrix inverse,
+        which would cost a solver launch and a sync on a GPU): (s F)^-1 Sh^-1 R^T (p' - t).
+        """
         rot = torch.deg2rad(params["angle"])
         cos, sin = torch.cos(rot), torch.sin(rot)
-        eye = torch.eye(2, dtype=torch.float64).expand(batch, 2, 2)
-        rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-        shear = eye.clone()
-        shear[:, 0, 1] = torch.tan(torch.deg2rad(params["shear"]))
-        flip = eye.clone()
-        flip[:, 0, 0] = torch.where(params["flip"], -1.0, 1.0).to(torch.float64)
-        # Forward map in centred pixel coordinates: flip first, then scale, shear, rotate, translate.
-        forward = rotation @ shear @ (params["scale"].view(-1, 1, 1) * flip)
-        # Pixel <-> normalised coordinates (align_corners=False) so non-square images warp without distortion.
-        half = torch.diag(torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64))
-        half_inv = torch.diag(torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64))
-        inverse = torch.linalg.inv(forward)
-        linear = half_inv @ inverse @ half
-        shift_px = torch.stack([params["tx"] * width, params["ty"] * height], -1).unsqueeze(-1)
-        offset = -(half_inv @ inverse @ shift_px)
+        tan = torch.tan(torch.deg2rad(params["shear"]))
+        flip = 1.0 - 2.0 * params["flip"].to(cos.dtype)
+        inv_scale = 1.0 / params["scale"]
+        # Rows of F^-1 Sh^-1 R^T / s, with Sh^-1 = [[1, -tan], [0, 1]] and R^T = [[cos, sin], [-sin, cos]].
+        a00 = flip * (cos + tan * sin) * inv_scale
+        a01 = flip * (sin - tan * cos) * inv_scale
+        a10 = -sin * inv_scale
+        a11 = cos * inv_scale
+        # Pixel <-> normalised coordinates (align_corners=False): x_n = 2 x / W, so non-square images warp
+        # without distortion; the shift t is (tx W, ty H) pixels, i.e. (2 tx, 2 ty) normalised.
+        aspect = height / width
+        tx, ty = 2.0 * params["tx"], 2.0 * params["ty"]
+        linear = torch.stack([torch.stack([a00, a01 * aspect], -1), torch.stack([a10 / aspect, a11], -1)], -2)
+        offset = -(linear @ torch.stack([tx, ty], -1).unsqueeze(-1))
         return torch.cat([linear, offset], dim=-1)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Warp each sample of float `x` with its own random affine; identity when disabled or in eval mode."""
-        if not self.enabled or not self.training:
-            return x
+    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Warp each sample of float `x` (B, C, H, W) by its own parameters (from `sample_params`)."""
         if not x.is_floating_point() or x.dim() != 4:
             raise TypeError(f"BatchAugment needs a float (B, C, H, W) batch, got {x.dtype} {tuple(x.shape)}; "
                             "convert uint8 images with x.float() / 255 first.")
-        batch, _, height, width = x.shape
-        params = self.sample_params(batch, generator)
+        _, _, height, width = x.shape
         theta = self.theta(params, height, width).to(x.dtype)
-        if x.is_cuda:
-            # A pageable-memory copy may block the host; pinned lets it queue behind the running kernels.
-            theta = theta.pin_memory()
-        theta = theta.to(x.device, non_blocking=True)
+        if theta.device != x.device:
+            if x.is_cuda and not theta.is_cuda:
+                # A pageable-memory copy may block the host; pinned lets it queue behind the running kernels.
+                theta = theta.pin_memory()
+            theta = theta.to(x.device, non_blocking=True)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         if self.fill == 0.0:
             return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -119,3 +142,12 @@ class BatchAugment(nn.Module):
         )
         mask = warped[:, -1:]
         return warped[:, :-1] + (1.0 - mask) * self.fill
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Warp each sample of float `x` with its own random affine; identity when disabled or in eval mode."""
+        if not self.enabled or not self.training:
+            return x
+        if not x.is_floating_point() or x.dim() != 4:
+            raise TypeError(f"BatchAugment needs a float (B, C, H, W) batch, got {x.dtype} {tuple(x.shape)}; "
+                            "convert uint8 images with x.float() / 255 first.")
+        return self.apply(x, self.sample_params(x.shape[0], generator, device=x.device))

@@ -17,6 +17,9 @@ OPTIMIZERS = ("adam", "sgd", "adamw")
 # networks. The launch form and API take their bounds from here.
 LR_MIN = 1e-6
 LR_MAX = 0.1
+# torch.compile backends a run may ask for: "inductor" generates GPU kernels (minutes of compiling on a CPU);
+# "aot_eager" and "eager" trace without generating code, which checks the compiled path cheaply.
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
 @dataclass
@@ -41,6 +44,13 @@ class TrainConfig:
     checkpoint_every: int = 1
     # Per-site intensity normalisation of the crops (mlworker.ml.normalise); needs a manifest recording sites.
     site_normalisation: str = "none"
+    # Speed-ups used on CUDA only (the CPU stays exact fp32): bf16 autocast, channels_last convolutions and fused
+    # optimizer kernels. A run records on its runtime which it used.
+    bf16: bool = True
+    channels_last: bool = True
+    fused_optimizer: bool = True
+    # torch.compile backend of the training step (any device), or None to run eagerly.
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         if self.model_name not in MODEL_NAMES:
@@ -61,6 +71,9 @@ class TrainConfig:
         if self.site_normalisation not in SITE_NORMALISATIONS:
             raise ValueError(f"site_normalisation {self.site_normalisation!r} is unknown; choose one of "
                              f"{', '.join(SITE_NORMALISATIONS)}.")
+        if self.compile is not None and self.compile not in COMPILE_BACKENDS:
+            raise ValueError(f"compile {self.compile!r} is unknown; choose one of {', '.join(COMPILE_BACKENDS)} "
+                             "or None.")
         if self.weights_file is not None and not self.pretrained:
             raise ValueError("weights_file is only used with pretrained=True; drop it or set pretrained=True.")
 

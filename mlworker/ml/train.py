@@ -1,4 +1,9 @@
-"""Training loop with per-epoch atomic checkpoints, exact CPU resume, early stopping and cancellation."""
+"""Training loop with atomic checkpoints, exact CPU resume, early stopping and cancellation.
+
+On a GPU the whole input path stays on the device: the uint8 crops are uploaded once per run, batches are gathered,
+augmented (parameters drawn by a CUDA generator) and normalised there, and the step runs in bf16 with channels_last
+and a fused optimizer (each a TrainConfig option; see `Speedups`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import platform
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "TrainConfig",
     "FitResult",
+    "Speedups",
+    "make_optimizer",
     "select_device",
     "runtime_settings",
     "autocast",
@@ -50,7 +57,8 @@ _logger = logging.getLogger(__name__)
 # Bumped when the checkpoint layout changes, so old files are recognised instead of mis-read.
 CHECKPOINT_FORMAT = 1
 # Settings that may differ between an interrupted run and its resumption (extending a run is legitimate).
-_RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience", "checkpoint_every"})
+_RESUME_MAY_CHANGE = frozenset({"epochs", "device", "early_stopping_patience", "checkpoint_every", "bf16",
+                                "channels_last", "fused_optimizer", "compile"})
 # Validation runs at inference speed: no augmentation, no gradients, batches this large whatever the training batch.
 EVAL_BATCH_SIZE = 256
 DIVERGED = "not finite: training diverged; launch again with a lower learning rate"
@@ -88,18 +96,40 @@ def select_device(pref: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+@dataclass(frozen=True)
+class Speedups:
+    """What a run uses to go fast on its device; recorded on the run's runtime (see `runtime_settings`)."""
+
+    bf16: bool  # bf16 autocast of forward passes
+    channels_last: bool  # NHWC weights and inputs, what tensor-core convolutions want
+    fused_optimizer: bool  # one fused kernel for the optimizer step instead of a loop over parameters
+    compile: str | None  # torch.compile backend of the training step, None for eager
+
+    @classmethod
+    def of(cls, config: TrainConfig | None, device: torch.device) -> Speedups:
+        """The config's options as they apply on `device`: bf16, channels_last and fused kernels on CUDA only,
+        so CPU runs stay exactly reproducible fp32. Without a config, the defaults (evaluation, explanations)."""
+        cuda = device.type == "cuda"
+        return cls(bf16=cuda and (config is None or config.bf16),
+                   channels_last=cuda and (config is None or config.channels_last),
+                   fused_optimizer=cuda and config is not None and config.fused_optimizer,
+                   compile=None if config is None else config.compile)
+
+
+def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA, nothing on the CPU: the precision training, evaluation and explanations run in."""
     # bf16 keeps fp32's exponent range, so no GradScaler is needed; the CPU stays fp32 for exact reproducibility.
-    if device.type == "cuda":
+    if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move `model` to `device`, channels_last on CUDA (what fit and load_trained run with)."""
+def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool | None = None) -> nn.Module:
+    """Move `model` to `device`, channels_last by default on CUDA (what fit and load_trained run with)."""
     model = model.to(device)
-    if device.type == "cuda":
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if channels_last:
         # Convolutions on tensor cores run fastest in NHWC.
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -145,7 +175,7 @@ def train_one_epoch(
     if augment is not None:
         augment.train()
     mean, std = model_normalization(model)
-    cuda = device.type == "cuda"
+    speed = Speedups.of(config, device)
     # A trailing batch of one sample would make BatchNorm fail in training mode.
     drop_last = len(crops) > 1 and len(crops) % config.batch_size == 1
     total = len(crops) // config.batch_size if drop_last else math.ceil(len(crops) / config.batch_size)
@@ -155,11 +185,11 @@ def train_one_epoch(
     n = 0
     for done, (x, y, _) in enumerate(batches(
         crops, batch_size=config.batch_size, shuffle=True, generator=generator, device=device,
-        mean=mean, std=std, augment=augment, channels_last=cuda, drop_last=drop_last,
+        mean=mean, std=std, augment=augment, channels_last=speed.channels_last, drop_last=drop_last,
     ), start=1):
         if should_stop is not None and should_stop():
             raise Stopped
-        with autocast(device):
+        with autocast(device, speed.bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -177,20 +207,20 @@ def train_one_epoch(
 
 def _logits(
     model: nn.Module, crops: CropTensors, *, device: torch.device, batch_size: int,
-    mean: tuple[float, ...] | None, std: tuple[float, ...] | None,
+    mean: tuple[float, ...] | None, std: tuple[float, ...] | None, speed: Speedups | None = None,
 ) -> torch.Tensor:
     """Float32 logits (N, classes) on the CPU, in the order of `crops`."""
     if mean is None or std is None:
         mean, std = model_normalization(model)
+    speed = speed or Speedups.of(None, device)
     model.eval()
-    cuda = device.type == "cuda"
     outputs: list[torch.Tensor] = []
     with torch.inference_mode():
         for x, _, _ in batches(
             crops, batch_size=batch_size, shuffle=False, generator=None, device=device,
-            mean=mean, std=std, augment=None, channels_last=cuda,
+            mean=mean, std=std, augment=None, channels_last=speed.channels_last,
         ):
-            with autocast(device):
+            with autocast(device, speed.bf16):
                 outputs.append(model(x).float())
     if not outputs:
         return torch.empty((0, 2))
@@ -205,10 +235,13 @@ def evaluate(
     batch_size: int = 64,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    speed: Speedups | None = None,
 ) -> dict[str, Any]:
-    """Loss, accuracy, rank AUC and P(CTS) per sample (`probs`, in crop order) without augmentation."""
-    logits = _logits(model, crops, device=device, batch_size=batch_size, mean=mean, std=std)
-    labels = crops.labels
+    """Loss, accuracy, rank AUC and P(CTS) per sample (`probs`, in crop order) without augmentation.
+
+    `speed` (bf16, channels_last) defaults to what a run uses on `device` by default."""
+    logits = _logits(model, crops, device=device, batch_size=batch_size, mean=mean, std=std, speed=speed)
+    labels = crops.labels.cpu()
     n = len(crops)
     if n == 0:
         return {"loss": math.nan, "accuracy": math.nan, "auc": math.nan, "probs": np.empty(0), "n": 0}
@@ -228,13 +261,17 @@ def predict_proba(model: nn.Module, crops: CropTensors, *, device: torch.device,
     return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The config's optimizer over the trainable parameters; `fused` (CUDA) updates them all in one kernel."""
     params = [p for p in model.parameters() if p.requires_grad]
+    # None, not False: torch then picks its multi-tensor (foreach) kernels where they apply.
+    kernels = {"fused": True} if fused else {}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **kernels)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **kernels)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           **kernels)
 
 
 def _seed_everything(seed: int) -> None:
@@ -243,16 +280,20 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds every CUDA device too
 
 
-def runtime_settings(device: torch.device) -> dict[str, Any]:
+def runtime_settings(device: torch.device, speed: Speedups | None = None) -> dict[str, Any]:
     """Settings that change a run's numbers: the same code, data and seed on 2 CPU threads and on 1 give
-    different floating-point sums (a frame AUC moved from 0.662 to 0.676), so a reproduction must match them."""
-    return {
+    different floating-point sums (a frame AUC moved from 0.662 to 0.676), so a reproduction must match them.
+    With `speed`, also the precision and kernels the run used (bf16, channels_last, fused optimizer, compile)."""
+    settings = {
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }
+    if speed is not None:
+        settings.update(asdict(speed))
+    return settings
 
 
 @contextlib.contextmanager
@@ -309,12 +350,20 @@ def _rng_states(shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> d
     }
 
 
-def _restore_rng_states(states: dict[str, Any], shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> None:
+def _restore_rng_states(states: dict[str, Any], shuffle_gen: torch.Generator, augment_gen: torch.Generator,
+                        *, reseed_augment: int) -> None:
     torch.set_rng_state(states["torch_cpu"])
     if states.get("torch_cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["torch_cuda"])
     shuffle_gen.set_state(states["shuffle"])
-    augment_gen.set_state(states["augment"])
+    try:
+        augment_gen.set_state(states["augment"])
+    except RuntimeError:
+        # The augmentation draws on the training device; a run resumed on another kind of device (its CUDA
+        # state does not fit a CPU generator) continues from a fresh seed instead: the batch order, from the
+        # CPU shuffle generator, is unchanged.
+        _logger.warning("Augmentation RNG state is from another device; reseeding it with %d", reseed_augment)
+        augment_gen.manual_seed(reseed_augment)
     np_state = states["numpy"]
     np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
                          np_state["has_gauss"], np_state["gauss"]))
@@ -402,19 +451,21 @@ def fit(
 
     with _determinism(device):
         _seed_everything(config.seed)
+        speed = Speedups.of(config, device)
         model = prepare_model(
             build_model(config.model_name, num_classes=2, pretrained=config.pretrained,
                         weights_file=config.weights_file),
-            device,
+            device, channels_last=speed.channels_last,
         )
-        optimizer = _make_optimizer(model, config)
-        # Separate streams: changing the augmentation settings must not change the batch order.
+        optimizer = make_optimizer(model, config, fused=speed.fused_optimizer)
+        # Separate streams: changing the augmentation settings must not change the batch order. The shuffle is
+        # drawn on the CPU (one permutation an epoch); the augmentation on the training device, per batch.
         shuffle_gen = torch.Generator().manual_seed(config.seed)
-        augment_gen = torch.Generator().manual_seed(config.seed + 1)
+        augment_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         augment = BatchAugment(generator=augment_gen) if config.augment else None
 
         result = FitResult(best_checkpoint=None, last_checkpoint=last_path, device=str(device),
-                           runtime=runtime_settings(device))
+                           runtime=runtime_settings(device, speed))
         epochs_without_improvement = 0
         start_epoch = 0
         if last_path.exists():
@@ -422,8 +473,8 @@ def fit(
             _check_resumable(ckpt["config"], config, last_path)
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
-            _restore_rng_states(ckpt["rng"], shuffle_gen, augment_gen)
             start_epoch = int(ckpt["epoch"])
+            _restore_rng_states(ckpt["rng"], shuffle_gen, augment_gen, reseed_augment=config.seed + 1 + start_epoch)
             result.history = list(ckpt["history"])
             result.best_epoch = ckpt["best_epoch"]
             result.best_val_loss = float(ckpt["best_val_loss"])
@@ -436,6 +487,11 @@ def fit(
             if result.stopped_early or result.diverged:
                 return result
 
+        # Uploaded once: every epoch gathers its batches on the device (no-ops on the CPU).
+        train, val = train.to(device), val.to(device)
+        # The compiled step shares the model's parameters; checkpoints and validation use the plain module
+        # (no recompiling for eval mode and the validation batch size).
+        step_model = torch.compile(model, backend=config.compile, dynamic=False) if config.compile else model
         run_seconds, run_images = 0.0, 0
         val_classes = int(val.labels.unique().numel())
         best_state: dict[str, torch.Tensor] | None = None
@@ -446,14 +502,14 @@ def fit(
                                         history=result.history))
             try:
                 train_metrics = train_one_epoch(
-                    model, train, optimizer=optimizer, config=config, device=device,
+                    step_model, train, optimizer=optimizer, config=config, device=device,
                     generator=shuffle_gen, augment=augment, should_stop=should_stop, on_batch=on_batch,
                 )
             except Stopped:
                 # The unfinished epoch is dropped; last.pt still holds the previous one.
                 result.cancelled = True
                 break
-            val_metrics = evaluate(model, val, device=device, batch_size=EVAL_BATCH_SIZE)
+            val_metrics = evaluate(model, val, device=device, batch_size=EVAL_BATCH_SIZE, speed=speed)
             record = undefined_as_null({
                 "epoch": epoch,
                 "train_loss": train_metrics["loss"],

@@ -1,11 +1,16 @@
-"""BatchAugment: identity when off, per-sample seeded affine warps, geometry of flip/rotation/translation."""
+"""BatchAugment: identity when off, per-sample seeded affine warps, geometry of flip/rotation/translation, draws
+on the generator's device within the protocol's ranges."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from mlworker.ml import BatchAugment
+from mlworker.ml.augment import DEGREES, FLIP_P, SCALE, SHEAR, TRANSLATE
 
 NO_WARP = dict(degrees=0.0, scale=(1.0, 1.0), translate=(0.0, 0.0), shear=0.0)
 
@@ -35,9 +40,6 @@ def test_parameters_differ_across_the_batch() -> None:
     for key in ("angle", "scale", "tx", "ty", "shear"):
         assert params[key].unique().numel() == 16, key
     assert 0 < int(params["flip"].sum()) < 16
-    assert params["angle"].abs().max() <= 10 and params["shear"].abs().max() <= 10
-    assert params["scale"].min() >= 0.8 and params["scale"].max() <= 1.2
-    assert params["tx"].abs().max() <= 0.1 and params["ty"].abs().max() <= 0.1
     # The same image repeated comes out differently for every sample.
     x = _batch(1).expand(6, -1, -1, -1).contiguous()
     y = BatchAugment(generator=torch.Generator().manual_seed(3))(x)
@@ -101,3 +103,72 @@ def test_same_seed_gives_same_warp_on_cuda() -> None:
     cpu = BatchAugment(generator=torch.Generator().manual_seed(9))(x)
     gpu = BatchAugment(generator=torch.Generator().manual_seed(9))(x.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+    # A CUDA generator draws on the GPU: reproducible from its seed, another stream than the CPU's.
+    params = BatchAugment(generator=torch.Generator("cuda").manual_seed(9)).sample_params(8)
+    assert {t.device.type for t in params.values()} == {"cuda"}
+    a = BatchAugment(generator=torch.Generator("cuda").manual_seed(9))(x.cuda())
+    b = BatchAugment(generator=torch.Generator("cuda").manual_seed(9))(x.cuda())
+    assert torch.equal(a, b)
+
+
+def test_the_protocol_ranges_are_the_defaults() -> None:
+    aug = BatchAugment()
+    assert (aug.flip_p, aug.degrees, aug.scale, aug.translate, aug.shear) == (FLIP_P, DEGREES, SCALE, TRANSLATE, SHEAR)
+    assert (FLIP_P, DEGREES, SCALE, TRANSLATE, SHEAR) == (0.5, 10.0, (0.8, 1.2), (0.1, 0.1), 10.0)
+
+
+def test_drawn_parameters_are_uniform_over_the_configured_ranges() -> None:
+    n = 20_000
+    params = BatchAugment(generator=torch.Generator().manual_seed(5)).sample_params(n)
+    ranges = {"angle": (-DEGREES, DEGREES), "shear": (-SHEAR, SHEAR), "scale": SCALE,
+              "tx": (-TRANSLATE[0], TRANSLATE[0]), "ty": (-TRANSLATE[1], TRANSLATE[1])}
+    for key, (low, high) in ranges.items():
+        values = np.sort(params[key].numpy())
+        assert low <= values[0] and values[-1] <= high, key
+        # Reaches both ends of the range, and its empirical CDF stays within the Kolmogorov-Smirnov band of
+        # alpha = 0.001 per parameter (0.5% for the five together).
+        assert values[0] - low < 0.001 * (high - low) and high - values[-1] < 0.001 * (high - low), key
+        cdf = (values - low) / (high - low)
+        ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+        assert ks < 1.95 / math.sqrt(n), (key, ks)
+    flips = params["flip"].double().mean().item()
+    assert abs(flips - FLIP_P) < 4 * math.sqrt(FLIP_P * (1 - FLIP_P) / n)
+    # Independent draws: no two parameters move together.
+    stacked = np.corrcoef(np.stack([params[k].double().numpy() for k in (*ranges, "flip")]))
+    assert np.abs(stacked - np.eye(len(ranges) + 1)).max() < 0.05
+
+
+def test_an_identity_draw_returns_the_input() -> None:
+    x = _batch(3, c=2, h=12, w=20)
+    identity = {"flip": torch.zeros(3, dtype=torch.bool), **{k: torch.zeros(3, dtype=torch.float64)
+                                                            for k in ("angle", "tx", "ty", "shear")},
+                "scale": torch.ones(3, dtype=torch.float64)}
+    torch.testing.assert_close(BatchAugment().apply(x, identity), x, atol=1e-6, rtol=0)
+
+
+def test_theta_is_the_inverse_of_the_forward_warp() -> None:
+    """The closed-form matrices against the forward map inverted numerically, on a non-square image."""
+    height, width = 24, 40
+    params = BatchAugment(degrees=40.0, shear=30.0, scale=(0.5, 1.5), translate=(0.3, 0.2),
+                          generator=torch.Generator().manual_seed(6)).sample_params(32)
+    rot, shear = torch.deg2rad(params["angle"]), torch.tan(torch.deg2rad(params["shear"]))
+    eye = torch.eye(2, dtype=torch.float64).repeat(32, 1, 1)
+    rotation = torch.stack([torch.stack([rot.cos(), -rot.sin()], -1), torch.stack([rot.sin(), rot.cos()], -1)], -2)
+    shearing, flipping = eye.clone(), eye.clone()
+    shearing[:, 0, 1] = shear
+    flipping[:, 0, 0] = torch.where(params["flip"], -1.0, 1.0)
+    # Forward map in pixels about the centre, as a 3x3 homogeneous matrix; then to normalised coordinates.
+    forward = torch.zeros(32, 3, 3, dtype=torch.float64)
+    forward[:, :2, :2] = rotation @ shearing @ (params["scale"].view(-1, 1, 1) * flipping)
+    forward[:, 0, 2], forward[:, 1, 2], forward[:, 2, 2] = params["tx"] * width, params["ty"] * height, 1.0
+    to_norm = torch.diag(torch.tensor([2.0 / width, 2.0 / height, 1.0], dtype=torch.float64))
+    expected = (to_norm @ torch.linalg.inv(forward) @ torch.linalg.inv(to_norm))[:, :2]
+    torch.testing.assert_close(BatchAugment.theta(params, height, width), expected, atol=1e-12, rtol=0)
+
+
+def test_parameters_are_drawn_on_the_generators_or_the_batchs_device() -> None:
+    aug = BatchAugment()
+    on_meta = aug.sample_params(4, device="meta")  # no generator: the global RNG of the batch's device
+    assert {t.device.type for t in on_meta.values()} == {"meta"}
+    cpu = aug.sample_params(4, torch.Generator().manual_seed(0), device="meta")  # a generator's device wins
+    assert {t.device.type for t in cpu.values()} == {"cpu"}

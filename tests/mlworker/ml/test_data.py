@@ -127,3 +127,32 @@ def test_batches_apply_augmentation_and_channels_last() -> None:
                          std=(1.0,) * 3, augment=aug, channels_last=True)
     assert x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(x[:, :, :, 8:], torch.full((4, 3, 16, 8), 200 / 255), atol=1e-5, rtol=0)
+
+
+def test_crops_move_to_a_device_once() -> None:
+    crops = _crops(6)
+    assert crops.to("cpu") is crops and crops.to(torch.device("cpu")) is crops and crops.device.type == "cpu"
+    on_meta = crops.to("meta")  # another device: every field is copied there
+    assert on_meta is not crops and len(on_meta) == 6
+    assert {t.device.type for t in (on_meta.images, on_meta.labels, on_meta.hand_ids, on_meta.frame_ids)} == {"meta"}
+    assert on_meta.to("meta") is on_meta
+    assert on_meta.select([1, 2]).device.type == "meta"
+
+
+def test_same_seeds_give_the_same_augmented_batches_on_the_device() -> None:
+    crops = _crops(12, size=16)
+    crops.images[:, :, :, :5] = 250  # an asymmetric pattern so every warp shows
+
+    def epoch(shuffle_seed: int, augment_seed: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        aug = BatchAugment(generator=torch.Generator(device="cpu").manual_seed(augment_seed))
+        return list(batches(crops, batch_size=5, shuffle=True, generator=torch.Generator().manual_seed(shuffle_seed),
+                            device="cpu", mean=IMAGENET_MEAN, std=IMAGENET_STD, augment=aug))
+
+    first, again = epoch(0, 1), epoch(0, 1)
+    assert len(first) == 3
+    for (x, y, idx), (x2, y2, idx2) in zip(first, again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(idx, idx2)
+        assert y.device == x.device and idx.device.type == "cpu" and torch.equal(y, crops.labels[idx])
+    other_warp = epoch(0, 2)
+    assert [i.tolist() for _, _, i in other_warp] == [i.tolist() for _, _, i in first]  # the order is the shuffle's
+    assert not torch.allclose(other_warp[0][0], first[0][0])

@@ -13,11 +13,13 @@ import torch
 from mlworker.ml import (
     BatchAugment,
     CropTensors,
+    Speedups,
     TrainConfig,
     build_model,
     evaluate,
     fit,
     load_trained,
+    make_optimizer,
     predict_proba,
     roc_auc,
     runtime_settings,
@@ -113,7 +115,8 @@ def test_fit_is_exactly_reproducible_on_cpu(make_crops: MakeCrops, tmp_path: Pat
     assert first.best_checkpoint.read_bytes() == second.best_checkpoint.read_bytes()
     assert first.last_checkpoint.read_bytes() != second.last_checkpoint.read_bytes()  # timings live there
     assert first.runtime == second.runtime == runtime_settings(torch.device("cpu")) | {
-        "deterministic_algorithms": True}
+        "deterministic_algorithms": True, "bf16": False, "channels_last": False, "fused_optimizer": False,
+        "compile": None}
     assert first.runtime["torch_threads"] == torch.get_num_threads()
 
 
@@ -279,3 +282,70 @@ def test_checkpoints_every_k_epochs_resume_to_the_same_run(make_crops: MakeCrops
     assert resumed.best_epoch == straight.best_epoch
     assert _same_state(_model_state(resumed.best_checkpoint), _model_state(straight.best_checkpoint))
     assert torch.load(straight.best_checkpoint, weights_only=True)["epoch"] == straight.best_epoch
+
+
+def test_speedups_apply_on_cuda_only_and_follow_the_config() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    config = _config()
+    assert (config.bf16, config.channels_last, config.fused_optimizer, config.compile) == (True, True, True, None)
+    assert Speedups.of(config, cpu) == Speedups(bf16=False, channels_last=False, fused_optimizer=False, compile=None)
+    assert Speedups.of(config, cuda) == Speedups(bf16=True, channels_last=True, fused_optimizer=True, compile=None)
+    off = _config(bf16=False, channels_last=False, fused_optimizer=False, compile="inductor")
+    assert Speedups.of(off, cuda) == Speedups(bf16=False, channels_last=False, fused_optimizer=False,
+                                              compile="inductor")
+    # Evaluation and explanations without a config: bf16 and channels_last on CUDA, nothing to fuse or compile.
+    assert Speedups.of(None, cuda) == Speedups(bf16=True, channels_last=True, fused_optimizer=False, compile=None)
+    with pytest.raises(ValueError, match="compile 'tensorrt' is unknown"):
+        _config(compile="tensorrt")
+    # A config stored before these options existed loads with the defaults.
+    new_fields = ("bf16", "channels_last", "fused_optimizer", "compile")
+    old = {k: v for k, v in config.to_dict().items() if k not in new_fields}
+    assert TrainConfig.from_dict(old) == config
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_fused_optimizers_are_asked_for_by_flag(optimizer: str) -> None:
+    model = build_model("squeezenet1_1", pretrained=False)
+    assert make_optimizer(model, _config(optimizer=optimizer), fused=True).defaults["fused"] is True
+    assert not make_optimizer(model, _config(optimizer=optimizer)).defaults.get("fused")
+
+
+def test_a_compiled_step_trains_the_same_run_and_saves_plain_weights(make_crops: MakeCrops, tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    eager = fit(_config(), train, val, checkpoint_dir=tmp_path / "eager")
+    # The "eager" backend traces with dynamo and runs the captured graph with the same kernels: same numbers.
+    compiled = fit(_config(compile="eager"), train, val, checkpoint_dir=tmp_path / "compiled")
+    assert compiled.runtime["compile"] == "eager" and eager.runtime["compile"] is None
+    assert _without_time(compiled.history) == _without_time(eager.history)
+    state = _model_state(compiled.best_checkpoint)
+    assert not any(k.startswith("_orig_mod") for k in state)
+    assert _same_state(state, _model_state(eager.best_checkpoint))
+    load_trained(compiled.best_checkpoint, device="cpu")
+
+
+def test_resume_survives_an_augmentation_state_from_another_device(make_crops: MakeCrops, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    fit(_config(epochs=1), train, val, checkpoint_dir=tmp_path)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    # What a CUDA generator's state looks like (16 bytes of Philox seed and offset), and a config written before
+    # the speed options existed: the run resumes on the CPU all the same.
+    last["rng"]["augment"] = torch.Generator("cpu").get_state()[:16].clone()
+    last["config"] = {k: v for k, v in last["config"].items() if k not in ("bf16", "fused_optimizer")}
+    torch.save(last, tmp_path / "last.pt")
+    resumed = fit(_config(epochs=2), train, val, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 1 and len(resumed.history) == 2
+    assert "from another device" in caplog.text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda_keeps_the_crops_and_the_augmentation_on_the_device(make_crops: MakeCrops,
+                                                                         tmp_path: Path) -> None:
+    train, val = make_crops(16), make_crops(8, seed=1)
+    result = fit(_config(device="cuda", epochs=2, checkpoint_every=1), train, val, checkpoint_dir=tmp_path)
+    assert result.device.startswith("cuda") and result.runtime["bf16"] and result.runtime["fused_optimizer"]
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
+    augment_state = torch.load(tmp_path / "last.pt", weights_only=True)["rng"]["augment"]
+    assert augment_state.numel() == torch.Generator("cuda").get_state().numel()  # drawn by a CUDA generator
+    resumed = fit(_config(device="cuda", epochs=3, checkpoint_every=1), train, val, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 2 and len(resumed.history) == 3
