@@ -233,36 +233,38 @@ FINGERPRINTED_ENTRY_KEYS = frozenset({"hand", "participant", "clip", "clip_sha25
                                       "image_sha256", "box", "annotator", "label", "subset", "site", "scanner"})
 
 
-def _fingerprint_sql() -> str:
-    hand, clip, frame = Hand._meta.db_table, Clip._meta.db_table, Frame._meta.db_table
-    roi, decision = RoiAnnotation._meta.db_table, RoiAdjudication._meta.db_table
-    site = Site._meta.db_table
-    # A row's text form quotes what needs it and writes NULL apart from '', an array's quotes its rows:
-    # the text of an aggregate is an unambiguous serialisation of its rows.
+def _fingerprint_sql(n_hands: int, n_anchors: int) -> str:
+    """One statement (one snapshot of the tables, on any backend) listing every row a set of hands' manifest is
+    built from: (hand, kind, row id, up to seven values as text), in a fixed order."""
+    q = connection.ops.quote_name
+    hand, clip, frame = q(Hand._meta.db_table), q(Clip._meta.db_table), q(Frame._meta.db_table)
+    roi, decision, site = q(RoiAnnotation._meta.db_table), q(RoiAdjudication._meta.db_table), q(Site._meta.db_table)
+    hands = ", ".join(["%s"] * n_hands)
+    anchors = ", ".join(["%s"] * n_anchors)
+
+    def text(*columns: str) -> str:  # seven text columns, NULL-padded: NULL stays apart from ''
+        cast = [f"CAST({column} AS TEXT)" for column in columns]
+        return ", ".join(cast + ["NULL"] * (7 - len(cast)))
+
     return f"""
-    WITH clips AS (
-        SELECT c.hand_id, array_agg(ROW(c.id, c.sha256, c.extraction_status, s.code, c.scanner_manufacturer,
-                                        c.scanner_model) ORDER BY c.id)::text AS rows
-        FROM {clip} c LEFT JOIN {site} s ON s.id = c.site_id WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
-    frames AS (
-        SELECT c.hand_id, array_agg(ROW(f.id, f.clip_id, f.index, f.image, f.sha256) ORDER BY f.id)::text AS rows
-        FROM {frame} f JOIN {clip} c ON c.id = f.clip_id WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id),
-    rois AS (
-        SELECT c.hand_id, array_agg(ROW(r.id, r.frame_id, r.annotator_id, r.x, r.y, r.w, r.h) ORDER BY r.id)::text
-               AS rows
-        FROM {roi} r JOIN {frame} f ON f.id = r.frame_id JOIN {clip} c ON c.id = f.clip_id
-        WHERE c.hand_id = ANY(%(hands)s) AND r.status = ANY(%(anchors)s) GROUP BY c.hand_id),
-    decisions AS (
-        SELECT c.hand_id, array_agg(ROW(a.id, a.frame_id, a.chosen_annotator_id, a.x, a.y, a.w, a.h)
-                                    ORDER BY a.id)::text AS rows
-        FROM {decision} a JOIN {frame} f ON f.id = a.frame_id JOIN {clip} c ON c.id = f.clip_id
-        WHERE c.hand_id = ANY(%(hands)s) GROUP BY c.hand_id)
-    SELECT h.id, encode(sha256(convert_to(ROW(h.id, h.participant_id, h."group", h.exclusion_reason,
-                                              clips.rows, frames.rows, rois.rows, decisions.rows)::text, 'UTF8')), 'hex')
-    FROM {hand} h
-    LEFT JOIN clips ON clips.hand_id = h.id LEFT JOIN frames ON frames.hand_id = h.id
-    LEFT JOIN rois ON rois.hand_id = h.id LEFT JOIN decisions ON decisions.hand_id = h.id
-    WHERE h.id = ANY(%(hands)s)"""
+    SELECT h.id, 'h', h.id, {text("h.participant_id", "h." + q("group"), "h.exclusion_reason")}
+    FROM {hand} h WHERE h.id IN ({hands})
+    UNION ALL
+    SELECT c.hand_id, 'c', c.id, {text("c.sha256", "c.extraction_status", "s.code", "c.scanner_manufacturer",
+                                        "c.scanner_model")}
+    FROM {clip} c LEFT JOIN {site} s ON s.id = c.site_id WHERE c.hand_id IN ({hands})
+    UNION ALL
+    SELECT c.hand_id, 'f', f.id, {text("f.clip_id", "f." + q("index"), "f.image", "f.sha256")}
+    FROM {frame} f JOIN {clip} c ON c.id = f.clip_id WHERE c.hand_id IN ({hands})
+    UNION ALL
+    SELECT c.hand_id, 'r', r.id, {text("r.frame_id", "r.annotator_id", "r.x", "r.y", "r.w", "r.h")}
+    FROM {roi} r JOIN {frame} f ON f.id = r.frame_id JOIN {clip} c ON c.id = f.clip_id
+    WHERE c.hand_id IN ({hands}) AND r.status IN ({anchors})
+    UNION ALL
+    SELECT c.hand_id, 'a', a.id, {text("a.frame_id", "a.chosen_annotator_id", "a.x", "a.y", "a.w", "a.h")}
+    FROM {decision} a JOIN {frame} f ON f.id = a.frame_id JOIN {clip} c ON c.id = f.clip_id
+    WHERE c.hand_id IN ({hands})
+    ORDER BY 1, 2, 3"""
 
 
 def hand_fingerprints(hand_ids) -> dict[int, str]:
@@ -273,9 +275,15 @@ def hand_fingerprints(hand_ids) -> dict[int, str]:
     hand_ids = sorted(set(hand_ids))
     if not hand_ids:
         return {}
+    anchors = [str(status) for status in ANCHORS]
+    hashers: dict = {}
     with connection.cursor() as cursor:
-        cursor.execute(_fingerprint_sql(), {"hands": hand_ids, "anchors": [str(status) for status in ANCHORS]})
-        return dict(cursor.fetchall())
+        cursor.execute(_fingerprint_sql(len(hand_ids), len(anchors)), [*hand_ids * 4, *anchors, *hand_ids])
+        for row in cursor.fetchall():
+            hasher = hashers.get(row[0]) or hashers.setdefault(row[0], hashlib.sha256())
+            hasher.update(json.dumps(row[1:], separators=(",", ":")).encode())
+            hasher.update(b"\n")
+    return {hand: hasher.hexdigest() for hand, hasher in hashers.items()}
 
 
 def inputs_fingerprint(members: list[tuple[int, str]], hands: dict[int, str], named: int | None) -> str:

@@ -8,6 +8,7 @@ row that names it (`supersedes`), so the chain of frozen models is the audit of 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Coalesce
 from simple_history.models import HistoricalRecords
 
 from studyapp.clips.models import Clip
@@ -66,7 +67,8 @@ class ProspectiveModel(ImmutableModel):
         constraints = [
             # One root and each model retired at most once: the frozen models form one chain, whose end is the
             # one active model.
-            models.UniqueConstraint(fields=["supersedes"], nulls_distinct=False, name="prospective_one_active_model",
+            # COALESCE maps the root's NULL to 0 (every backend keeps NULLs apart in a unique index).
+            models.UniqueConstraint(Coalesce("supersedes", models.Value(0)), name="prospective_one_active_model",
                                     violation_error_code="prospective_model_active",
                                     violation_error_message="Another model was frozen at the same time; reload "
                                                             "and freeze again to retire the active one."),

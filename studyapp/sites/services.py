@@ -28,6 +28,8 @@ class SiteInUse(ValidationError):
 def _lock_sites() -> None:
     """Serialise site writes until the transaction ends: one institution name, one site, spans rows (no
     database constraint expresses it), so two saves must not both take a name."""
+    if connection.vendor != "postgresql":
+        return  # SQLite (the local default) lets one transaction write at a time already
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SITE_WRITE_LOCK])
 
