@@ -13,7 +13,8 @@ from studyapp.cohort.models import EpsExam, Hand
 
 from .models import ProspectiveModel, ProspectiveOutcome, ProspectivePrediction
 
-RETROSPECTIVE_METRICS = ("sensitivity", "specificity", "accuracy")
+# Dashboard name → the key mlworker.stats.metrics gives it in a run's evaluation (sensitivity is "recall" there).
+RETROSPECTIVE_METRICS = {"sensitivity": "recall", "specificity": "specificity", "accuracy": "accuracy"}
 
 
 def eps_entered_subquery():
@@ -57,8 +58,8 @@ def retrospective_results(model: ProspectiveModel) -> dict:
     hand = (model.run.evaluation or {}).get("hand") or {}
     cis = hand.get("ci", {}).get("resampling_hands", {})
     metrics = hand.get("metrics", {})
-    result = {name: {"estimate": metrics.get(name), "low": cis.get(name, {}).get("low"),
-                     "high": cis.get(name, {}).get("high")} for name in RETROSPECTIVE_METRICS}
+    result = {name: {"estimate": metrics.get(key), "low": cis.get(key, {}).get("low"),
+                     "high": cis.get(key, {}).get("high")} for name, key in RETROSPECTIVE_METRICS.items()}
     low, high = hand.get("auc_delong_ci") or (None, None)
     result["auc"] = {"estimate": metrics.get("auc"), "low": low, "high": high}
     result.update(n=hand.get("n"), n_pos=hand.get("n_positive"))
@@ -110,9 +111,12 @@ def prospective_dashboard(*, model: ProspectiveModel, target_width: float, level
         from mlworker.stats.prospective import accrual_curve, cases_needed, prospective_summary
 
         summary = prospective_summary(y_true, y_prob, threshold=model.threshold, level=level)
-        planning = {name: ((summary[name] or {}).get("estimate") if (summary[name] or {}).get("estimate") is not None
-                           else retrospective[name]["estimate"]) for name in ("sensitivity", "specificity")}
-        # Planning values: the accrual's own once it has both classes, the retrospective test's before.
+        # Planning values: the accrual's own once it has both classes, the retrospective test's before, else 0.5
+        # (the proportion whose interval is widest, so the count is never too small).
+        planning = {}
+        for name in ("sensitivity", "specificity"):
+            candidates = ((summary[name] or {}).get("estimate"), retrospective[name]["estimate"], 0.5)
+            planning[name] = next(value for value in candidates if value is not None)
         prevalence = sum(y_true) / len(y_true)
         if prevalence in (0, 1) and retrospective["n"]:
             prevalence = retrospective["n_pos"] / retrospective["n"]

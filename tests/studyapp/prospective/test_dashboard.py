@@ -58,6 +58,8 @@ def test_included_cases_feed_the_statistics_in_accrual_order(accrued, monkeypatc
     retrospective = dashboard["retrospective"]
     hand = accrued.run.evaluation["hand"]
     assert retrospective["auc"]["estimate"] == hand["metrics"]["auc"] and retrospective["n"] == hand["n"]
+    assert retrospective["sensitivity"]["estimate"] == hand["metrics"]["recall"] is not None
+    assert retrospective["specificity"]["estimate"] == hand["metrics"]["specificity"] is not None
 
 
 def test_the_api_and_the_page_answer_with_the_chosen_width(accrued, api_for, client, users):
