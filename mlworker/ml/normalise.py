@@ -113,3 +113,18 @@ def normalise_like(images: np.ndarray, record: dict, *, site: str) -> np.ndarray
         mean, sd = _stats(images, np.ones(images.shape[0], dtype=bool))
         stats = {"mean": mean, "sd": sd}
     return _table(stats, record["reference"])[images]
+
+
+def normalise_sites_like(images: np.ndarray, record: dict | None, sites: Sequence[str]) -> np.ndarray:
+    """normalise_like for crops of several sites (`sites[i]` is crop i's), each site by its own table."""
+    if not record or record.get("method", NONE) == NONE:
+        return images
+    images = np.asarray(images)
+    if len(sites) != images.shape[0]:
+        raise ValueError(f"{len(sites)} sites for {images.shape[0]} crops.")
+    out = np.empty_like(images)
+    sites = np.asarray(sites, dtype=object)
+    for site in dict.fromkeys(sites.tolist()):
+        chosen = sites == site
+        out[chosen] = normalise_like(images[chosen], record, site=site)
+    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -25,6 +26,7 @@ from mlworker.explain import (attribution_shares, default_params, explain_crops,
                               overlay_png, params_from_dict, ring_mask, sanity_check)
 from mlworker.explain.overlay import heatmap_png
 from mlworker.ml import TrainConfig, library_versions, load_crops, load_trained, select_device
+from mlworker.ml.normalise import normalise_sites_like
 from studyapp.annotations.models import NerveOutline
 from studyapp.clips.models import Clip
 from studyapp.common.jobs import Lease, LeaseLost, lease_kept
@@ -185,9 +187,17 @@ class _Context:
             raise ValueError(f"Clip {entry['clip']} has no pixel spacing; calibrate it before explaining.")
         return value
 
+    def crops(self, entries: list[dict]):
+        """The crops as the run's model saw them: its per-site normalisation applied (TrainConfig.site_normalisation)."""
+        images = load_crops(_samples(entries, self.cache), size=self.size).images
+        record = (self.run.evaluation or {}).get("normalisation")
+        if not record or record.get("method") == "none":
+            return images
+        return torch.from_numpy(normalise_sites_like(images.numpy(), record, [e.get("site", "") for e in entries]))
+
     def explain(self, entries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         """(crops uint8 (N, S, S), maps float32 (N, S, S)) of some test frames."""
-        crops = load_crops(_samples(entries, self.cache), size=self.size).images
+        crops = self.crops(entries)
         maps = explain_by_scale(self.job.method, self.model, crops, [self.mm_per_px(e) for e in entries],
                                 params=self.params, device=self.device, seed=self.job.seed)
         return crops[:, 0].numpy(), maps
@@ -222,7 +232,7 @@ class _Context:
     def sanity(self, entries: list[dict]) -> dict:
         """Model-parameter randomisation on frames spread over the selection (Adebayo et al. 2018)."""
         sample = rules.evenly_spaced(entries, SANITY_FRAMES)
-        images = load_crops(_samples(sample, self.cache), size=self.size).images
+        images = self.crops(sample)
         mm_per_px = float(np.median([self.mm_per_px(e) for e in sample]))
 
         def explain_fn(model, batch):

@@ -118,3 +118,25 @@ def test_normalised_crops_of_the_external_site_take_the_fitting_crops_statistics
     assert after.std(unbiased=False).item() == pytest.approx(reference["sd"], rel=0.05)
     assert crops_of(fit_set).images.double().mean().item() == pytest.approx(reference["mean"], abs=1.0)
     assert plain(fit_set).images.dtype == crops_of(fit_set).images.dtype
+
+
+def test_explanations_of_a_normalised_run_explain_the_crops_it_was_trained_and_tested_on(
+        external_split, no_queue, tmp_path, settings, monkeypatch):
+    import numpy as np
+
+    from mlworker.ml import load_crops
+    from mlworker.ml.normalise import normalise_sites_like
+    from studyapp.explanations import explaining
+    from studyapp.explanations import services as explanation_services
+
+    settings.CTS_CHECKPOINT_DIR = tmp_path / "ckpt"
+    run = train(external_split, site_normalisation="per_site_zscore")
+    monkeypatch.setattr(explanation_services, "queue_job", lambda job_id: None)
+    job = explanation_services.jobs_queue(run=run, methods=["occlusion"])[0]
+    context = explaining._Context(job, tmp_path / "cache")
+    # The training site's crops define the reference (their table is the identity); another site's are moved.
+    entries = context.test_set[:2] + [e for e in external_split.manifest if e["subset"] == "external"][:2]
+    raw = load_crops(explaining._samples(entries, tmp_path / "cache"), size=context.size).images.numpy()
+    seen = context.crops(entries).numpy()
+    expected = normalise_sites_like(raw, run.evaluation["normalisation"], [e["site"] for e in entries])
+    assert np.array_equal(seen, expected) and not np.array_equal(seen, raw)
