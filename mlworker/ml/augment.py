@@ -10,17 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import DEGREES, FLIP_P, SCALE, SHEAR, TRANSLATE
+
 __all__ = ["BatchAugment", "DEGREES", "FLIP_P", "SCALE", "SHEAR", "TRANSLATE"]
 
-# Probability of a horizontal flip (a left hand mirrors a right one).
-FLIP_P = 0.5
-# Rotation and shear half-ranges in degrees: each is drawn uniformly in [-x, x].
-DEGREES = 10.0
-SHEAR = 10.0
-# Isotropic zoom factor, drawn uniformly in [low, high].
-SCALE: tuple[float, float] = (0.8, 1.2)
-# Shift half-ranges as fractions of the width and the height.
-TRANSLATE: tuple[float, float] = (0.1, 0.1)
+# The ranges (FLIP_P, DEGREES, SHEAR, SCALE, TRANSLATE) live in the torch-free constants module, which the
+# report's methods text reads too.
 
 # Drawn in double precision whatever the images' dtype: a batch's warp does not depend on bf16/fp32 choices.
 _PARAM_DTYPE = torch.float64

@@ -26,3 +26,13 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 CLASS_NAMES: tuple[str, str] = ("control", "CTS")
 LABEL_CONTROL = 0
 LABEL_CTS = 1
+
+# Probability of a horizontal flip (a left hand mirrors a right one).
+FLIP_P = 0.5
+# Rotation and shear half-ranges in degrees: each is drawn uniformly in [-x, x].
+DEGREES = 10.0
+SHEAR = 10.0
+# Isotropic zoom factor, drawn uniformly in [low, high].
+SCALE: tuple[float, float] = (0.8, 1.2)
+# Shift half-ranges as fractions of the width and the height.
+TRANSLATE: tuple[float, float] = (0.1, 0.1)

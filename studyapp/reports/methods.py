@@ -5,6 +5,8 @@ No Django here: plain values in, sentences out, so the text states exactly what 
 
 from __future__ import annotations
 
+from mlworker.ml.constants import DEGREES, FLIP_P, SCALE, SHEAR, TRANSLATE
+
 
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
@@ -20,8 +22,9 @@ def methods_paragraphs(*, protocol: dict, split: dict, frames: dict, runs: list[
     """Sentences of the methods section.
 
     protocol: dml_threshold_ms, sncv_threshold_m_s, frames_per_clip, crop_size_mm, csa_method.
-    split: name, version, seed, counts {train|test: {control, cts}}, manifest_sha256.
-    frames: {train, test} crops in the manifest.  runs: [{label, config, device, random_init}].
+    split: name, version, seed, counts {train|test[|external]: {control, cts}}, manifest_sha256, and for an
+    external split kind="external", domain ("site" | "scanner") and train_domains.
+    frames: {train, test[, external]} crops in the manifest.  runs: [{label, config, device, random_init}].
     evaluation: threshold, n_boot, validation_fraction.
     """
     c = split["counts"]
@@ -41,6 +44,14 @@ def methods_paragraphs(*, protocol: dict, split: dict, frames: dict, runs: list[
         f"{c['test']['cts']} CTS; {frames['test']} crops), split {split['name']} version {split['version']} "
         f"(seed {split['seed']}), frozen by a manifest with SHA-256 {split['manifest_sha256']}.",
     ]
+    if split.get("kind") == "external":
+        e = c.get("external", {"control": 0, "cts": 0})
+        paragraphs[-1] += (
+            f" The split was external by {split['domain']}: training and internal testing used only hands scanned "
+            f"at {_join(split['train_domains'])}; every eligible hand of the other {split['domain']}s formed an "
+            f"external test set ({e['control'] + e['cts']} hands: {e['control']} control, {e['cts']} CTS; "
+            f"{frames.get('external', 0)} crops), evaluated at the threshold of the internal evaluation, and no "
+            f"participant had hands on both sides.")
     if runs:
         # The label already says "(random init)" for a model trained without ImageNet weights.
         models = _join([r["label"] if r["random_init"] else f"{r['label']} (ImageNet weights)" for r in runs])
@@ -53,7 +64,8 @@ def methods_paragraphs(*, protocol: dict, split: dict, frames: dict, runs: list[
         patience = first.get("early_stopping_patience")
         stopping = (f"stopping early after {patience} epochs without a lower validation loss"
                     if patience else "without early stopping")
-        augment = ("with random flips, rotations (±10°), scaling (0.8–1.2), translations (±10%) and shears (±10°)"
+        augment = (f"with random flips (p = {FLIP_P:g}), rotations (±{DEGREES:g}°), scaling ({SCALE[0]:g}–{SCALE[1]:g}), "
+                   f"translations (±{TRANSLATE[0]:.0%} × ±{TRANSLATE[1]:.0%}) and shears (±{SHEAR:g}°)"
                    if first.get("augment") else "without augmentation")
         devices = sorted({r["device"] for r in runs if r["device"]})
         seeds = sorted({cfg.get("seed") for cfg in configs})

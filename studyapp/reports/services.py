@@ -85,14 +85,14 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
     study = cohort["settings"]
     split = experiment.split
     manifest = split.manifest or []
-    frames = {"train": sum(1 for e in manifest if e.get("subset") == "train"),
-              "test": sum(1 for e in manifest if e.get("subset") == "test")}
+    frames = {subset: sum(1 for e in manifest if e.get("subset") == subset) for subset in ("train", "test", "external")}
     csa_method = CsaMeasurement.Method(study.csa_baseline_method).label.lower()
     protocol = {"dml_threshold_ms": study.dml_threshold_ms, "sncv_threshold_m_s": study.sncv_threshold_m_s,
                 "frames_per_clip": study.frames_per_clip, "crop_size_mm": study.crop_size_mm, "csa_method": csa_method}
     split_info = {"pk": split.pk, "name": split.name, "version": split.version, "seed": split.seed,
                   "counts": cohort["split_counts"], "manifest_sha256": split.manifest_hash,
-                  "locked_at": split.locked_at}
+                  "locked_at": split.locked_at, "kind": split.kind, "domain": split.domain,
+                  "train_domains": list(split.train_domains)}
     run_rows = [{"label": experiment_views.run_label(run, labels), "config": run.config, "device": run.device,
                  "random_init": run.random_init} for run in evaluated]
     threshold = evaluated[0].evaluation.get("threshold", 0.5) if evaluated else 0.5

@@ -57,6 +57,11 @@ def test_the_study_report_shows_the_external_results_and_bundles_their_csv():
     report = report_services.report_generate(report_id=report.pk)
     html = report.html.read().decode()
     assert 'id="external-table"' in html and "Internal vs external validation" in html
+    external = [e for e in experiment.split.manifest if e["subset"] == "external"]
+    hands = len({e["hand"] for e in external})
+    assert (f"The split was external by site: training and internal testing used only hands scanned at A; every "
+            f"eligible hand of the other sites formed an external test set ({hands} hands") in html
+    assert f"CTS; {len(external)} crops), evaluated at the threshold of the internal evaluation" in html
     bundle = zipfile.ZipFile(io.BytesIO(report.bundle.read()))
     rows = bundle.read("csv/external.csv").decode().strip().splitlines()
     assert rows[0].startswith("model,metric,internal") and len(rows) == 1 + 4 * len(runs)
