@@ -276,14 +276,13 @@ def hand_fingerprints(hand_ids) -> dict[int, str]:
     if not hand_ids:
         return {}
     anchors = [str(status) for status in ANCHORS]
-    hashers: dict = {}
+    rows_of: dict[int, list] = {}
     with connection.cursor() as cursor:
         cursor.execute(_fingerprint_sql(len(hand_ids), len(anchors)), [*hand_ids * 4, *anchors, *hand_ids])
         for row in cursor.fetchall():
-            hasher = hashers.get(row[0]) or hashers.setdefault(row[0], hashlib.sha256())
-            hasher.update(json.dumps(row[1:], separators=(",", ":")).encode())
-            hasher.update(b"\n")
-    return {hand: hasher.hexdigest() for hand, hasher in hashers.items()}
+            rows_of.setdefault(row[0], []).append(row[1:])
+    # repr of tuples of text, ints and None is exact and unambiguous (strings quoted, None apart from '').
+    return {hand: hashlib.sha256(repr(rows).encode()).hexdigest() for hand, rows in rows_of.items()}
 
 
 def inputs_fingerprint(members: list[tuple[int, str]], hands: dict[int, str], named: int | None) -> str:
