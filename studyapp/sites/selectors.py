@@ -26,16 +26,3 @@ def clips_without_site():
     from studyapp.clips.models import Clip
 
     return Clip.objects.filter(site__isnull=True).select_related("hand__participant").order_by("pk")
-
-
-def hand_sites(hand_ids) -> dict[int, set[int | None]]:
-    """The site ids of each hand's clips (None: a clip without a site), in one query, for the external split.
-
-    A hand with more than one site, or with None among them, can't be placed on one side of a split by site.
-    """
-    from studyapp.clips.models import Clip
-
-    sites: dict[int, set[int | None]] = {}
-    for hand_id, site_id in Clip.objects.filter(hand_id__in=list(hand_ids)).values_list("hand_id", "site_id"):
-        sites.setdefault(hand_id, set()).add(site_id)
-    return sites

@@ -149,14 +149,3 @@ def test_site_list_shows_clips_without_a_site(client, users, tmp_path, monkeypat
     client.force_login(users["pi"])
     page = client.get("/sites/").content.decode()
     assert f"/clips/{clip.pk}/" in page and "Clips without a site" in page
-
-
-def test_hand_sites_names_each_hands_sites_and_missing_ones(tmp_path, monkeypatch, north):
-    from studyapp.sites.selectors import hand_sites
-
-    monkeypatch.setattr(clip_services, "_queue_extraction", lambda clip_id: None)
-    placed, unplaced, bare = make_hand(), make_hand(), make_hand()
-    for seed, hand, site in ((1, placed, north), (2, unplaced, north), (3, unplaced, None)):
-        path, _ = phantom_file(tmp_path, f"v{seed}.mp4", seed=seed)
-        clip_services.clip_upload(hand=hand, upload=upload_file(path), site=site)
-    assert hand_sites([placed.pk, unplaced.pk, bare.pk]) == {placed.pk: {north.pk}, unplaced.pk: {north.pk, None}}
