@@ -262,9 +262,9 @@ def clip_site_correct(*, clip: Clip, site: Site | None, scanner_manufacturer: st
     """Correct where and on what a clip was acquired; the history records who, the reason and the values.
 
     The site may be set, changed or (None) cleared. `expected_token` (acquisition_token of the values the
-    corrector saw) refuses a correction made on values someone else corrected meanwhile. A locked split's
-    manifest is about frames and ROIs and stays as it is; an external split reads the sites from the clips
-    (sites.selectors.hand_sites).
+    corrector saw) refuses a correction made on values someone else corrected meanwhile. A locked external
+    split's manifest records each entry's site and scanner, so a correction of its clips blocks its training
+    (the split check names the hands); an internal split's manifest does not depend on them.
     """
     if not corrected_by.has_perm(CORRECT_PERM):
         raise _refuse("not_allowed", "Only a coordinator, the PI or an admin corrects a clip's site and scanner.",
