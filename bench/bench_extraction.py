@@ -47,7 +47,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
 from mlworker.media import default_encoders, evenly_spaced_indices, extract_frames, open_clip  # noqa: E402
-from mlworker.media.extraction import PNG_PARAMS  # noqa: E402
+from mlworker.media.png import encode_png  # noqa: E402
 
 GOAL = 0.8
 
@@ -119,7 +119,7 @@ def serial_extraction(path: Path, n: int) -> int:
     """The same frames, each PNG-encoded on the decoding thread: what extraction costs without encoder threads."""
     with open_clip(path) as reader:
         indices = evenly_spaced_indices(reader.info.frame_count, n)
-        return sum(cv2.imencode(".png", frame, list(PNG_PARAMS))[0] for frame, _ in reader.read(indices))
+        return sum(len(encode_png(frame)) > 0 for frame, _ in reader.read(indices))
 
 
 def best_of(reps: int, jobs: dict[str, Callable[[], object]], before: dict[str, Callable[[], None]]) -> dict:
