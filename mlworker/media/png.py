@@ -4,8 +4,9 @@ Extraction stores each of a clip's 100 frames as PNG, and encoding was the cost 
 of CPU per 800 x 600 grey frame through OpenCV's libpng with zlib, even at level 1 with its fastest
 strategy, and neither zlib-ng nor libdeflate did better on speckle (3.7-4.2 ms). ISA-L's deflate at level 1
 takes 1.5 ms (0.9 ms for a sector-shaped frame on black, against 3.7 ms) for files of the same size within
-1% on speckle and sector frames, 9% larger on the smoother phantom frames. A PNG is three short chunks around the deflated rows, so this module writes
-them itself; any PNG reader (browsers, OpenCV, Pillow) reads them.
+1% on speckle and sector frames, 9% larger on the smoother phantom frames. A PNG is three short chunks
+around the deflated rows, so this module writes them itself; any PNG reader (browsers, OpenCV, Pillow)
+reads them.
 """
 
 from __future__ import annotations

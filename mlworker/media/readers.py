@@ -150,8 +150,17 @@ class ClipReader(abc.ABC):
     info: ClipInfo
 
     @abc.abstractmethod
-    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
-        """Yield (frame, index) for the given frame indices in ascending order; grey frames are 2-D, colour BGR."""
+    def read(self, indices: Sequence[int], *, decoder_threads: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield (frame, index) for the given frame indices in ascending order; grey frames are 2-D, colour BGR.
+
+        `decoder_threads` caps the decoder's own threads (None: one per core) where the format has them.
+        """
+
+    def split(self, indices: Sequence[int], parts: int) -> list[list[int]]:
+        """The wanted indices in up to `parts` ascending groups that `read` can decode at once, each from its
+        own thread, for the same frames as one read of them all. One group unless the format allows it."""
+        wanted = self._wanted(indices)
+        return [wanted] if wanted else []
 
     def close(self) -> None:
         """Release any decoder held open."""
@@ -364,18 +373,18 @@ def _unsupported_codec_error(detail: str = "") -> ClipError:
     )
 
 
-def _open_container(path: str) -> av.container.InputContainer:
+def _open_container(path: str, threads: int | None = None) -> av.container.InputContainer:
     """Open a file with FFmpeg's demuxers, read as a plain file (the 'file:' protocol, never 'concat:' and the like).
 
     Its video decoder decodes frames on one thread per core this process may use, as OpenCV's FFmpeg
     backend does; frames still leave in order. FFmpeg's own default is a thread more than the cores, which
-    decoded a 900-frame clip 20% slower on two cores (bench/bench_extraction.py). (Set on the codec
-    context before the first decode opens it.)
+    decoded a 900-frame clip 20% slower on two cores (bench/bench_extraction.py); `threads` caps them for a
+    read that runs beside others. (Set on the codec context before the first decode opens it.)
     """
     container = av.open(f"file:{path}", mode="r")
     for stream in container.streams.video:
         stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.thread_count = available_cpus()
+        stream.codec_context.thread_count = threads or available_cpus()
     return container
 
 
@@ -414,7 +423,7 @@ class VideoReader(ClipReader):
         max_frames: int = 10_000,
     ) -> None:
         self._path = os.path.abspath(os.fspath(path))
-        self._container: av.container.InputContainer | None = None
+        self._open_reads: set[av.container.InputContainer] = set()  # one per read in progress (see split)
         file_path = Path(self._path)
         if container is None:
             with file_path.open("rb") as fh:
@@ -483,14 +492,23 @@ class VideoReader(ClipReader):
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self._average_rate = float(rate) if rate else None
         stamps: list[int | None] = []
+        keyframes: set[int] = set()
         for packet in demuxer.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 # The demuxer's end-of-stream marker, a "repeat the previous frame" chunk, or a packet an
                 # edit list cuts (decoded for reference only, never shown).
                 continue
             stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            if packet.is_keyframe and stamps[-1] is not None:
+                keyframes.add(stamps[-1])
             if len(stamps) > max_frames:
                 _check_frame_count(len(stamps), max_frames)
+        # A read may start at a keyframe other than the first (see split) only where that decodes the same
+        # frames as decoding from the start: every frame timed, and shown in the order it is decoded. Streams
+        # with B-frames (shown after later packets) may refer across a keyframe, so they are always decoded
+        # from the start.
+        in_order = all(s is not None for s in stamps) and all(a < b for a, b in zip(stamps, stamps[1:]))
+        self._keyframe_indices = [i for i, stamp in enumerate(stamps) if stamp in keyframes] if in_order else [0]
         if all(s is not None for s in stamps):
             return sorted(stamps)  # packets arrive in decoding order; B-frames are shown after later packets
         return stamps
@@ -551,21 +569,48 @@ class VideoReader(ClipReader):
         finally:
             demuxer.close()
 
-    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
-        """Decode sequentially, converting only requested frames; ClipError('truncated') if the stream ends early."""
+    def split(self, indices: Sequence[int], parts: int) -> list[list[int]]:
+        """Groups starting at keyframes, each ending about where the next begins, so each takes about the same
+        decoding; one group for streams decoded from the start only (see _presentation_stamps)."""
+        wanted = self._wanted(indices)
+        if parts < 2 or len(self._keyframe_indices) < 2 or not wanted:
+            return [wanted] if wanted else []
+        # Part q decodes from the last keyframe at or before q/parts of the way to the last wanted frame.
+        starts = sorted({max((k for k in self._keyframe_indices if k <= wanted[-1] * q / parts), default=0)
+                         for q in range(parts)})
+        groups: list[list[int]] = []
+        for first, following in zip(starts, [*starts[1:], self.info.frame_count]):
+            group = [i for i in wanted if first <= i < following]
+            if group:
+                groups.append(group)
+        return groups
+
+    def read(self, indices: Sequence[int], *, decoder_threads: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Decode sequentially, converting only requested frames; ClipError('truncated') if the stream ends early.
+
+        Decoding starts at the keyframe before the first wanted frame where the stream allows it (see split),
+        else at the first frame. Several reads may run at once, from different threads.
+        """
         wanted = self._wanted(indices)
         if not wanted:
             return
-        # Sequential decoding up to the last wanted frame, converting (YUV -> grey or BGR) only the wanted
-        # ones; seeking would re-decode from the previous keyframe for each target, slower at the spacings
-        # extraction uses.
-        demuxer = _open_container(self._path)
-        self._container = demuxer
+        # Sequential decoding from the keyframe before the first wanted frame to the last wanted one,
+        # converting (YUV -> grey or BGR) only the wanted ones; seeking to each would re-decode from the
+        # previous keyframe for each target, slower at the spacings extraction uses.
+        start = max((k for k in self._keyframe_indices if k <= wanted[0]), default=0)
+        demuxer = _open_container(self._path, decoder_threads)
+        self._open_reads.add(demuxer)
         try:
             stream = demuxer.streams.video[0]
+            if start > 0 and not self._seek(demuxer, stream, start):
+                demuxer.close()
+                self._open_reads.discard(demuxer)
+                demuxer = _open_container(self._path, decoder_threads)  # decode from the start after all
+                self._open_reads.add(demuxer)
+                stream, start = demuxer.streams.video[0], 0
             frames = _decoded_frames(demuxer, stream)
             reformatter = VideoReformatter()
-            position = 0
+            position = start
             for index in wanted:
                 try:
                     while position < index:
@@ -574,18 +619,34 @@ class VideoReader(ClipReader):
                     frame = next(frames)
                 except (StopIteration, av.FFmpegError) as exc:
                     raise _truncated_error() from exc
+                if start > 0 and frame.pts != self._stamps[index]:
+                    # After a seek frames are known by their time; a gap means a frame the stream lacks.
+                    raise _truncated_error()
                 position += 1
                 yield _to_array(frame, self.info.is_grey, reformatter), index
         finally:
             demuxer.close()
-            if self._container is demuxer:
-                self._container = None
+            self._open_reads.discard(demuxer)
+
+    def _seek(self, demuxer: av.container.InputContainer, stream: av.VideoStream, keyframe: int) -> bool:
+        """Position the demuxer on the keyframe at `keyframe` (an index into the stored frames): True when the
+        next frame decoded is that one. False leaves the demuxer used, to be replaced."""
+        target = self._stamps[keyframe]
+        try:
+            demuxer.seek(target, stream=stream, backward=True, any_frame=False)
+            packet = next(p for p in demuxer.demux(stream) if not (p.size == 0 and p.dts is not None))
+        except (av.FFmpegError, StopIteration):
+            return False
+        if packet.pts != target or not packet.is_keyframe:
+            return False  # an index that points elsewhere: decoding from the start is what stays exact
+        demuxer.seek(target, stream=stream, backward=True, any_frame=False)
+        return True
 
     def close(self) -> None:
-        """Release the decoder of an unfinished read."""
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        """Release the decoders of unfinished reads."""
+        for demuxer in list(self._open_reads):
+            demuxer.close()
+        self._open_reads.clear()
 
 
 def _no_frames_error() -> ClipError:
@@ -910,8 +971,8 @@ class DicomReader(ClipReader):
         scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0
         return np.rint(scaled).astype(np.uint8)
 
-    def read(self, indices: Sequence[int]) -> Iterator[tuple[np.ndarray, int]]:
-        """Decode the requested frames only, as 2-D grey or BGR uint8."""
+    def read(self, indices: Sequence[int], *, decoder_threads: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Decode the requested frames only, as 2-D grey or BGR uint8 (pydicom's decoders have no threads)."""
         wanted = self._wanted(indices)
         if not wanted:
             return
