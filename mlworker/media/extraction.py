@@ -105,11 +105,11 @@ def extract_frames(
     threads (default_parts()) decodes, encodes and stores one stretch of the clip with a single-threaded
     decoder: on two cores 100 frames of a 900-frame clip took 0.73 s, against 0.89 s with FFmpeg's own
     decoding threads and an encoder thread, as those decoding threads wait on each other's progress and
-    any other work stalls them (bench/bench_extraction.py). Otherwise frames
-    are decoded on the calling thread and PNG-encoded on `encoders` threads (default_encoders()). Either way
-    each frame is handed to `store` on the thread that encoded it, and frames leave in frame order: a few
-    decoded frames are held at a time, never the clip (the parts path also keeps the PNGs of the later
-    stretches until their turn), and the output is the same whatever the thread counts.
+    any other work stalls them (bench/bench_extraction.py). Otherwise frames are decoded on the calling
+    thread and PNG-encoded on `encoders` threads (default_encoders()). Either way each frame is handed to
+    `store` on the thread that encoded it, and frames leave in frame order: a few decoded frames are held
+    at a time, never the clip (in parts, the PNGs of the later stretches also wait for their turn), and
+    the output is the same whatever the thread counts.
     """
     info = reader.info
     indices = evenly_spaced_indices(info.frame_count, n_frames)
