@@ -21,6 +21,9 @@ __all__ = ["ExtractedFrame", "default_encoders", "default_parts", "evenly_spaced
 # Frames decoded but not yet handed on, per encoder thread: enough to keep every encoder busy while the
 # decoder runs ahead, few enough that memory holds a handful of frames, never a clip.
 PENDING_PER_ENCODER = 2
+# PNGs of later parts waiting for their turn (extraction in parts): far more than a study clip's 100 frames
+# take (about 30 MB), a bound for clips of 1,000 large colour frames; past it the later parts wait.
+PARTS_WAITING_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -151,17 +154,22 @@ def _extract_in_parts(
 ) -> Iterator[ExtractedFrame]:
     """Decode, encode and store each group on a thread of its own; hand the frames on in frame order.
 
-    A failure on any thread is raised here; leaving early (an error, the consumer stopping) stops the
-    threads at their next frame and waits for them, so no thread outlives the reader.
+    The PNGs of later groups wait here until their turn, up to PARTS_WAITING_BYTES; past that their threads
+    wait too, while the thread of the frame handed on next never does. A failure on any thread is raised
+    here; leaving early (an error, the consumer stopping) stops the threads at their next frame and waits
+    for them, so no thread outlives the reader.
     """
     ready: dict[int, ExtractedFrame] = {}
+    waiting_bytes = 0
+    order = [i for group in groups for i in group]
+    next_up = 0  # position in `order` of the frame handed on next
     failures: list[BaseException] = []
     running = len(groups)
     changed = threading.Condition()
     stop = threading.Event()
 
     def work(group: list[int]) -> None:
-        nonlocal running
+        nonlocal running, waiting_bytes
         try:
             with contextlib.closing(reader.read(group, decoder_threads=1)) as frames:
                 for frame, index in frames:
@@ -169,7 +177,10 @@ def _extract_in_parts(
                         return
                     extracted = _encode_and_store(frame, index, reader.info.timestamp_s(index), store)
                     with changed:
+                        changed.wait_for(lambda: stop.is_set() or order[next_up] == index
+                                         or waiting_bytes + len(extracted.png) <= PARTS_WAITING_BYTES)
                         ready[index] = extracted
+                        waiting_bytes += len(extracted.png)
                         changed.notify_all()
         except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, which raises it
             with changed:
@@ -184,16 +195,23 @@ def _extract_in_parts(
     for thread in threads:
         thread.start()
     try:
-        for index in (i for group in groups for i in group):
+        for next_up, index in enumerate(order):  # next_up: read by the threads' wait condition
             with changed:
+                changed.notify_all()  # a thread holding this frame back may hand it on now
                 changed.wait_for(lambda: index in ready or failures or not running)
                 if failures:
                     raise failures[0]
                 if index not in ready:
                     return  # a reader that stopped early; extract_frames counts and says so
                 frame = ready.pop(index)
+                waiting_bytes -= len(frame.png)
+                changed.notify_all()
             yield frame
     finally:
         stop.set()
+        with changed:
+            changed.notify_all()
         for thread in threads:
             thread.join()
+    if failures:  # a thread that failed after its last frame (closing its decoder)
+        raise failures[0]

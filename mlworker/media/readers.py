@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import abc
+import itertools
 import math
 import os
 import struct
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -423,7 +425,8 @@ class VideoReader(ClipReader):
         max_frames: int = 10_000,
     ) -> None:
         self._path = os.path.abspath(os.fspath(path))
-        self._open_reads: set[av.container.InputContainer] = set()  # one per read in progress (see split)
+        self._open_reads: set[_Decoding] = set()  # one per read in progress (see split)
+        self._seekable: bool | None = None  # whether a read can start at a later keyframe (see split)
         file_path = Path(self._path)
         if container is None:
             with file_path.open("rb") as fh:
@@ -493,22 +496,26 @@ class VideoReader(ClipReader):
         self._average_rate = float(rate) if rate else None
         stamps: list[int | None] = []
         keyframes: set[int] = set()
+        all_pts = True
         for packet in demuxer.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 # The demuxer's end-of-stream marker, a "repeat the previous frame" chunk, or a packet an
                 # edit list cuts (decoded for reference only, never shown).
                 continue
             stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            all_pts = all_pts and packet.pts is not None
             if packet.is_keyframe and stamps[-1] is not None:
                 keyframes.add(stamps[-1])
             if len(stamps) > max_frames:
                 _check_frame_count(len(stamps), max_frames)
-        # A read may start at a keyframe other than the first (see split) only where that decodes the same
-        # frames as decoding from the start: every frame timed, and shown in the order it is decoded. Streams
-        # with B-frames (shown after later packets) may refer across a keyframe, so they are always decoded
-        # from the start.
-        in_order = all(s is not None for s in stamps) and all(a < b for a, b in zip(stamps, stamps[1:]))
-        self._keyframe_indices = [i for i, stamp in enumerate(stamps) if stamp in keyframes] if in_order else [0]
+        # A read may start at a keyframe other than the first (see split), and frames be known by their
+        # time, only where each frame is shown in the order it is decoded, at its own recorded time: no
+        # B-frames (which may refer across a keyframe, and which AVI, having no presentation times, leaves
+        # FFmpeg to stamp in decoding order), every packet with a presentation time, those times increasing.
+        self._in_decoding_order = (not stream.codec_context.has_b_frames and all_pts
+                                   and all(a < b for a, b in zip(stamps, stamps[1:])))
+        self._keyframe_indices = ([i for i, stamp in enumerate(stamps) if stamp in keyframes]
+                                  if self._in_decoding_order else [0])
         if all(s is not None for s in stamps):
             return sorted(stamps)  # packets arrive in decoding order; B-frames are shown after later packets
         return stamps
@@ -571,7 +578,8 @@ class VideoReader(ClipReader):
 
     def split(self, indices: Sequence[int], parts: int) -> list[list[int]]:
         """Groups starting at keyframes, each ending about where the next begins, so each takes about the same
-        decoding; one group for streams decoded from the start only (see _presentation_stamps)."""
+        decoding; one group for streams decoded from the start only (see _presentation_stamps) and for files
+        whose keyframes cannot be reached by seeking (checked once, on the second group's keyframe)."""
         wanted = self._wanted(indices)
         if parts < 2 or len(self._keyframe_indices) < 2 or not wanted:
             return [wanted] if wanted else []
@@ -583,13 +591,25 @@ class VideoReader(ClipReader):
             group = [i for i in wanted if first <= i < following]
             if group:
                 groups.append(group)
-        return groups
+        if len(groups) > 1 and self._seekable is None:
+            # Every part that cannot seek would decode from the first frame: more work than one pass.
+            probe = _Decoding(self._path, 1)
+            try:
+                self._seekable = self._seek(probe, self._start_of(groups[1][0])) is not None
+            finally:
+                probe.close()
+        return groups if self._seekable else [wanted]
+
+    def _start_of(self, index: int) -> int:
+        """The keyframe a read of `index` may start at: the last at or before it (0 when none may be used)."""
+        return max((k for k in self._keyframe_indices if k <= index), default=0)
 
     def read(self, indices: Sequence[int], *, decoder_threads: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
         """Decode sequentially, converting only requested frames; ClipError('truncated') if the stream ends early.
 
         Decoding starts at the keyframe before the first wanted frame where the stream allows it (see split),
-        else at the first frame. Several reads may run at once, from different threads.
+        else at the first frame. Several reads may run at once, from different threads; close() waits for
+        each to finish the frame it is decoding.
         """
         wanted = self._wanted(indices)
         if not wanted:
@@ -597,56 +617,89 @@ class VideoReader(ClipReader):
         # Sequential decoding from the keyframe before the first wanted frame to the last wanted one,
         # converting (YUV -> grey or BGR) only the wanted ones; seeking to each would re-decode from the
         # previous keyframe for each target, slower at the spacings extraction uses.
-        start = max((k for k in self._keyframe_indices if k <= wanted[0]), default=0)
-        demuxer = _open_container(self._path, decoder_threads)
-        self._open_reads.add(demuxer)
+        decoding, position = self._begin(self._start_of(wanted[0]), decoder_threads)
+        timed = self._in_decoding_order
         try:
-            stream = demuxer.streams.video[0]
-            if start > 0 and not self._seek(demuxer, stream, start):
-                demuxer.close()
-                self._open_reads.discard(demuxer)
-                demuxer = _open_container(self._path, decoder_threads)  # decode from the start after all
-                self._open_reads.add(demuxer)
-                stream, start = demuxer.streams.video[0], 0
-            frames = _decoded_frames(demuxer, stream)
             reformatter = VideoReformatter()
-            position = start
             for index in wanted:
-                try:
-                    while position < index:
-                        next(frames)
-                        position += 1
-                    frame = next(frames)
-                except (StopIteration, av.FFmpegError) as exc:
-                    raise _truncated_error() from exc
-                if start > 0 and frame.pts != self._stamps[index]:
-                    # After a seek frames are known by their time; a gap means a frame the stream lacks.
-                    raise _truncated_error()
-                position += 1
+                while True:
+                    try:
+                        frame = decoding.next_frame()
+                    except (StopIteration, av.FFmpegError) as exc:
+                        raise _truncated_error() from exc
+                    current, position = position, position + 1
+                    if timed and frame.pts is not None:
+                        # Frames are known by their time where the stream allows (see _presentation_stamps):
+                        # a frame the decoder drops cannot shift the ones after it onto the wrong indices.
+                        if frame.pts > self._stamps[index]:
+                            raise _unsupported_codec_error(f"frame {index + 1} could not be decoded")
+                        if frame.pts == self._stamps[index]:
+                            break
+                    elif current == index:
+                        break
                 yield _to_array(frame, self.info.is_grey, reformatter), index
         finally:
-            demuxer.close()
-            self._open_reads.discard(demuxer)
+            decoding.close()
+            self._open_reads.discard(decoding)
 
-    def _seek(self, demuxer: av.container.InputContainer, stream: av.VideoStream, keyframe: int) -> bool:
-        """Position the demuxer on the keyframe at `keyframe` (an index into the stored frames): True when the
-        next frame decoded is that one. False leaves the demuxer used, to be replaced."""
+    def _begin(self, start: int, threads: int | None) -> tuple[_Decoding, int]:
+        """A decoding whose next frame is the keyframe at index `start` where a seek reaches it, else the first
+        frame; with the index of that next frame."""
+        decoding = _Decoding(self._path, threads)
+        self._open_reads.add(decoding)
+        if start > 0:
+            first = self._seek(decoding, start)
+            if first is not None:
+                decoding.frames = itertools.chain([first], decoding.frames)
+                return decoding, start
+            decoding.close()
+            self._open_reads.discard(decoding)
+            decoding = _Decoding(self._path, threads)  # decode from the start after all
+            self._open_reads.add(decoding)
+        return decoding, 0
+
+    def _seek(self, decoding: _Decoding, keyframe: int) -> av.VideoFrame | None:
+        """Seek to the keyframe at index `keyframe` and decode it: the frame, or None when the seek lands
+        elsewhere or the frame is not one the decoder can show on its own. The container's keyframe flags are
+        its writer's claim (an MP4 without a sync-sample table calls every frame a keyframe); the decoder's
+        key_frame is what makes starting there exact."""
         target = self._stamps[keyframe]
         try:
-            demuxer.seek(target, stream=stream, backward=True, any_frame=False)
-            packet = next(p for p in demuxer.demux(stream) if not (p.size == 0 and p.dts is not None))
+            decoding.demuxer.seek(target, stream=decoding.stream, backward=True, any_frame=False)
+            frame = decoding.next_frame()
         except (av.FFmpegError, StopIteration):
-            return False
-        if packet.pts != target or not packet.is_keyframe:
-            return False  # an index that points elsewhere: decoding from the start is what stays exact
-        demuxer.seek(target, stream=stream, backward=True, any_frame=False)
-        return True
+            return None
+        return frame if frame.pts == target and frame.key_frame else None
 
     def close(self) -> None:
-        """Release the decoders of unfinished reads."""
-        for demuxer in list(self._open_reads):
-            demuxer.close()
+        """Release the decoders of unfinished reads (waiting for each to finish the frame it is decoding)."""
+        for decoding in list(self._open_reads):
+            decoding.close()
         self._open_reads.clear()
+
+
+class _Decoding:
+    """One read's demuxer and decoded frames. close() may come from another thread (VideoReader.close): it
+    waits for the frame being decoded, and the read then stops instead of decoding from a closed demuxer."""
+
+    def __init__(self, path: str, threads: int | None) -> None:
+        self.demuxer = _open_container(path, threads)
+        self.stream = self.demuxer.streams.video[0]
+        self.frames: Iterator[av.VideoFrame] = _decoded_frames(self.demuxer, self.stream)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def next_frame(self) -> av.VideoFrame:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the clip reader was closed while a read was in progress")
+            return next(self.frames)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.demuxer.close()
 
 
 def _no_frames_error() -> ClipError:

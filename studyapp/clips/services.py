@@ -483,7 +483,7 @@ def clip_frames_extract(*, clip: Clip, progress: Callable[[int, int], None] | No
             name = _store(name, frame.png)  # an unchanged file stays, so a page showing it never misses it
         names[frame.index] = name
 
-    from mlworker.media.extraction import extract_frames  # OpenCV (PNG encoding) loads in the worker only
+    from mlworker.media.extraction import extract_frames  # the PNG encoder (ISA-L) loads in the worker only
 
     n_frames = clip.extraction_frames_per_clip
     rows = []
