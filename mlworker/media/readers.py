@@ -160,7 +160,8 @@ class ClipReader(abc.ABC):
 
     def split(self, indices: Sequence[int], parts: int) -> list[list[int]]:
         """The wanted indices in up to `parts` ascending groups that `read` can decode at once, each from its
-        own thread, for the same frames as one read of them all. One group unless the format allows it."""
+        own thread, for the same frames as one read of them all. One group unless the format allows it.
+        (extract_frames reads each of several groups with decoder_threads=1.)"""
         wanted = self._wanted(indices)
         return [wanted] if wanted else []
 
