@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import math
 import zipfile
 
 from studyapp.dashboards.figures import DataTable
@@ -29,9 +30,25 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _standard(value):
+    """`value` with NaN and infinities as None, at any depth: JSON has no such numbers, and R's and
+    JavaScript's parsers refuse the NaN Python would write. (An undefined statistic is already null.)"""
+    if isinstance(value, DataTable):
+        value = _plain(value)
+    if isinstance(value, dict):
+        return {key: _standard(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_standard(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def canonical_json(value) -> bytes:
-    """JSON with sorted keys and a fixed layout (one space indent, UTF-8, trailing newline)."""
-    return (json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False, default=_plain) + "\n").encode()
+    """Standard JSON with sorted keys and a fixed layout (one space indent, UTF-8, trailing newline)."""
+    text = json.dumps(_standard(value), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False,
+                      default=_plain)
+    return (text + "\n").encode()
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

@@ -19,6 +19,27 @@ def test_reliability_bins_average_predictions_and_outcomes_per_bin():
     assert bins[0]["observed"] == pytest.approx(1 / 3) and bins[1]["observed"] == 1.0
 
 
+@pytest.mark.parametrize(("y", "p", "message"), [
+    ([0, 1, 1], [0.2, float("nan"), 0.9], "finite and within"),
+    ([0, 1, 1], [0.2, 1.2, 0.9], "finite and within"),
+    ([0, 1, 1], [-0.1, 0.5, 0.9], "finite and within"),
+    ([0, 1, 2], [0.2, 0.5, 0.9], "0 or 1"),
+    ([0, 1], [0.2, 0.5, 0.9], "equal"),
+])
+def test_calibration_refuses_probabilities_it_would_otherwise_drop(y, p, message):
+    # A NaN or negative probability fell outside every bin: the counts no longer added up to the hands.
+    with pytest.raises(ValueError, match=message):
+        reliability_bins(y, p, n_bins=5)
+    with pytest.raises(ValueError, match=message):
+        brier_score(y, p)
+
+
+def test_reliability_bins_of_no_predictions_are_none():
+    assert reliability_bins([], [], n_bins=5) == []
+    with pytest.raises(ValueError, match="n_bins"):
+        reliability_bins([1], [0.5], n_bins=0)
+
+
 def test_wilson_interval_matches_published_values():
     # Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 → 0.2553–0.3662; 15/148 → 0.0624–0.1605.
     assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
