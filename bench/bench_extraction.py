@@ -19,8 +19,8 @@ folder). The clip is 30 s at 30 fps, 800 x 600, mp4v; the study takes 100 evenly
 All are timed in one run, interleaved, best of --reps, as wall time (the goal) and as CPU time of the
 process (all threads: FFmpeg decodes on threads of its own, the encoders on theirs). CPU time is not
 inflated by other processes, and floor/task in CPU is what the wall ratio comes to when every core is
-busy. On a shared machine the load
-average printed beside them says how far to trust the wall times. Goal: floor / task >= 0.8 in wall time.
+busy. On a shared machine the load average printed beside them says how far to trust the wall times.
+Goal: floor / task >= 0.8 in wall time.
 """
 
 from __future__ import annotations

@@ -190,9 +190,7 @@ class _Context:
     def crops(self, entries: list[dict]):
         """The crops as the run's model saw them: its per-site normalisation applied (TrainConfig.site_normalisation)."""
         images = load_crops(_samples(entries, self.cache), size=self.size).images
-        record = (self.run.evaluation or {}).get("normalisation")
-        if not record or record.get("method") == "none":
-            return images
+        record = (self.run.evaluation or {}).get("normalisation")  # normalise_sites_like passes None through
         return torch.from_numpy(normalise_sites_like(images.numpy(), record, [e.get("site", "") for e in entries]))
 
     def explain(self, entries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
