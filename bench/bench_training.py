@@ -5,8 +5,10 @@ device, then every batch gathered, augmented and normalised there), validation e
 reading the crops from the manifest's crop cache. (a) The model's own speed ("raw") is forward + backward +
 optimizer step on one random batch already on the device, with the same precision, memory format, optimizer
 kernels and compilation. Both are timed over whole epochs of the same number of images, alternating, best of
---repeats; at least --min-seconds of raw steps, so timer noise cannot push the ratio above 1.
-Goal: loop/raw >= 0.85 on a GPU, >= 0.7 on the CPU.
+--repeats; at least --min-seconds of raw steps, so timer noise cannot push the ratio above 1. Everything is timed
+under the kernel settings `fit` trains with (cuDNN autotuning on a GPU, deterministic kernels on the CPU).
+Goal: loop/raw >= 0.85 on a GPU, >= 0.7 on the CPU. `steady` is the same ratio over the epochs after the first,
+which carry no compilation or autotuning: what a long run approaches.
 
 The breakdown per epoch: `input` is the device-resident input path alone (gather, uint8 -> float, augmentation,
 normalisation, one epoch timed on its own), `train` the epoch minus validation, `val` validation at inference
@@ -50,6 +52,7 @@ from mlworker.ml import (  # noqa: E402
     build_model,
     evaluate,
     fit,
+    kernel_settings,
     load_crops,
     make_optimizer,
     model_normalization,
@@ -130,7 +133,9 @@ def raw_step(name: str, config: TrainConfig, device: torch.device, min_seconds: 
         if device.type == "cuda" and steps % 10 == 0:
             sync(device)
     sync(device)
-    return {"ips": steps * batch / (time.perf_counter() - start), "warmup_s": warmup_s}
+    return {"ips": steps * batch / (time.perf_counter() - start), "warmup_s": warmup_s,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
 
 
 def input_path_seconds(crops: CropTensors, config: TrainConfig, device: torch.device, name: str) -> float:
@@ -171,6 +176,9 @@ def loop(name: str, config: TrainConfig, train: CropTensors, val: CropTensors, d
     epochs, images = config.epochs, len(train)
     end_to_end = epochs * images / (wall + read_s)
     epoch_s = [h["seconds"] for h in result.history]
+    # Epochs after the first, validation included: without compiling and autotuning, which a run pays once
+    # (a 30-epoch study spreads them ten times thinner than these few epochs do).
+    steady = images / (sum(epoch_s[1:]) / (len(epoch_s) - 1)) if len(epoch_s) > 1 else None
     # Validation alone, timed as fit runs it (inference mode, EVAL_BATCH_SIZE, no augmentation).
     speed = Speedups.of(config, device)
     net = prepare_model(build_model(name, pretrained=False), device, channels_last=speed.channels_last)
@@ -182,6 +190,8 @@ def loop(name: str, config: TrainConfig, train: CropTensors, val: CropTensors, d
     sync(device)
     val_s = time.perf_counter() - start
     return {"end_to_end_ips": end_to_end, "raw_ips": best_raw["ips"], "ratio": end_to_end / best_raw["ips"],
+            "steady_ips": steady, "steady_ratio": steady / best_raw["ips"] if steady else None,
+            "first_epoch_s": epoch_s[0],
             "input_s_per_epoch": input_path_seconds(train.to(device), config, device, name),
             "train_s_per_epoch": sum(epoch_s) / epochs - val_s, "val_s_per_epoch": val_s,
             "other_s_per_epoch": (wall - sum(epoch_s)) / epochs, "runtime": result.runtime}
@@ -214,8 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated loops to time: default (the TrainConfig defaults), compiled; or none")
     parser.add_argument("--json", action="store_true", help="print one JSON line per result")
     args = parser.parse_args(argv)
-
+    variants = [v for v in args.variants.split(",") if v]
+    loop_labels = [v for v in args.loops.split(",") if v and v != "none"]
+    if set(variants) - set(VARIANTS) or set(loop_labels) - {"default", "compiled"}:
+        parser.error(f"--variants takes {', '.join(VARIANTS)}; --loops takes default, compiled or none")
     device = select_device(args.device)
+    with kernel_settings(device):  # the raw step and validation are timed under the settings `fit` trains with
+        return measure(args, device, variants, loop_labels)
+
+
+def measure(args: argparse.Namespace, device: torch.device, variants: list[str], loop_labels: list[str]) -> int:
     gpu = device.type == "cuda"
     size = args.size or (224 if gpu else 64)
     batch = args.batch_size or (256 if gpu else 32)
@@ -223,10 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (3 if gpu else 2)
     min_seconds = args.min_seconds or (2.0 if gpu else 3.0)
     goal = 0.85 if gpu else 0.7
-    variants = [v for v in args.variants.split(",") if v]
-    loop_labels = [v for v in args.loops.split(",") if v and v != "none"]
-    if set(variants) - set(VARIANTS) or set(loop_labels) - {"default", "compiled"}:
-        parser.error(f"--variants takes {', '.join(VARIANTS)}; --loops takes default, compiled or none")
     where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} torch threads"
     val_n = max(images // 8, 2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     crops = tiled(decoded, images + val_n)
     train, val = crops.select(range(images)), crops.select(range(images, images + val_n))
     read_s = read_per_crop * len(crops)
+    if gpu:
+        torch.empty(1, device=device)  # the CUDA context is process start-up, not the upload
+        sync(device)
     start = time.perf_counter()
     train.to(device)
     sync(device)
@@ -262,15 +279,16 @@ def main(argv: list[str] | None = None) -> int:
         speed = Speedups.of(next(iter(configs.values())), device)
         print(f"(b) loop vs raw, {label}: bf16 {speed.bf16}, channels_last {speed.channels_last}, fused optimizer "
               f"{speed.fused_optimizer}, compile {speed.compile}   goal >= {goal}")
-        print(f"{'model':16s} {'loop':>8s} {'raw':>8s} {'ratio':>6s} | per epoch: {'input':>6s} {'train':>6s} "
-              f"{'val':>6s} {'ckpt+setup':>10s}   (img/s; s)")
+        print(f"{'model':16s} {'loop':>8s} {'raw':>8s} {'ratio':>6s} {'steady':>6s} | per epoch: {'input':>6s} "
+              f"{'train':>6s} {'val':>6s} {'ckpt+setup':>10s} {'epoch 1':>7s}   (img/s; s)")
         for name, config in configs.items():
             r = loop(name, config, train, val, device, repeats=args.repeats, min_seconds=min_seconds,
                      min_steps=args.min_steps, read_s=read_s)
             flag = "" if r["ratio"] >= goal else "  BELOW GOAL"
-            print(f"{name:16s} {r['end_to_end_ips']:8.1f} {r['raw_ips']:8.1f} {r['ratio']:6.2f} | "
+            steady = f"{r['steady_ratio']:6.2f}" if r["steady_ratio"] is not None else f"{'-':>6s}"
+            print(f"{name:16s} {r['end_to_end_ips']:8.1f} {r['raw_ips']:8.1f} {r['ratio']:6.2f} {steady} | "
                   f"{r['input_s_per_epoch']:17.3f} {r['train_s_per_epoch']:6.2f} {r['val_s_per_epoch']:6.3f} "
-                  f"{r['other_s_per_epoch']:10.2f}{flag}", flush=True)
+                  f"{r['other_s_per_epoch']:10.2f} {r['first_epoch_s']:7.2f}{flag}", flush=True)
             emit({"part": "loop", "variant": label, "model": name, "goal": goal, **r})
     if variants:
         compiled = any("compiled" in v for v in variants)

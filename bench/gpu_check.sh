@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 12 §2 in one script (about 8 minutes on one H100/H200; each part has its own time
-# limit and prints as it goes, so a part that runs out still leaves the figures before it):
+# The GPU checks of issue 12 §2 in one script (at most 9 minutes on one H100/H200, to fit one 10-minute device
+# call: each part has its own time limit and prints as it goes, so a part that runs out still leaves its figures):
 #   1. (b) the end-to-end training loop on the device-resident path against (a) the raw step (forward + backward
 #      + optimizer on random tensors) of the same settings, batch 256, bf16, channels_last: loop/raw per model,
 #      goal >= 0.85; and the raw step eager with the default and the fused optimizer.
@@ -19,7 +19,8 @@ PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 OUT=${OUT:-bench-gpu}
 mkdir -p "$OUT"
-export PYTHONPATH=.
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1  # a part stopped at its time limit still shows what it printed
 
 if [ "${1:-}" = "--smoke" ]; then
   COMMON=(--device cpu)
@@ -38,7 +39,7 @@ elif [ $# -eq 0 ]; then
   # Most-asked-about first: EfficientNet-B0 gains the most from compiling.
   COMPILED=(--compile-backend inductor --models efficientnet_b0 mobilenetv2_100 squeezenet1_1 --repeats 1)
   STUDY=(--hands 16 --frames 100 --crops 8000 --epochs 3)
-  LIMITS=(240 240 360)
+  LIMITS=(170 150 230)  # 550 s of parts; start-up and nvidia-smi take seconds
   FIRST=(--loops default --variants eager,fused)
 else
   echo "usage: $0 [--smoke]" >&2

@@ -21,8 +21,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("WeightsUnavailable", "build_model", "model_normalization", "normalization",
                      "weights_cache_path"), "models"),
     **dict.fromkeys(("FitResult", "Speedups", "Stopped", "epoch_progress", "evaluate", "fit", "autocast",
-                     "library_versions", "load_trained", "make_optimizer", "predict_proba", "prepare_model", "roc_auc",
-                     "runtime_settings", "select_device", "train_one_epoch"), "train"),
+                     "kernel_settings", "library_versions", "load_trained", "make_optimizer", "predict_proba",
+                     "prepare_model", "roc_auc", "runtime_settings", "select_device", "train_one_epoch"), "train"),
 }
 
 __all__ = list(_EXPORTS)

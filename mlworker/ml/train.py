@@ -47,6 +47,7 @@ __all__ = [
     "predict_proba",
     "roc_auc",
     "fit",
+    "kernel_settings",
     "epoch_progress",
     "load_trained",
     "prepare_model",
@@ -297,8 +298,9 @@ def runtime_settings(device: torch.device, speed: Speedups | None = None) -> dic
 
 
 @contextlib.contextmanager
-def _determinism(device: torch.device) -> Iterator[None]:
-    """Deterministic kernels on the CPU, autotuned cuDNN on CUDA; restores the process-wide flags afterwards."""
+def kernel_settings(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels on the CPU, autotuned cuDNN on CUDA, as `fit` trains; restores the process-wide flags
+    afterwards. (A benchmark of the model's own speed runs under the same settings.)"""
     previous = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
@@ -449,7 +451,7 @@ def fit(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
 
-    with _determinism(device):
+    with kernel_settings(device):
         _seed_everything(config.seed)
         speed = Speedups.of(config, device)
         model = prepare_model(

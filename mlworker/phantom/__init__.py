@@ -1,45 +1,24 @@
-"""Synthetic wrist-ultrasound phantom: seeded median-nerve clips, file writers and matching clinical values."""
+"""Synthetic wrist-ultrasound phantom: seeded median-nerve clips, file writers and matching clinical values.
 
-from mlworker.phantom.clip import (
-    CSA_REFERENCE_MM2,
-    GROUPS,
-    NerveParams,
-    PhantomClip,
-    PhantomConfig,
-    generate_clip,
-    polygon_area,
-    sample_nerve_params,
-)
-from mlworker.phantom.cohort import sample_eps, sample_manual_csa, sample_participant
-from mlworker.phantom.scanners import (
-    PHANTOM_SCANNER,
-    SCANNER_PROFILES,
-    SITE_A_LOGIQ,
-    SITE_B_CX50,
-    ScannerProfile,
-    scanner_profile,
-)
-from mlworker.phantom.writers import ground_truth, write_dicom, write_video
+Names resolve on first use (PEP 562): generating clips needs numpy and OpenCV only, so a machine without pydicom
+(the GPU benchmark host) can still make phantom frames; `write_dicom` loads it when asked for.
+"""
 
-__all__ = [
-    "CSA_REFERENCE_MM2",
-    "GROUPS",
-    "NerveParams",
-    "PHANTOM_SCANNER",
-    "PhantomClip",
-    "PhantomConfig",
-    "SCANNER_PROFILES",
-    "SITE_A_LOGIQ",
-    "SITE_B_CX50",
-    "ScannerProfile",
-    "generate_clip",
-    "ground_truth",
-    "polygon_area",
-    "sample_eps",
-    "sample_manual_csa",
-    "sample_nerve_params",
-    "sample_participant",
-    "scanner_profile",
-    "write_dicom",
-    "write_video",
-]
+from __future__ import annotations
+
+from mlworker.lazy import lazy_exports
+
+# Public name -> the module of this package that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("CSA_REFERENCE_MM2", "GROUPS", "NerveParams", "PhantomClip", "PhantomConfig", "generate_clip",
+                     "polygon_area", "sample_nerve_params"), "clip"),
+    **dict.fromkeys(("sample_eps", "sample_manual_csa", "sample_participant"), "cohort"),
+    **dict.fromkeys(("PHANTOM_SCANNER", "SCANNER_PROFILES", "SITE_A_LOGIQ", "SITE_B_CX50", "ScannerProfile",
+                     "scanner_profile"), "scanners"),
+    **dict.fromkeys(("ground_truth", "write_dicom", "write_video"), "writers"),
+}
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
