@@ -29,7 +29,7 @@ from torch import nn
 from .augment import BatchAugment
 from .config import OPTIMIZERS, TrainConfig
 from .data import CropTensors, batches
-from .finite import undefined_as_null
+from mlworker.finite import undefined_as_null
 from .models import build_model, model_normalization
 
 __all__ = [

@@ -9,11 +9,12 @@ clustered variance with hands as clusters, never DeLong's, which assumes indepen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from itertools import combinations
 
 import numpy as np
+
+from mlworker.finite import json_safe
 
 from .bootstrap import bootstrap_ci
 from .delong import delong_ci, delong_test
@@ -22,19 +23,6 @@ from .metrics import aggregate_by_cluster, binary_metrics, roc_curve
 from .threshold import youden_threshold
 
 N_BOOT = 2000
-
-
-def _finite(value):
-    """JSON has no inf/nan: map them to None so results store and serve as plain JSON."""
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _level(y_true, y_score, *, threshold: float, n_boot: int, seed: int, clusters=None) -> dict:
@@ -61,7 +49,7 @@ def evaluate_predictions(y_true, y_score, hand_ids, *, threshold: float = 0.5, n
     """Frame- and hand-level metrics, ROC, confusion matrices and bootstrap 95% CIs of one model."""
     y_true, y_score, hand_ids = np.asarray(y_true), np.asarray(y_score, float), np.asarray(hand_ids)
     hands, hand_true, hand_score = aggregate_by_cluster(y_true, y_score, hand_ids)
-    return _finite({
+    return json_safe({
         "threshold": threshold,
         "frame": _level(y_true, y_score, threshold=threshold, n_boot=n_boot, seed=seed, clusters=hand_ids),
         "hand": {**_level(hand_true, hand_score, threshold=threshold, n_boot=n_boot, seed=seed),
@@ -82,7 +70,7 @@ def compare_models(y_true, scores: Mapping[str, np.ndarray], hand_ids) -> dict:
                       "frame": delong_test(y_true, np.asarray(scores[a], float), np.asarray(scores[b], float),
                                            clusters=hand_ids),
                       "hand": delong_test(hand_true, per_hand[a], per_hand[b])})
-    return _finite({"pairs": pairs})
+    return json_safe({"pairs": pairs})
 
 
 def csa_baseline(train_csa, train_labels, test_csa, test_labels, *, test_hand_ids, model_hand_scores=None,
@@ -101,7 +89,7 @@ def csa_baseline(train_csa, train_labels, test_csa, test_labels, *, test_hand_id
     result["delong_vs_models"] = [
         {"model": name, **delong_test(test_labels, np.asarray(scores, float), test_csa)}
         for name, scores in sorted((model_hand_scores or {}).items())]
-    return _finite(result)
+    return json_safe(result)
 
 
 def csa_between_groups(control_csa, cts_csa) -> dict:
@@ -113,4 +101,4 @@ def csa_between_groups(control_csa, cts_csa) -> dict:
     low, high = result["hodges_lehmann_ci"]
     result["shift_cts_minus_control"] = -result["hodges_lehmann_shift"]
     result["shift_cts_minus_control_ci"] = [-high, -low]
-    return _finite(result)
+    return json_safe(result)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from mlworker.ml.finite import json_safe
+from mlworker.finite import json_safe
 
 from .calibration import brier_score, reliability_bins, wilson_interval
 from .delong import delong_ci

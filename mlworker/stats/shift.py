@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlworker.finite import json_safe
+
 from .bootstrap import BOOTSTRAP_METRICS, _check_n_boot, bootstrap_replicates
-from .evaluation import _finite
 from .metrics import binary_metrics
 
 __all__ = ["performance_shift"]
@@ -46,4 +47,4 @@ def performance_shift(internal_true, internal_score, external_true, external_sco
     result.update(kind="hands, each set resampled independently, stratified by class", n_boot=n_boot, seed=seed,
                   level=level, threshold=float(threshold), n_internal=int(np.size(internal_true)),
                   n_external=int(np.size(external_true)))
-    return _finite(result)
+    return json_safe(result)

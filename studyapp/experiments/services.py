@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from mlworker.ml.config import TrainConfig
 from mlworker.ml.constants import MODEL_NAMES
-from mlworker.ml.finite import json_safe
+from mlworker.finite import json_safe
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups
 from studyapp.clips.models import Clip
 from studyapp.cohort.models import CsaMeasurement, Hand

@@ -22,7 +22,7 @@ from mlworker import threads
 from mlworker.ml import CropSample, CropTensors, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions
 from mlworker.ml import load_crops, load_trained, predict_proba, select_device
 from mlworker.ml.crop_cache import cache_file, cached_crop_images
-from mlworker.ml.finite import json_safe
+from mlworker.finite import json_safe
 from mlworker.ml.normalise import normalise_by_site
 from mlworker.stats import evaluate_predictions
 from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept

@@ -10,9 +10,9 @@ import datetime as dt
 import decimal
 import io
 import json
-import math
 import zipfile
 
+from mlworker.finite import json_safe
 from studyapp.dashboards.figures import DataTable
 
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no generation time inside
@@ -30,24 +30,15 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _standard(value):
-    """`value` with NaN and infinities as None, at any depth: JSON has no such numbers, and R's and
-    JavaScript's parsers refuse the NaN Python would write. (An undefined statistic is already null.)"""
-    if isinstance(value, DataTable):
-        value = _plain(value)
-    if isinstance(value, dict):
-        return {key: _standard(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_standard(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _table(value):
+    return _plain(value) if isinstance(value, DataTable) else value
 
 
 def canonical_json(value) -> bytes:
-    """Standard JSON with sorted keys and a fixed layout (one space indent, UTF-8, trailing newline)."""
-    text = json.dumps(_standard(value), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False,
-                      default=_plain)
+    """Standard JSON with sorted keys and a fixed layout (one space indent, UTF-8, trailing newline); NaN and
+    infinities as null at any depth, as R's and JavaScript's parsers refuse the NaN Python would write."""
+    text = json.dumps(json_safe(value, convert=_table), sort_keys=True, indent=1, ensure_ascii=False,
+                      allow_nan=False, default=_plain)
     return (text + "\n").encode()
 
 

@@ -323,7 +323,7 @@ def test_undefined_numbers_in_an_evaluation_are_stored_as_null(locked_split, no_
     """The one sanitiser every run JSON goes through, against the real column."""
     import math
 
-    from mlworker.ml.finite import json_safe
+    from mlworker.finite import json_safe
 
     run = launch(locked_split, ["squeezenet1_1"], random_init=True).runs.get()
     TrainingRun.objects.filter(pk=run.pk).update(evaluation=json_safe({"hand": {"auc": math.nan, "n": 2}}))

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from mlworker.ml.finite import json_safe, undefined_as_null
+from mlworker.finite import json_safe, undefined_as_null
 
 
 def test_json_safe_replaces_non_finite_numbers_at_any_depth():
@@ -22,3 +22,14 @@ def test_undefined_metrics_become_null_with_their_reason():
     out = undefined_as_null(record, {"val_auc": "one class in validation", "*": "diverged"})
     assert out == {"epoch": 3, "val_auc": None, "val_auc_undefined": "one class in validation", "val_loss": None,
                    "val_loss_undefined": "diverged", "train_loss": 0.5, "flag": True}
+
+
+def test_json_safe_converts_every_value_first_when_asked():
+    class Table:
+        def __init__(self, rows):
+            self.rows = rows
+
+    value = {"table": Table([[1.0, math.nan]]), "nested": [Table([[np.float64("inf")]])], "x": 2.0}
+    as_dict = lambda v: {"rows": v.rows} if isinstance(v, Table) else v  # noqa: E731
+    assert json_safe(value, convert=as_dict) == {"table": {"rows": [[1.0, None]]}, "nested": [{"rows": [[None]]}],
+                                                 "x": 2.0}
