@@ -43,7 +43,8 @@ class ClipViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         return Response(ClipSerializer(clip, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
-        """Edit scanner, probe, frequency or notes: the upload's rules apply, only named fields change."""
+        """Edit probe, frequency or notes: the upload's rules apply, only named fields change. The site and
+        scanner change only through correct-site (a different value here is refused; the same is ignored)."""
         clip = self.get_object()
         body = self.get_serializer(clip, data=request.data, partial=kwargs.get("partial", False))
         body.is_valid(raise_exception=True)

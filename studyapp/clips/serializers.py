@@ -16,6 +16,9 @@ class DetailText(serializers.CharField):
 
 
 class ClipSerializer(serializers.ModelSerializer):
+    # Parsed so that an edit naming a different site or scanner is refused (they change by correct-site).
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), allow_null=True, required=False)
+    scanner_manufacturer = DetailText()
     scanner_model = DetailText()
     probe = DetailText()
     notes = DetailText()
@@ -37,7 +40,8 @@ class ClipSerializer(serializers.ModelSerializer):
                   "uploaded_by", "uploaded_at", "extraction_status", "extraction_done", "extraction_total",
                   "extraction_error", "assigned_to"]
         # Assignment changes only through its rules (the clip page), never by PATCH.
-        read_only_fields = [f for f in fields if f not in ("scanner_model", "probe", "frequency_mhz", "notes")]
+        read_only_fields = [f for f in fields if f not in ("site", "scanner_manufacturer", "scanner_model", "probe",
+                                                           "frequency_mhz", "notes")]
 
     def get_site_missing(self, clip) -> bool:
         return clip.site_id is None

@@ -83,9 +83,11 @@ def _validate_spacing(value: float | None, field: str) -> None:
 
 # What a person types about a clip, at upload and on every later edit: (field, most characters).
 DETAIL_TEXT_LIMITS = {"scanner_manufacturer": 120, "scanner_model": 120, "probe": 120, "notes": 5000}
-# Editable by PATCH; the manufacturer (with the site) changes only through the audited correction.
-EDITABLE_FIELDS = ("scanner_model", "probe", "notes", "frequency_mhz")
-UPLOAD_DETAILS = ("scanner_manufacturer", *EDITABLE_FIELDS)
+# Editable by PATCH. Where and on what the clip was acquired (they place it in an external split's sites or
+# scanners) change only through the audited correction, with a reason: clip_site_correct.
+EDITABLE_FIELDS = ("probe", "notes", "frequency_mhz")
+ACQUISITION_FIELDS = ("site", "scanner_manufacturer", "scanner_model")
+UPLOAD_DETAILS = ("scanner_manufacturer", "scanner_model", *EDITABLE_FIELDS)
 FREQUENCY_RANGE_MHZ = (1.0, 80.0)
 
 
@@ -308,11 +310,15 @@ def _plausible_frequency(value: float | None) -> float | None:
 def clip_update(*, clip: Clip, history_user=None, **fields) -> Clip:
     """Edit a clip's typed details under the upload's rules; only the named fields change, audited.
 
+    The site and scanner may be named with the values the clip has (a client sending back what it read);
+    a different value is refused: they change only through clip_site_correct, with a reason.
     The row is locked and re-read so the extraction worker's progress fields are neither overwritten nor
     recorded stale in the history.
     """
+    acquisition = {field: fields.pop(field) for field in ACQUISITION_FIELDS if field in fields}
     cleaned = validate_details(fields)
     current = Clip.objects.select_for_update(of=("self",)).get(pk=clip.pk)
+    _refuse_acquisition_changes(current, acquisition)
     changed = [field for field, value in cleaned.items() if getattr(current, field) != value]
     if not changed:
         return current
@@ -323,6 +329,19 @@ def clip_update(*, clip: Clip, history_user=None, **fields) -> Clip:
     current._change_reason = f"edited {', '.join(changed)}"[:100]
     current.save(update_fields=changed)
     return current
+
+
+def _refuse_acquisition_changes(clip: Clip, named: dict) -> None:
+    for field, value in named.items():
+        if field == "site":
+            same = (value.pk if value is not None else None) == clip.site_id
+        else:
+            same = unicodedata.normalize("NFC", str(value or "")).strip() == getattr(clip, field)
+        if not same:
+            raise _refuse("correction_only",
+                          "The site and scanner change only through a correction with a reason, which the clip's "
+                          f"history keeps: POST /api/clips/{clip.pk}/correct-site/, or 'Correct site and scanner' "
+                          "on the clip's page.", field)
 
 
 def _queue_extraction(clip_id: int) -> None:

@@ -53,7 +53,8 @@ def test_a_rerun_after_a_dead_worker_does_the_work_queued_and_leaves_no_orphan_f
     with pytest.raises(WorkerDied):
         services.clip_frames_extract(clip=clip, progress=die_after_four)
     # What that run and an older one left: files with no row, a row outside the job, a file a storage race renamed.
-    assert 3 <= len(frame_files(clip)) < 10 and not clip.frames.exists()
+    # (Extraction in parts may have stored a later part's frames already: up to all 10 files, and no row.)
+    assert 3 <= len(frame_files(clip)) <= 10 and not clip.frames.exists()
     stray = services.frame_storage_name(clip, 2)
     Frame.objects.create(clip=clip, index=2, image=default_storage.save(stray, ContentFile(b"old")), width=160,
                          height=120, channels=1)

@@ -163,6 +163,13 @@ def test_annotators_cannot_correct(video_clip, sites):
     assert raised.value.error_dict["site"][0].code == "not_allowed"
 
 
+def test_correction_refuses_a_scanner_name_the_upload_would_refuse(video_clip, sites):
+    with pytest.raises(ValidationError) as raised:
+        services.clip_site_correct(clip=video_clip, site=sites["north"], scanner_manufacturer="",
+                                   scanner_model="m" * 121, reason="r", corrected_by=UserFactory(role="pi"))
+    assert raised.value.error_dict["scanner_model"][0].code == "too_long"
+
+
 def test_correction_keeps_the_workers_progress_fields(video_clip, sites):
     Clip.objects.filter(pk=video_clip.pk).update(extraction_done=7, extraction_status="running")
     services.clip_site_correct(clip=video_clip, site=sites["baptist"], scanner_manufacturer="",
@@ -171,10 +178,14 @@ def test_correction_keeps_the_workers_progress_fields(video_clip, sites):
     assert (video_clip.extraction_done, video_clip.extraction_status) == (7, "running")
 
 
-def test_manufacturer_is_not_editable_by_patch(video_clip):
+@pytest.mark.parametrize("field", ["scanner_manufacturer", "scanner_model"])
+def test_scanner_is_not_editable_by_an_edit(video_clip, field):
+    history = video_clip.history.count()
     with pytest.raises(ValidationError) as raised:
-        services.clip_update(clip=video_clip, scanner_manufacturer="X")
-    assert raised.value.error_dict["scanner_manufacturer"][0].code == "not_editable"
+        services.clip_update(clip=video_clip, notes="n", **{field: "X"})
+    assert raised.value.error_dict[field][0].code == "correction_only"
+    video_clip.refresh_from_db()
+    assert getattr(video_clip, field) != "X" and video_clip.notes == "" and video_clip.history.count() == history
 
 
 # --- API -------------------------------------------------------------------------------------------------
@@ -225,6 +236,30 @@ def test_api_correction(api_for, users, video_clip, sites):
     assert done.status_code == 200, done.content
     assert (done.json()["site_code"], done.json()["site_source"]) == ("baptist", "corrected")
     assert Clip.history.filter(id=video_clip.pk).latest("history_id").history_user == users["pi"]
+
+
+@pytest.mark.parametrize("field", ["site", "scanner_manufacturer", "scanner_model"])
+def test_api_edit_naming_another_site_or_scanner_is_refused_and_points_to_the_correction(api_for, video_clip,
+                                                                                         sites, field):
+    value = sites["baptist"].pk if field == "site" else "Other"
+    before = Clip.objects.values().get(pk=video_clip.pk)
+    history = video_clip.history.count()
+    response = api_for("coordinator").patch(f"/api/clips/{video_clip.pk}/", {field: value, "notes": "n"},
+                                            format="json")
+    assert response.status_code == 400
+    assert f"/api/clips/{video_clip.pk}/correct-site/" in response.json()[field][0]
+    assert Clip.objects.values().get(pk=video_clip.pk) == before and video_clip.history.count() == history
+
+
+def test_api_put_of_what_was_read_changes_only_the_edited_detail(api_for, video_clip):
+    """A client that sends back the whole clip it read (site and scanner unchanged) may edit its notes."""
+    api = api_for("coordinator")
+    body = api.get(f"/api/clips/{video_clip.pk}/").json()
+    response = api.put(f"/api/clips/{video_clip.pk}/", {**body, "notes": "second sweep"}, format="json")
+    assert response.status_code == 200, response.content
+    video_clip.refresh_from_db()
+    assert (video_clip.notes, video_clip.site.code, video_clip.scanner_model) == ("second sweep", "north", "MyLab")
+    assert video_clip.history.first().history_change_reason == "edited notes"
 
 
 # --- pages -----------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ BAD_DETAILS = [
     ({"frequency_mhz": 1e9}, "frequency_mhz", "between 1 and 80 MHz"),
     ({"notes": "x" * 1_000_000}, "notes", "At most 5,000 characters"),
     ({"notes": "before\x00after"}, "notes", "control characters"),
-    ({"scanner_model": "m" * 121}, "scanner_model", "At most 120 characters"),
+    ({"probe": "p" * 121}, "probe", "At most 120 characters"),
 ]
 
 
