@@ -111,14 +111,14 @@ def explain_run(run, *, method: str = "gradcam", images: bool = True, frames_per
     return job
 
 
-def assign_two_sites(scanners=("Acme Sono 5", "Boreal UX 9")):
-    """Sites A and B (and one scanner each) on the study's clips: alternate participants of each group, so
-    both groups are at both sites and a participant's clips are all at one."""
+def assign_sites(codes=("A", "B"), scanners=("Acme Sono 5", "Boreal UX 9", "Cirrus HD 3")):
+    """Sites `codes` (and one scanner each) on the study's clips: participants of each group in turn, so
+    every group is at every site and a participant's clips are all at one."""
     from studyapp.clips.models import Clip
     from studyapp.cohort.models import Hand
     from studyapp.sites.models import Site
 
-    sites = [Site.objects.create(code=code, name=f"Hospital {code}") for code in ("A", "B")]
+    sites = [Site.objects.create(code=code, name=f"Hospital {code}") for code in codes]
     seen: dict[str, list[int]] = {}
     for hand in Hand.objects.order_by("participant_id", "pk"):
         participants = seen.setdefault(hand.group, [])
@@ -126,16 +126,17 @@ def assign_two_sites(scanners=("Acme Sono 5", "Boreal UX 9")):
             participants.append(hand.participant_id)
     for participants in seen.values():
         for i, participant in enumerate(participants):
-            manufacturer, model = scanners[i % 2].rsplit(" ", 1)
+            manufacturer, model = scanners[i % len(sites)].rsplit(" ", 1)
             Clip.objects.filter(hand__participant_id=participant).update(
-                site=sites[i % 2], scanner_manufacturer=manufacturer, scanner_model=model)
+                site=sites[i % len(sites)], scanner_manufacturer=manufacturer, scanner_model=model)
     return sites
 
 
 def evaluated_external_experiment(*, n_hands: int = 40, frames_per_clip: int = 3, models=MODELS[:2], seed: int = 0,
-                                  n_boot: int = 200, name: str = "external"):
-    """(experiment, runs) of an external split (trained on site A, tested on B too): each run evaluated as
-    training leaves it, the external hands scored with a weaker hand effect (a model that travels less well)."""
+                                  n_boot: int = 200, name: str = "external", sites=("A", "B")):
+    """(experiment, runs) of an external split (trained on site A, tested on the other `sites` too): each run
+    evaluated as training leaves it, the external hands scored with a weaker hand effect (a model that travels
+    less well)."""
     from studyapp.dashboards.experiment_external import external_evaluation
     from studyapp.dashboards.experiment_selectors import hand_stages
     from studyapp.experiments import services
@@ -143,7 +144,7 @@ def evaluated_external_experiment(*, n_hands: int = 40, frames_per_clip: int = 3
 
     bulk_cohort(n_hands, annotators=[UserFactory(username=f"{name}-annotator", role="annotator")],
                 frames_per_clip=frames_per_clip, seed=seed, prefix=name.upper())
-    assign_two_sites()
+    assign_sites(sites)
     split = services.split_lock(split=services.split_create(
         name=name, seed=seed, test_per_group=3, train_per_group=None, kind="external", domain="site",
         train_domains=["A"]))
@@ -155,7 +156,7 @@ def evaluated_external_experiment(*, n_hands: int = 40, frames_per_clip: int = 3
         effect = {h: rng.normal(0.5 if label else -0.5, 1.2) for h, label in zip(hand_ids, labels)}
         probabilities = 1 / (1 + np.exp(-(np.array([effect[h] for h in hand_ids]) + rng.normal(0, 0.9, len(entries)))))
         external = external_evaluation(labels, probabilities, hand_ids, internal=run.evaluation, entries=entries,
-                                       stages=hand_stages(hand_ids), seed=seed)
+                                       stages=hand_stages(hand_ids), seed=seed, domain="site")
         run.evaluation = {**run.evaluation, "external": external}
         run.save(update_fields=["evaluation"])
     return experiment, runs

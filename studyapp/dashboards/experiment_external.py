@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mlworker.stats import evaluate_predictions, performance_shift
+import numpy as np
+
+from mlworker.stats import aggregate_by_cluster, evaluate_predictions, performance_shift
+from mlworker.stats.prospective import prospective_summary
 
 from .experiment_summary import evaluation_summary
 from .figures import OKABE_ITO, DataTable, Panel, layout
@@ -22,10 +25,11 @@ SETS = (("internal", "Internal test", OKABE_ITO["blue"], "circle"),
 
 def external_evaluation(labels: Sequence[int], probabilities: Sequence[float], hand_ids: Sequence[int], *,
                         internal: dict, entries: Sequence[dict], stages: Mapping[int, int | None],
-                        seed: int) -> dict:
+                        seed: int, domain: str) -> dict:
     """evaluation["external"] of a run: the external test frames evaluated as the internal ones, at the internal
     evaluation's threshold (never tuned on external hands), its dashboard summary, the sites and scanners
-    tested on, and the internal − external shift at hand level."""
+    tested on, the internal − external shift at hand level, and (`domain`: the split's "site" or "scanner")
+    each external site's or scanner's hands alone when there are several."""
     threshold = internal["threshold"]
     external = evaluate_predictions(labels, probabilities, hand_ids, threshold=threshold, seed=seed)
     external["dashboard"] = evaluation_summary(labels, probabilities, hand_ids, stages=stages, threshold=threshold)
@@ -34,7 +38,37 @@ def external_evaluation(labels: Sequence[int], probabilities: Sequence[float], h
     external["shift"] = performance_shift(internal["hand"]["labels"], internal["hand"]["probabilities"],
                                           external["hand"]["labels"], external["hand"]["probabilities"],
                                           threshold=threshold, seed=seed)
+    external["by_domain"] = domain_breakdown(labels, probabilities, entries, domain=domain, threshold=threshold)
     return external
+
+
+DOMAIN_SUMMARY_KEYS = ("n", "n_pos", "n_neg", "n_clusters", "counts", "auc", "sensitivity", "specificity")
+
+
+def domain_breakdown(labels: Sequence[int], probabilities: Sequence[float], entries: Sequence[dict], *, domain: str,
+                     threshold: float) -> dict | None:
+    """Each external site's (or scanner's) hands on their own, when the external test spans two or more (with
+    one, the pooled result is its own): {domain, groups: [{name, n, n_pos, n_neg, n_clusters, counts, auc,
+    sensitivity, specificity}]}. Hand level (a hand's probability is its frames' mean), at the internal
+    threshold; AUC intervals DeLong with participants as clusters, proportions Wilson on n / design effect
+    (mlworker.stats.prospective_summary). A site's few hands give wide intervals, and the table says how few."""
+    if domain not in ("site", "scanner"):
+        raise ValueError(f"domain is 'site' or 'scanner', got {domain!r}")
+    names = np.array([e.get(domain) or "" for e in entries], dtype=object)
+    present = sorted(set(names) - {""})
+    if len(present) < 2:
+        return None
+    y, p = np.asarray(labels), np.asarray(probabilities, dtype=float)
+    hands = np.array([e["hand"] for e in entries])
+    participant_of = {e["hand"]: e["participant"] for e in entries}
+    groups = []
+    for name in present:
+        inside = names == name
+        ids, hand_labels, hand_means = aggregate_by_cluster(y[inside], p[inside], hands[inside])
+        summary = prospective_summary(hand_labels, hand_means, threshold=threshold,
+                                      clusters=[participant_of[h] for h in ids.tolist()])
+        groups.append({"name": name, **{key: summary[key] for key in DOMAIN_SUMMARY_KEYS}})
+    return {"domain": domain, "groups": groups}
 
 
 def _interval(level: dict, metric: str) -> dict:
@@ -103,3 +137,64 @@ def external_figure(rows: list[dict]) -> Panel:
                  caption="Hand level at the internal evaluation's threshold (never tuned on external hands). "
                          "Intervals: stratified bootstrap over hands; the difference's resamples the hands of each "
                          "set independently, the sets being independent samples.")
+
+
+DOMAIN_SERIES = (("auc", "AUC", OKABE_ITO["vermillion"], "diamond"),
+                 ("sensitivity", "Sensitivity", OKABE_ITO["blue"], "circle"),
+                 ("specificity", "Specificity", OKABE_ITO["bluish_green"], "square"))
+
+
+def _estimate(cell: dict | None) -> dict:
+    cell = cell or {}
+    return {"estimate": cell.get("estimate"), "low": cell.get("low"), "high": cell.get("high")}
+
+
+def external_domain_rows(models: list[dict]) -> list[dict]:
+    """One row per (model, external site or scanner) of the runs whose external test spans several
+    (evaluation["external"]["by_domain"]); `models` as for external_rows."""
+    rows = []
+    for m in models:
+        breakdown = ((m["evaluation"] or {}).get("external") or {}).get("by_domain")
+        for group in (breakdown or {}).get("groups", []):
+            rows.append({"model": m["label"], "domain": breakdown["domain"], "name": group["name"],
+                         "n": group["n"], "n_pos": group["n_pos"], "n_neg": group["n_neg"],
+                         "participants": group["n_clusters"],
+                         **{key: _estimate(group.get(key)) for key, *_ in DOMAIN_SERIES}})
+    return rows
+
+
+def external_domain_figure(rows: list[dict]) -> Panel:
+    """Each model's hand-level AUC, sensitivity and specificity on each external site's (or scanner's) hands."""
+    domain = rows[0]["domain"]
+    names = [f"{row['model']} · {row['name']} ({row['n']} hands)" for row in rows]
+    traces = []
+    for key, words, colour, symbol in DOMAIN_SERIES:
+        values = [row[key] for row in rows]
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": words, "y": names, "x": [v["estimate"] for v in values],
+            "orientation": "h",  # grouped along y: the three metrics of a row side by side, not on top
+            "marker": {"color": colour, "size": 9, "symbol": symbol},
+            "error_x": {"type": "data", "symmetric": False, "color": colour, "thickness": 2,
+                        "array": [None if v["high"] is None or v["estimate"] is None else v["high"] - v["estimate"]
+                                  for v in values],
+                        "arrayminus": [None if v["low"] is None or v["estimate"] is None else v["estimate"] - v["low"]
+                                       for v in values]}})
+    title = f"External test hands by {domain} (95% CIs)"
+    figure = {"data": traces, "layout": layout(title=title, x_title="Hand-level value", showlegend=True,
+                                               height=max(260, 60 * len(rows) + 160),
+                                               xaxis={"range": [-0.02, 1.02]}, scattermode="group",
+                                               scattergap=0.35,
+                                               yaxis={"type": "category", "autorange": "reversed"},
+                                               margin={"l": 24})}
+    table = DataTable(
+        ["model", domain, "hands", "CTS hands", "control hands", "participants",
+         *(f"{words}{part}" for _, words, *_ in DOMAIN_SERIES for part in ("", " CI low", " CI high"))],
+        [[row["model"], row["name"], row["n"], row["n_pos"], row["n_neg"], row["participants"],
+          *(_r(row[key][part]) for key, *_ in DOMAIN_SERIES for part in ("estimate", "low", "high"))]
+         for row in rows])
+    return Panel(key="external-domains", title=title, figure=figure, table=table,
+                 caption=f"Each external {domain}'s hands alone, at the internal threshold. AUC: DeLong interval "
+                         "with participants as clusters (none with one class, or under two hands of a class); "
+                         "sensitivity and specificity: Wilson intervals on hands over the design effect of "
+                         f"participants. A {domain} with few hands has wide intervals: read them before the "
+                         "estimates.")

@@ -13,7 +13,7 @@ from studyapp.experiments.models import Experiment, TrainingRun
 
 from . import experiment_figures as ef
 from . import experiment_selectors
-from .experiment_external import external_figure, external_rows
+from .experiment_external import external_domain_figure, external_domain_rows, external_figure, external_rows
 from .experiment_services import run_summarise
 from .figures import DataTable, Panel
 
@@ -76,7 +76,7 @@ def results(experiment: Experiment, runs: list[TrainingRun], labels: dict) -> di
     comparison = experiment.comparison or {}
     baseline = comparison.get("csa_baseline") if (comparison.get("csa_baseline") or {}).get("roc") else None
     panels: dict = {"roc": [], "confusion": [], "per_hand": [], "calibration": [], "stage": None, "differences": None,
-                    "external": None}
+                    "external": None, "external_domains": None}
     for level in ("frame", "hand"):
         with_level = [m for m in models if (m["evaluation"].get(level) or {}).get("roc")]
         if with_level:
@@ -120,6 +120,9 @@ def results(experiment: Experiment, runs: list[TrainingRun], labels: dict) -> di
     shift_rows = external_rows(models)
     if shift_rows:
         panels["external"] = external_figure(shift_rows)
+        domain_rows = external_domain_rows(models)
+        if domain_rows:
+            panels["external_domains"] = external_domain_figure(domain_rows)
     return {"panels": panels, "models": models, "wrong_hands": wrong, "metrics": METRICS, "external_rows": shift_rows,
             "metrics_table": metrics_table(models), "stages_note": _stages_note(summarised)}
 

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from mlworker.finite import json_safe
 from mlworker.ml.config import TrainConfig
 from mlworker.ml.constants import MODEL_NAMES
-from mlworker.finite import json_safe
 from mlworker.stats import compare_models, csa_baseline, csa_between_groups
 from studyapp.clips.models import Clip
 from studyapp.cohort.models import CsaMeasurement, Hand

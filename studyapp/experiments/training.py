@@ -19,10 +19,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mlworker import threads
+from mlworker.finite import json_safe
 from mlworker.ml import CropSample, CropTensors, ImageChanged, TrainConfig, WeightsUnavailable, fit, library_versions
 from mlworker.ml import load_crops, load_trained, predict_proba, select_device
 from mlworker.ml.crop_cache import cache_file, cached_crop_images
-from mlworker.finite import json_safe
 from mlworker.ml.normalise import normalise_by_site
 from mlworker.stats import evaluate_predictions
 from studyapp.common.jobs import Lease, LeaseLost, lease_claim, lease_kept
@@ -172,7 +172,7 @@ def _train(lease: Lease, run: TrainingRun) -> str:
         external_set = [e for e in split.manifest if e["subset"] == "external"]
         if external_set:
             evaluation["external"] = _external_evaluation(model, crops_of(external_set), external_set, evaluation,
-                                                          config)
+                                                          config, domain=split.domain)
         if config.site_normalisation != "none":
             evaluation["normalisation"] = normalisation
         digest, stored = _register_weights(run, result.best_checkpoint)
@@ -197,12 +197,13 @@ def _train(lease: Lease, run: TrainingRun) -> str:
     return "done"
 
 
-def _external_evaluation(model, crops: CropTensors, entries: list[dict], internal: dict, config: TrainConfig) -> dict:
+def _external_evaluation(model, crops: CropTensors, entries: list[dict], internal: dict, config: TrainConfig, *,
+                         domain: str) -> dict:
     """The external test hands scored by the selected model and evaluated beside the internal ones."""
     probabilities = predict_proba(model, crops, device=select_device(config.device))
     hand_ids = [e["hand"] for e in entries]
     return external_evaluation([e["label"] for e in entries], probabilities, hand_ids, internal=internal,
-                               entries=entries, stages=hand_stages(hand_ids), seed=config.seed)
+                               entries=entries, stages=hand_stages(hand_ids), seed=config.seed, domain=domain)
 
 
 def weights_unavailable_message(model_name: str, error: WeightsUnavailable) -> str:

@@ -105,7 +105,7 @@ def report_content(experiment: Experiment, *, labels: dict) -> dict:
         f"models were evaluated on. Screening, exclusions and groups: the cohort when the report was generated."))
     agreement_panels = dashboard_panels.agreement_panels(agreement["roi"], agreement["csa"])
     figure_panels = [flow, *panels["roc"], *panels["confusion"]]
-    for extra in (panels["stage"], panels["differences"], panels["external"]):
+    for extra in (panels["stage"], panels["differences"], panels["external"], panels["external_domains"]):
         if extra:
             figure_panels.append(extra)
     figure_panels += panels["calibration"] + experiment_views.training_panels(runs, labels) + agreement_panels

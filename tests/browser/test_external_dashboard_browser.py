@@ -38,3 +38,26 @@ def test_the_pi_reads_internal_and_external_results_side_by_side(live_server, pa
     assert page.locator("#panel-external a.csv").get_attribute("href").startswith("data:text/csv")
     page.locator("#external").screenshot(path=str(SHOTS / "experiment-dashboard-external.png"))
     assert not errors, errors
+
+
+def test_with_several_external_sites_the_pi_reads_each_sites_hands_alone(live_server, page):
+    pi = UserFactory(username="pie", role="pi")
+    experiment, runs = evaluated_external_experiment(n_hands=60, sites=("A", "B", "C"))
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not m.location.get(
+        "url", "").endswith("/favicon.ico") else None)
+    log_in(page, live_server.url, pi, f"/experiments/{experiment.pk}/")
+    page.click("a[href='#external']")
+    panel = "#panel-external-domains"
+    # AUC, sensitivity and specificity for each model at B and at C (a marker each, where defined).
+    wait_until(page, f"document.querySelectorAll('{panel} .plot .points path').length > 0")
+    markers = page.locator(f"{panel} .plot .points path").count()
+    defined = sum(1 for run in runs for group in run.evaluation["external"]["by_domain"]["groups"]
+                  for key in ("auc", "sensitivity", "specificity") if group[key] and group[key]["estimate"] is not None)
+    assert markers == defined
+    plot = page.inner_text(f"{panel} .plot")
+    assert all(word in plot for word in ("AUC", "Sensitivity", "Specificity"))
+    sites = page.locator(f"{panel} details.data-table tbody tr td:nth-child(2)").all_text_contents()
+    assert sorted(site.strip() for site in sites) == ["B"] * len(runs) + ["C"] * len(runs)
+    page.locator("#external").screenshot(path=str(SHOTS / "experiment-dashboard-external-sites.png"))
+    assert not errors, errors

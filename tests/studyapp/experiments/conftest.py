@@ -21,6 +21,6 @@ def small_study(db):
 
 @pytest.fixture
 def two_site_study(small_study):
-    from tests.experiment_factories import assign_two_sites
+    from tests.experiment_factories import assign_sites
 
-    return assign_two_sites()
+    return assign_sites()
