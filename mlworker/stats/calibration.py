@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -57,8 +58,14 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
         return None
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be from 0 to n={n}, got {successes}")
-    z = norm.ppf(0.5 + level / 2)
+    z = _two_sided_z(level)
     share = successes / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@functools.lru_cache(maxsize=8)
+def _two_sided_z(level: float) -> float:
+    """z of a two-sided `level` interval; cached, as scipy's ppf costs more than the interval around it."""
+    return float(norm.ppf(0.5 + level / 2))

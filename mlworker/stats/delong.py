@@ -19,8 +19,9 @@ from scipy.stats import norm, rankdata
 
 from .metrics import _labels, _scores
 
-__all__ = ["delong_auc_covariance", "delong_test", "delong_ci", "ZERO_SE_NOTE"]
+__all__ = ["delong_auc_covariance", "delong_test", "delong_ci", "TOO_FEW_FOR_DELONG", "ZERO_SE_NOTE"]
 
+TOO_FEW_FOR_DELONG = "DeLong needs at least 2 positives and 2 negatives, got {} and {}"
 ZERO_SE_NOTE = ("The standard error of the difference is 0 (identical or perfectly separating scores): "
                 "the test is undefined, so no z or p-value is given.")
 
@@ -38,9 +39,7 @@ def _score_matrix(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos < 2 or n_neg < 2:
-        raise ValueError(
-            f"DeLong needs at least 2 positives and 2 negatives, got {n_pos} and {n_neg}"
-        )
+        raise ValueError(TOO_FEW_FOR_DELONG.format(n_pos, n_neg))
     return y, s
 
 

@@ -29,7 +29,7 @@ from scipy.stats import t as student_t
 from mlworker.finite import json_safe
 
 from .calibration import brier_score, reliability_bins, wilson_interval
-from .delong import delong_ci
+from .delong import TOO_FEW_FOR_DELONG, _z, delong_ci
 from .metrics import _cluster_codes, _labels, _scores, _threshold, confusion, roc_auc
 
 __all__ = [
@@ -74,17 +74,24 @@ def _cluster_index(clusters, n: int) -> np.ndarray | None:
     return codes
 
 
+def _wilson(successes: int, n: int, level: float) -> dict | None:
+    """{estimate, successes, n, low, high} of a proportion of independent hands (Wilson); None when n is 0."""
+    if n == 0:
+        return None
+    low, high = wilson_interval(successes, n, level)
+    return {"estimate": successes / n, "successes": successes, "n": n, "low": low, "high": high}
+
+
 def _clustered_wilson(hits: np.ndarray, codes: np.ndarray | None, level: float) -> dict | None:
     """Wilson interval of mean(hits) over the hands in `hits`; with clusters on n / design effect."""
     n = int(hits.size)
     if n == 0:
         return None
     successes = int(hits.sum())
+    if codes is None:
+        return _wilson(successes, n, level)
     share = successes / n
     result = {"estimate": share, "successes": successes, "n": n}
-    if codes is None:
-        low, high = wilson_interval(successes, n, level)
-        return {**result, "low": low, "high": high}
     # Ratio estimator's variance over clusters (no small-sample factor: one hand per cluster gives deff 1).
     per_cluster_hits = np.bincount(codes, weights=hits)
     per_cluster_n = np.bincount(codes).astype(float)
@@ -334,7 +341,9 @@ def accrual_curve(y_true, y_prob, times, *, threshold: float, level: float = 0.9
 
     Each row: n, n_pos, n_neg, the hand's time (ISO text for dates), sensitivity and specificity
     {estimate, low, high} (Wilson; None before the first hand of that class) and the AUC {estimate, low,
-    high} (None until both classes are present; DeLong interval from 2 hands of each).
+    high} (None until both classes are present; DeLong interval from 2 hands of each): what
+    prospective_summary would give for the hands scored so far, without clusters, in O(n^2) array work and
+    O(n) memory (a DeLong computation per row took 1.9 s at 1,200 hands).
     """
     y = _labels(y_true)
     p = _probabilities(y_prob, y.size)
@@ -344,17 +353,68 @@ def accrual_curve(y_true, y_prob, times, *, threshold: float, level: float = 0.9
         raise ValueError(f"length mismatch: y_true has {y.size} items, times has {len(times)}")
     order = sorted(range(y.size), key=lambda i: times[i])
     y, p = y[order], p[order]
-    correct = ((p >= t) == (y == 1)).astype(float)
+    correct = (p >= t) == (y == 1)
+    n_pos = np.cumsum(y)
+    true_pos, true_neg = np.cumsum(correct & (y == 1)), np.cumsum(correct & (y == 0))
+    aucs = _prefix_aucs(y, p, level)
     rows = []
     for k in range(1, y.size + 1):
-        yk, pk, ck = y[:k], p[:k], correct[:k]
+        a = int(n_pos[k - 1])
         rows.append({
-            "n": k, "n_pos": int(yk.sum()), "n_neg": int(k - yk.sum()), "time": _time_value(times[order[k - 1]]),
-            "sensitivity": _clustered_wilson(ck[yk == 1], None, level),
-            "specificity": _clustered_wilson(ck[yk == 0], None, level),
-            "auc": _auc(yk, pk, None, level),
+            "n": k, "n_pos": a, "n_neg": k - a, "time": _time_value(times[order[k - 1]]),
+            "sensitivity": _wilson(int(true_pos[k - 1]), a, level),
+            "specificity": _wilson(int(true_neg[k - 1]), k - a, level),
+            "auc": aucs[k - 1],
         })
     return json_safe(rows)
+
+
+def _prefix_aucs(y: np.ndarray, p: np.ndarray, level: float) -> list[dict | None]:
+    """_auc(y[:k], p[:k], None, level) for every k, updated hand by hand.
+
+    DeLong's structural components: each positive's count of the negatives it beats so far (ties 1/2) and
+    each negative's count of the positives beating it. A new hand adds its comparisons with the hands of
+    the other class seen so far to those counts; the AUC and its variance need only the counts' sums and
+    sums of squares, which are multiples of 1/4 and so add up exactly.
+    """
+    z = _z(level)
+    pos_scores, neg_scores = p[y == 1], p[y == 0]
+    beats = np.zeros(pos_scores.size)  # per positive seen so far (in order of arrival)
+    beaten = np.zeros(neg_scores.size)  # per negative seen so far
+    a = b = 0
+    sum_beats = sum_beats_sq = sum_beaten_sq = 0.0
+    out: list[dict | None] = []
+    for label, score in zip(y.tolist(), p.tolist()):
+        if label == 1:
+            wins = (score > neg_scores[:b]) + 0.5 * (score == neg_scores[:b])
+            beats[a] = wins.sum()
+            sum_beats += beats[a]
+            sum_beats_sq += beats[a] ** 2
+            sum_beaten_sq += float((2 * beaten[:b] * wins + wins * wins).sum())
+            beaten[:b] += wins
+            a += 1
+        else:
+            losses = (pos_scores[:a] > score) + 0.5 * (pos_scores[:a] == score)
+            sum_beats += losses.sum()
+            sum_beats_sq += float((2 * beats[:a] * losses + losses * losses).sum())
+            beats[:a] += losses
+            beaten[b] = losses.sum()
+            sum_beaten_sq += beaten[b] ** 2
+            b += 1
+        if a == 0 or b == 0:
+            out.append(None)
+            continue
+        auc = sum_beats / (a * b)
+        result = {"estimate": auc, "low": None, "high": None, "method": "DeLong"}
+        if a < 2 or b < 2:
+            out.append({**result, "undefined": TOO_FEW_FOR_DELONG.format(a, b)})
+            continue
+        # Sample variances of the per-positive share beaten (beats / b) and per-negative share beating it.
+        var10 = (sum_beats_sq / b ** 2 - a * auc ** 2) / (a - 1)
+        var01 = (sum_beaten_sq / a ** 2 - b * auc ** 2) / (b - 1)
+        half = z * math.sqrt(max(var10 / a + var01 / b, 0.0))  # clamp round-off, as delong_ci does
+        out.append({**result, "low": max(0.0, auc - half), "high": min(1.0, auc + half)})
+    return out
 
 
 # --- retrospective beside prospective -------------------------------------------------------------------

@@ -252,10 +252,37 @@ def test_accrual_curve_follows_time_order_and_ends_at_the_summary():
     final = prospective_summary(Y, P, threshold=0.5)
     for key in ("sensitivity", "specificity"):
         assert curve[-1][key] == {k: final[key][k] for k in ("estimate", "successes", "n", "low", "high")}
-    assert curve[-1]["auc"] == final["auc"]
+    assert {**curve[-1]["auc"], "low": None, "high": None} == {**final["auc"], "low": None, "high": None}
+    assert (curve[-1]["auc"]["low"], curve[-1]["auc"]["high"]) == pytest.approx(
+        (final["auc"]["low"], final["auc"]["high"]), abs=1e-12)  # summed hand by hand: the last digits may differ
     assert _strict_json(curve) == curve
     with pytest.raises(ValueError, match="times"):
         accrual_curve(Y, P, times[:3], threshold=0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_accrual_row_is_the_summary_of_the_hands_scored_so_far(seed):
+    """The curve is updated hand by hand; each row must still be what prospective_summary (DeLong through
+    midranks) says of that prefix, ties between scores and the rows before both classes included."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 90)
+    p = np.round(expit(rng.normal(-0.4 + 1.2 * y, 1.0)), 1)  # rounded: many ties, also across classes
+    times = rng.permutation(90)
+    curve = accrual_curve(y, p, times, threshold=0.5)
+    order = np.argsort(times, kind="stable")
+    for k, row in enumerate(curve, start=1):
+        prefix = order[:k]
+        summary = prospective_summary(y[prefix], p[prefix], threshold=0.5)
+        assert (row["n_pos"], row["n_neg"]) == (summary["n_pos"], summary["n_neg"])
+        for key in ("sensitivity", "specificity"):
+            expected = summary[key] and {k: summary[key][k] for k in ("estimate", "successes", "n", "low", "high")}
+            assert row[key] == expected
+        if summary["auc"] is None or summary["auc"]["low"] is None:
+            assert row["auc"] == summary["auc"]
+        else:
+            assert row["auc"]["method"] == "DeLong" and row["auc"]["estimate"] == summary["auc"]["estimate"]
+            assert (row["auc"]["low"], row["auc"]["high"]) == pytest.approx(
+                (summary["auc"]["low"], summary["auc"]["high"]), abs=1e-12)
 
 
 def test_accrual_ties_keep_the_input_order():
