@@ -126,7 +126,7 @@ def assign_sites(codes=("A", "B"), scanners=("Acme Sono 5", "Boreal UX 9", "Cirr
             participants.append(hand.participant_id)
     for participants in seen.values():
         for i, participant in enumerate(participants):
-            manufacturer, model = scanners[i % len(sites)].rsplit(" ", 1)
+            manufacturer, model = scanners[i % len(sites) % len(scanners)].rsplit(" ", 1)
             Clip.objects.filter(hand__participant_id=participant).update(
                 site=sites[i % len(sites)], scanner_manufacturer=manufacturer, scanner_model=model)
     return sites

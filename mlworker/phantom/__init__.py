@@ -1,7 +1,8 @@
 """Synthetic wrist-ultrasound phantom: seeded median-nerve clips, file writers and matching clinical values.
 
 Names resolve on first use (PEP 562): generating clips needs numpy and OpenCV only, so a machine without pydicom
-(the GPU benchmark host) can still make phantom frames; `write_dicom` loads it when asked for.
+(the GPU benchmark host) can still make phantom frames; the writers (`write_dicom`, `write_video`,
+`ground_truth`) load it when asked for.
 """
 
 from __future__ import annotations

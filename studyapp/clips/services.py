@@ -332,11 +332,14 @@ def clip_update(*, clip: Clip, history_user=None, **fields) -> Clip:
 
 
 def _refuse_acquisition_changes(clip: Clip, named: dict) -> None:
+    def plain(text) -> str:  # both sides: a DICOM header's text is stored as read, not normalised
+        return unicodedata.normalize("NFC", str(text or "")).strip()
+
     for field, value in named.items():
         if field == "site":
             same = (value.pk if value is not None else None) == clip.site_id
         else:
-            same = unicodedata.normalize("NFC", str(value or "")).strip() == getattr(clip, field)
+            same = plain(value) == plain(getattr(clip, field))
         if not same:
             raise _refuse("correction_only",
                           "The site and scanner change only through a correction with a reason, which the clip's "

@@ -49,17 +49,23 @@ def domain_breakdown(labels: Sequence[int], probabilities: Sequence[float], entr
                      threshold: float) -> dict | None:
     """Each external site's (or scanner's) hands on their own, when the external test spans two or more (with
     one, the pooled result is its own): {domain, groups: [{name, n, n_pos, n_neg, n_clusters, counts, auc,
-    sensitivity, specificity}]}. Hand level (a hand's probability is its frames' mean), at the internal
-    threshold; AUC intervals DeLong with participants as clusters, proportions Wilson on n / design effect
-    (mlworker.stats.prospective_summary). A site's few hands give wide intervals, and the table says how few."""
+    sensitivity, specificity}]}. Hand level (a hand's probability is the mean of all its frames, as pooled),
+    at the internal threshold; AUC intervals DeLong with participants as clusters, proportions Wilson on
+    n / design effect (mlworker.stats.prospective_summary). A hand scanned at two sites (or on two scanners)
+    is one hand of the group named by both ("B + C"), so every hand counts once. A site's few hands give
+    wide intervals, and the table says how few."""
     if domain not in ("site", "scanner"):
         raise ValueError(f"domain is 'site' or 'scanner', got {domain!r}")
-    names = np.array([e.get(domain) or "" for e in entries], dtype=object)
-    present = sorted(set(names) - {""})
+    hands = np.array([e["hand"] for e in entries])
+    domains_of: dict[int, set[str]] = {}
+    for entry in entries:
+        domains_of.setdefault(entry["hand"], set()).add(entry.get(domain) or "")
+    group_of = {hand: " + ".join(sorted(names - {""})) for hand, names in domains_of.items()}
+    names = np.array([group_of[hand] for hand in hands.tolist()], dtype=object)
+    present = sorted(set(group_of.values()) - {""})
     if len(present) < 2:
         return None
     y, p = np.asarray(labels), np.asarray(probabilities, dtype=float)
-    hands = np.array([e["hand"] for e in entries])
     participant_of = {e["hand"]: e["participant"] for e in entries}
     groups = []
     for name in present:
@@ -194,7 +200,8 @@ def external_domain_figure(rows: list[dict]) -> Panel:
          for row in rows])
     return Panel(key="external-domains", title=title, figure=figure, table=table,
                  caption=f"Each external {domain}'s hands alone, at the internal threshold. AUC: DeLong interval "
-                         "with participants as clusters (none with one class, or under two hands of a class); "
+                         "with participants as clusters (none with one class, or with fewer than two hands or "
+                         "participants of a class); "
                          "sensitivity and specificity: Wilson intervals on hands over the design effect of "
                          f"participants. A {domain} with few hands has wide intervals: read them before the "
                          "estimates.")

@@ -262,6 +262,17 @@ def test_api_put_of_what_was_read_changes_only_the_edited_detail(api_for, video_
     assert video_clip.history.first().history_change_reason == "edited notes"
 
 
+def test_api_put_back_of_a_header_scanner_name_stored_unnormalised_is_not_a_change(api_for, video_clip):
+    """A DICOM header's text is stored as read (decomposed accents, a space left by the length cut)."""
+    Clip.objects.filter(pk=video_clip.pk).update(scanner_manufacturer="Sieme\u0301ns ")
+    api = api_for("coordinator")
+    body = api.get(f"/api/clips/{video_clip.pk}/").json()
+    response = api.put(f"/api/clips/{video_clip.pk}/", {**body, "notes": "checked"}, format="json")
+    assert response.status_code == 200, response.content
+    video_clip.refresh_from_db()
+    assert (video_clip.scanner_manufacturer, video_clip.notes) == ("Sieme\u0301ns ", "checked")
+
+
 # --- pages -----------------------------------------------------------------------------------------------
 
 

@@ -67,6 +67,18 @@ def test_breakdown_needs_two_external_sites_and_says_when_a_site_has_one_class()
         domain_breakdown(labels, probabilities, entries, domain="clinic", threshold=0.5)
 
 
+def test_a_hand_scanned_at_two_sites_is_one_hand_of_their_joint_group_scored_on_all_its_frames():
+    entries, labels, probabilities = _entries([
+        (1, 1, "B", 1, [0.9]), (1, 1, "C", 1, [0.2]),  # one hand, a clip at each site: mean 0.55, called CTS
+        (2, 2, "B", 0, [0.1]), (3, 3, "B", 1, [0.8]), (4, 4, "C", 0, [0.3]), (5, 5, "C", 1, [0.7]),
+    ])
+    breakdown = domain_breakdown(labels, probabilities, entries, domain="site", threshold=0.5)
+    groups = {g["name"]: g for g in breakdown["groups"]}
+    assert list(groups) == ["B", "B + C", "C"]
+    assert sum(g["n"] for g in groups.values()) == 5  # every hand once, as in the pooled result
+    assert groups["B + C"]["n"] == 1 and groups["B + C"]["counts"]["tp"] == 1
+
+
 def test_domain_rows_and_figure_list_each_model_at_each_site():
     entries, labels, probabilities = _entries([(h, h, "BC"[h % 2], h // 2 % 2, [h / 10]) for h in range(1, 9)])
     breakdown = domain_breakdown(labels, probabilities, entries, domain="site", threshold=0.5)
