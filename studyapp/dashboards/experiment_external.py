@@ -82,11 +82,11 @@ def _interval(level: dict, metric: str) -> dict:
     return {"estimate": (level.get("metrics") or {}).get(metric), "low": ci.get("low"), "high": ci.get("high")}
 
 
-def external_rows(models: list[dict]) -> list[dict]:
+def external_rows(models: list[dict], *, domain: str = "site") -> list[dict]:
     """One row per (model, metric) of the runs evaluated externally: internal, external and their difference.
 
     `models`: [{label, evaluation}] as experiment_views.results builds them; runs without an external
-    evaluation are skipped.
+    evaluation are skipped. `domain` (the split's: "site" or "scanner") decides what `domains` lists.
     """
     rows = []
     for m in models:
@@ -104,7 +104,7 @@ def external_rows(models: list[dict]) -> list[dict]:
                                         "high": difference.get("high")},
                          "n_internal": (evaluation.get("hand") or {}).get("n"),
                          "n_external": (external.get("hand") or {}).get("n"),
-                         "domains": external.get("domains") or external.get("scanners") or []})
+                         "domains": external.get("scanners" if domain == "scanner" else "domains") or []})
     return rows
 
 

@@ -117,7 +117,7 @@ def results(experiment: Experiment, runs: list[TrainingRun], labels: dict) -> di
     difference_rows = auc_difference_rows(comparison, labels)
     if difference_rows:
         panels["differences"] = ef.auc_difference_figure(difference_rows)
-    shift_rows = external_rows(models)
+    shift_rows = external_rows(models, domain=experiment.split.domain)
     if shift_rows:
         panels["external"] = external_figure(shift_rows)
         domain_rows = external_domain_rows(models)

@@ -79,6 +79,13 @@ def test_a_hand_scanned_at_two_sites_is_one_hand_of_their_joint_group_scored_on_
     assert groups["B + C"]["n"] == 1 and groups["B + C"]["counts"]["tp"] == 1
 
 
+def test_the_rows_name_the_external_scanners_of_a_scanner_split():
+    external = {"hand": {"n": 4}, "shift": {}, "domains": ["B"], "scanners": ["Boreal UX 9", "Cirrus HD 3"]}
+    models = [{"label": "M", "evaluation": {"hand": {"n": 6}, "external": external}}]
+    assert external_rows(models, domain="scanner")[0]["domains"] == ["Boreal UX 9", "Cirrus HD 3"]
+    assert external_rows(models, domain="site")[0]["domains"] == ["B"]
+
+
 def test_domain_rows_and_figure_list_each_model_at_each_site():
     entries, labels, probabilities = _entries([(h, h, "BC"[h % 2], h // 2 % 2, [h / 10]) for h in range(1, 9)])
     breakdown = domain_breakdown(labels, probabilities, entries, domain="site", threshold=0.5)
