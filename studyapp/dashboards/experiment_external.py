@@ -112,20 +112,23 @@ def _r(value, digits: int = 4):
     return None if value is None else round(float(value), digits)
 
 
-def external_figure(rows: list[dict]) -> Panel:
-    """Each model's hand-level metrics on the internal and the external test hands with their 95% CIs."""
-    names = [f"{row['model']} · {row['metric']}" for row in rows]
-    traces = []
-    for key, words, colour, symbol in SETS:
-        values = [row[key] for row in rows]
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": words, "y": names, "x": [v["estimate"] for v in values],
-            "marker": {"color": colour, "size": 10, "symbol": symbol},
+def _interval_trace(name: str, y: list[str], values: list[dict], colour: str, symbol: str, *, size: int,
+                    **extra) -> dict:
+    """Markers at each {estimate, low, high} with horizontal error bars to its interval (none where undefined)."""
+    return {"type": "scatter", "mode": "markers", "name": name, "y": y, "x": [v["estimate"] for v in values],
+            "marker": {"color": colour, "size": size, "symbol": symbol}, **extra,
             "error_x": {"type": "data", "symmetric": False, "color": colour, "thickness": 2,
                         "array": [None if v["high"] is None or v["estimate"] is None else v["high"] - v["estimate"]
                                   for v in values],
                         "arrayminus": [None if v["low"] is None or v["estimate"] is None else v["estimate"] - v["low"]
-                                       for v in values]}})
+                                       for v in values]}}
+
+
+def external_figure(rows: list[dict]) -> Panel:
+    """Each model's hand-level metrics on the internal and the external test hands with their 95% CIs."""
+    names = [f"{row['model']} · {row['metric']}" for row in rows]
+    traces = [_interval_trace(words, names, [row[key] for row in rows], colour, symbol, size=10)
+              for key, words, colour, symbol in SETS]
     title = "Internal vs external test hands (95% CIs)"
     figure = {"data": traces, "layout": layout(title=title, x_title="Hand-level value", showlegend=True,
                                                height=max(260, 40 * len(rows) + 160),
@@ -173,18 +176,9 @@ def external_domain_figure(rows: list[dict]) -> Panel:
     """Each model's hand-level AUC, sensitivity and specificity on each external site's (or scanner's) hands."""
     domain = rows[0]["domain"]
     names = [f"{row['model']} · {row['name']} ({row['n']} hands)" for row in rows]
-    traces = []
-    for key, words, colour, symbol in DOMAIN_SERIES:
-        values = [row[key] for row in rows]
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": words, "y": names, "x": [v["estimate"] for v in values],
-            "orientation": "h",  # grouped along y: the three metrics of a row side by side, not on top
-            "marker": {"color": colour, "size": 9, "symbol": symbol},
-            "error_x": {"type": "data", "symmetric": False, "color": colour, "thickness": 2,
-                        "array": [None if v["high"] is None or v["estimate"] is None else v["high"] - v["estimate"]
-                                  for v in values],
-                        "arrayminus": [None if v["low"] is None or v["estimate"] is None else v["estimate"] - v["low"]
-                                       for v in values]}})
+    # orientation h: grouped along y, the three metrics of a row side by side rather than on top of each other
+    traces = [_interval_trace(words, names, [row[key] for row in rows], colour, symbol, size=9, orientation="h")
+              for key, words, colour, symbol in DOMAIN_SERIES]
     title = f"External test hands by {domain} (95% CIs)"
     figure = {"data": traces, "layout": layout(title=title, x_title="Hand-level value", showlegend=True,
                                                height=max(260, 60 * len(rows) + 160),
