@@ -17,6 +17,7 @@ import math
 import numpy as np
 from scipy.stats import norm, rankdata
 
+from .calibration import _two_sided_z
 from .metrics import _labels, _scores
 
 __all__ = ["delong_auc_covariance", "delong_test", "delong_ci", "TOO_FEW_FOR_DELONG", "ZERO_SE_NOTE"]
@@ -124,7 +125,7 @@ def _z(level: float) -> float:
     level = float(level)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2.0))
+    return _two_sided_z(level)
 
 
 def delong_ci(y_true, score, level: float = 0.95, *, clusters=None) -> tuple[float, float]:
